@@ -1,0 +1,463 @@
+/*
+ * cli.c — rt_main(): the command line over the library. Parses flags (both
+ * `--flag value` and `--flag=value`, global flags anywhere), validates every
+ * input before the database is touched, and maps outcomes to the exit codes
+ * of DESIGN.md: 0 done, 1 failed, 2 usage/configuration, 3 held or fenced,
+ * 75 interrupted (resumable).
+ */
+#define _POSIX_C_SOURCE 200809L
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <sqlite3.h>
+#include <libpq-fe.h>
+
+#include "internal.h"
+
+#define CLI_DEFAULT_DB "sqlite:ratchet.db"
+
+typedef struct cli {
+    const rt_job *const *jobs;
+    const char *db;
+    const char *cmd;
+    int argc; /* the command's own arguments */
+    char **argv;
+    bool help;
+} cli;
+
+static const char cli_usage[] =
+    "usage: ratchet [--db URL] COMMAND [ARGS]\n"
+    "\n"
+    "Resumable batch jobs: every step commits its work and its progress in one\n"
+    "transaction, so a run killed at any instant resumes from the last commit.\n"
+    "\n"
+    "commands:\n"
+    "  run JOB       run or resume a run of JOB in the foreground\n"
+    "  status [JOB]  show runs: status, step, items, rate, last error\n"
+    "  jobs          list the jobs in this binary, their steps and params\n"
+    "  reset JOB     discard a run's progress (--key K)\n"
+    "  migrate       create or upgrade the database schema\n"
+    "  help [CMD]    show help for a command\n"
+    "\n"
+    "options:\n"
+    "  --db URL      sqlite:PATH[?synchronous=normal] or a PostgreSQL URI or\n"
+    "                conninfo (default: $RATCHET_DB, else " CLI_DEFAULT_DB ")\n"
+    "  --version     print the version\n"
+    "  --help        show this help\n"
+    "\n"
+    "exit codes: 0 done, 1 failed, 2 usage or configuration error,\n"
+    "            3 held by another process or fenced, 75 interrupted (resumable)\n"
+    "environment: RATCHET_DB, RATCHET_LOG=json|text, RATCHET_LOG_LEVEL\n";
+
+static const char cli_run_usage[] =
+    "usage: ratchet [--db URL] run JOB [--key K] [--param NAME=VALUE]...\n"
+    "                              [--grace S] [--chunk-items N] [--chunk-ms MS]\n"
+    "\n"
+    "Run or resume the run (JOB, K) in the foreground. Without --key, resume\n"
+    "JOB's latest unfinished run or start a new one keyed by the current time.\n"
+    "A finished key is not run again (exit 0). Params are fixed when a run\n"
+    "starts.\n"
+    "\n"
+    "  --key K              the run's key (a date, a customer id, ...)\n"
+    "  --param NAME=VALUE   a run parameter; repeatable\n"
+    "  --grace S            seconds from the first SIGTERM/SIGINT to forced\n"
+    "                       exit (default 8; Cloud Run kills at 10)\n"
+    "  --chunk-items N      items per chunk commit (default 1000, 0 = no limit)\n"
+    "  --chunk-ms MS        milliseconds per chunk (default 1000, 0 = no limit)\n"
+    "\n"
+    "On SIGTERM/SIGINT a chunked step commits the items it finished and an\n"
+    "atomic step rolls back; the process exits 75. Run again to resume.\n";
+
+static const char cli_status_usage[] =
+    "usage: ratchet [--db URL] status [JOB] [--json] [--limit N]\n"
+    "\n"
+    "Show runs, newest first: status, step (index/total), items, rate, last\n"
+    "error. --json prints one JSON document. --limit N shows at most N runs\n"
+    "(default 50).\n";
+
+static const char cli_jobs_usage[] =
+    "usage: ratchet jobs\n\nList the jobs in this binary, their steps and "
+    "declared params.\n";
+
+static const char cli_reset_usage[] =
+    "usage: ratchet [--db URL] reset JOB --key K\n"
+    "\n"
+    "Discard the run (JOB, K) and all its progress. The work it committed is\n"
+    "not undone; the next 'run' with that key starts from the first step.\n";
+
+static const char cli_migrate_usage[] =
+    "usage: ratchet [--db URL] migrate\n"
+    "\n"
+    "Create or upgrade the schema (every command does this as needed).\n";
+
+static int cli_error(const char *fmt, const char *a, const char *b) {
+    char msg[1024];
+    snprintf(msg, sizeof msg, fmt, a ? a : "", b ? b : "");
+    rt__log(RT_LOG_ERROR, "usage", NULL, "%s", msg);
+    return RT_EXIT_USAGE;
+}
+
+/*
+ * Match --name or --name=value at argv[*i]. For options with a value, *value
+ * is set (consuming the next argument if needed). Returns 1 matched, 0 not,
+ * -1 a value is missing.
+ */
+static int cli_opt(int argc, char **argv, int *i, const char *name,
+                   const char **value) {
+    const char *a = argv[*i];
+    size_t n = strlen(name);
+    if (strncmp(a, name, n)) return 0;
+    if (!value) return a[n] == '\0';
+    if (a[n] == '=') {
+        *value = a + n + 1;
+        return 1;
+    }
+    if (a[n] != '\0') return 0;
+    if (*i + 1 >= argc) return -1;
+    *value = argv[++*i];
+    return 1;
+}
+
+static int cli_open(const cli *c, rt_store **s) {
+    char err[RT_ERRMSG_MAX];
+    int rc = rt__store_open(c->db, s, err, sizeof err);
+    if (rc != RT_OK) {
+        rt__log(RT_LOG_ERROR, "db_open", NULL, "%s", err);
+        return rc == RT_CONN ? RT_EXIT_FAILED : RT_EXIT_USAGE;
+    }
+    int from = 0, to = 0;
+    rc = rt__migrate(*s, &from, &to);
+    if (rc != RT_OK) {
+        rt__log(RT_LOG_ERROR, rc == RT_SCHEMA ? "schema" : "migrate", NULL,
+                "%s: %s", (*s)->url_display, (*s)->errmsg);
+        rt__store_close(*s);
+        *s = NULL;
+        return rc == RT_SCHEMA ? RT_EXIT_USAGE : RT_EXIT_FAILED;
+    }
+    return RT_EXIT_OK;
+}
+
+/* ------------------------------------------------------------------ run */
+
+static int cli_check_param(const rt_job *job, const char *name,
+                           const char *value) {
+    if (!job->params) return RT_EXIT_OK;
+    for (const rt_param_def *p = job->params; p->name; p++) {
+        if (strcmp(p->name, name)) continue;
+        int64_t i;
+        double d;
+        bool b;
+        const char *want = NULL;
+        if (p->type == RT_PARAM_INT && !rt__parse_int64(value, &i))
+            want = "an integer";
+        if (p->type == RT_PARAM_REAL && !rt__parse_double(value, &d))
+            want = "a number";
+        if (p->type == RT_PARAM_BOOL && !rt__parse_bool(value, &b))
+            want = "a boolean (true/false)";
+        if (!want) return RT_EXIT_OK;
+        char msg[512];
+        snprintf(msg, sizeof msg, "--param %s=%s: the value is not %s", name,
+                 value, want);
+        return cli_error("%s", msg, NULL);
+    }
+    rt__buf known = {0};
+    for (const rt_param_def *p = job->params; p->name; p++) {
+        if (known.len) rt__buf_puts(&known, ", ");
+        rt__buf_puts(&known, p->name);
+    }
+    char msg[1024];
+    snprintf(msg, sizeof msg, "job %s has no param '%s' (known: %s)",
+             job->name, name, known.p ? known.p : "none");
+    rt__buf_free(&known);
+    return cli_error("%s", msg, NULL);
+}
+
+static int cli_run(const cli *c) {
+    rt__run_opts o;
+    memset(&o, 0, sizeof o);
+    o.chunk_items = 1000;
+    o.chunk_ms = 1000;
+    double grace = 8;
+    const char *job_name = NULL;
+    int code = RT_EXIT_OK;
+    for (int i = 0; i < c->argc && code == RT_EXIT_OK; i++) {
+        const char *v = NULL;
+        int m;
+        int64_t n;
+        if ((m = cli_opt(c->argc, c->argv, &i, "--key", &v))) {
+            if (m < 0 || !*v) code = cli_error("run: --key needs a non-empty value", NULL, NULL);
+            else o.key = v;
+        } else if ((m = cli_opt(c->argc, c->argv, &i, "--param", &v))) {
+            const char *eq = m > 0 ? strchr(v, '=') : NULL;
+            if (!eq || eq == v) {
+                code = cli_error("run: --param needs NAME=VALUE, got '%s'",
+                                 m > 0 ? v : "", NULL);
+            } else {
+                char *name = rt__xstrndup(v, (size_t)(eq - v));
+                rt__params_set(&o.params, name, eq + 1);
+                free(name);
+            }
+        } else if ((m = cli_opt(c->argc, c->argv, &i, "--grace", &v))) {
+            if (m < 0 || !rt__parse_double(v, &grace) || grace <= 0 ||
+                grace > 86400)
+                code = cli_error("run: --grace takes seconds > 0, got '%s'",
+                                 m > 0 ? v : "", NULL);
+        } else if ((m = cli_opt(c->argc, c->argv, &i, "--chunk-items", &v))) {
+            if (m < 0 || !rt__parse_int64(v, &n) || n < 0)
+                code = cli_error("run: --chunk-items takes a count >= 0, got '%s'",
+                                 m > 0 ? v : "", NULL);
+            else o.chunk_items = n;
+        } else if ((m = cli_opt(c->argc, c->argv, &i, "--chunk-ms", &v))) {
+            if (m < 0 || !rt__parse_int64(v, &n) || n < 0)
+                code = cli_error("run: --chunk-ms takes milliseconds >= 0, got '%s'",
+                                 m > 0 ? v : "", NULL);
+            else o.chunk_ms = n;
+        } else if (c->argv[i][0] == '-') {
+            code = cli_error("run: unknown option '%s' (see 'ratchet run --help')",
+                             c->argv[i], NULL);
+        } else if (!job_name) {
+            job_name = c->argv[i];
+        } else {
+            code = cli_error("run: unexpected argument '%s'", c->argv[i], NULL);
+        }
+    }
+    const rt_job *job = NULL;
+    if (code == RT_EXIT_OK && !job_name)
+        code = cli_error("run: which job? (see 'ratchet jobs')", NULL, NULL);
+    if (code == RT_EXIT_OK && !(job = rt__job_find(c->jobs, job_name)))
+        code = cli_error("run: unknown job '%s' (see 'ratchet jobs')",
+                         job_name, NULL);
+    for (int i = 0; code == RT_EXIT_OK && i < o.params.n; i++)
+        code = cli_check_param(job, o.params.v[i].name, o.params.v[i].value);
+    rt_store *s = NULL;
+    if (code == RT_EXIT_OK) code = cli_open(c, &s);
+    if (code == RT_EXIT_OK) {
+        if (rt__signals_install((int64_t)llround(grace * 1000)) != RT_OK)
+            rt__log(RT_LOG_WARN, "signals", NULL,
+                    "could not arm the stop deadline timer");
+        rt__signals_store(s);
+        code = rt__runner_run(s, job, &o);
+        rt__signals_restore();
+    }
+    rt__store_close(s);
+    rt__params_free(&o.params);
+    return code;
+}
+
+/* ----------------------------------------------------------------- jobs */
+
+static const char *const cli_param_types[] = {"text", "int", "real", "bool"};
+
+static int cli_jobs(const cli *c) {
+    if (c->argc > 0)
+        return cli_error("jobs: unexpected argument '%s'", c->argv[0], NULL);
+    for (int i = 0; c->jobs[i]; i++) {
+        const rt_job *j = c->jobs[i];
+        printf("%s%s%s\n", j->name, j->description ? " — " : "",
+               j->description ? j->description : "");
+        for (int k = 0; j->steps[k].name; k++)
+            printf("  step %d: %s\n", k + 1, j->steps[k].name);
+        for (const rt_param_def *p = j->params; p && p->name; p++)
+            printf("  param %s (%s%s%s)%s%s\n", p->name,
+                   cli_param_types[p->type], p->def ? ", default " : "",
+                   p->def ? p->def : "", p->help ? ": " : "",
+                   p->help ? p->help : "");
+    }
+    return RT_EXIT_OK;
+}
+
+/* ---------------------------------------------------------------- reset */
+
+static int cli_reset(const cli *c) {
+    const char *job = NULL, *key = NULL;
+    for (int i = 0; i < c->argc; i++) {
+        const char *v = NULL;
+        int m;
+        if ((m = cli_opt(c->argc, c->argv, &i, "--key", &v))) {
+            if (m < 0) return cli_error("reset: --key needs a value", NULL, NULL);
+            key = v;
+        } else if (c->argv[i][0] == '-') {
+            return cli_error("reset: unknown option '%s'", c->argv[i], NULL);
+        } else if (!job) {
+            job = c->argv[i];
+        } else {
+            return cli_error("reset: unexpected argument '%s'", c->argv[i], NULL);
+        }
+    }
+    if (!job || !key)
+        return cli_error("reset: usage: ratchet reset JOB --key K", NULL, NULL);
+    rt_store *s = NULL;
+    int code = cli_open(c, &s);
+    if (code != RT_EXIT_OK) return code;
+    rt__run run;
+    int rc = rt__run_load(s, job, key, &run);
+    if (rc == RT_OK) {
+        rc = rt__run_delete(s, job, key);
+        if (rc == RT_OK)
+            printf("reset %s[%s]: discarded run %lld (was %s at step %d, %lld "
+                   "items)\n",
+                   job, key, (long long)run.id, run.status, run.step_index + 1,
+                   (long long)run.items);
+        rt__run_free(&run);
+    }
+    if (rc == RT_NOTFOUND) {
+        code = cli_error("reset: no run of job '%s' with key '%s'", job, key);
+    } else if (rc != RT_OK) {
+        rt__log(RT_LOG_ERROR, "db_error", NULL, "%s", s->errmsg);
+        code = RT_EXIT_FAILED;
+    }
+    rt__store_close(s);
+    return code;
+}
+
+/* -------------------------------------------------------------- migrate */
+
+static int cli_migrate(const cli *c) {
+    if (c->argc > 0)
+        return cli_error("migrate: unexpected argument '%s'", c->argv[0], NULL);
+    char err[RT_ERRMSG_MAX];
+    rt_store *s;
+    int rc = rt__store_open(c->db, &s, err, sizeof err);
+    if (rc != RT_OK) {
+        rt__log(RT_LOG_ERROR, "db_open", NULL, "%s", err);
+        return rc == RT_CONN ? RT_EXIT_FAILED : RT_EXIT_USAGE;
+    }
+    int from = 0, to = 0;
+    rc = rt__migrate(s, &from, &to);
+    if (rc == RT_OK)
+        printf("%s: schema version %d%s (latest %d)\n", s->url_display, to,
+               from == to ? ", up to date" : "", rt__schema_latest(s->ops->name));
+    else
+        rt__log(RT_LOG_ERROR, rc == RT_SCHEMA ? "schema" : "migrate", NULL,
+                "%s: %s", s->url_display, s->errmsg);
+    rt__store_close(s);
+    return rc == RT_OK ? RT_EXIT_OK
+           : rc == RT_SCHEMA ? RT_EXIT_USAGE
+                             : RT_EXIT_FAILED;
+}
+
+/* --------------------------------------------------------------- status */
+
+static int cli_status(const cli *c) {
+    const char *job = NULL;
+    bool json = false;
+    int64_t limit = 50;
+    for (int i = 0; i < c->argc; i++) {
+        const char *v = NULL;
+        int m;
+        if (cli_opt(c->argc, c->argv, &i, "--json", NULL)) {
+            json = true;
+        } else if ((m = cli_opt(c->argc, c->argv, &i, "--limit", &v))) {
+            if (m < 0 || !rt__parse_int64(v, &limit) || limit < 1)
+                return cli_error("status: --limit takes a count >= 1, got '%s'",
+                                 m > 0 ? v : "", NULL);
+        } else if (c->argv[i][0] == '-') {
+            return cli_error("status: unknown option '%s'", c->argv[i], NULL);
+        } else if (!job) {
+            job = c->argv[i];
+        } else {
+            return cli_error("status: unexpected argument '%s'", c->argv[i], NULL);
+        }
+    }
+    rt_store *s = NULL;
+    int code = cli_open(c, &s);
+    if (code != RT_EXIT_OK) return code;
+    rt__buf out = {0};
+    int rc = rt__status_render(s, job, limit, json, &out);
+    if (rc == RT_OK) {
+        fwrite(out.p ? out.p : "", 1, out.len, stdout);
+    } else {
+        rt__log(RT_LOG_ERROR, "db_error", NULL, "%s", s->errmsg);
+        code = RT_EXIT_FAILED;
+    }
+    rt__buf_free(&out);
+    rt__store_close(s);
+    return code;
+}
+
+/* ------------------------------------------------------------- dispatch */
+
+typedef struct cli_command {
+    const char *name;
+    int (*run)(const cli *c);
+    const char *usage;
+} cli_command;
+
+static const cli_command cli_commands[] = {
+    {"run", cli_run, cli_run_usage},
+    {"status", cli_status, cli_status_usage},
+    {"jobs", cli_jobs, cli_jobs_usage},
+    {"reset", cli_reset, cli_reset_usage},
+    {"migrate", cli_migrate, cli_migrate_usage},
+    {NULL, NULL, NULL},
+};
+
+static const cli_command *cli_find(const char *name) {
+    for (const cli_command *k = cli_commands; k->name; k++)
+        if (!strcmp(k->name, name)) return k;
+    return NULL;
+}
+
+static int cli_version(void) {
+    printf("ratchet %s (sqlite %s, libpq %d)\n", RT_VERSION, sqlite3_libversion(),
+           PQlibVersion());
+    return RT_EXIT_OK;
+}
+
+int rt_main(int argc, char **argv, const rt_job *const *jobs) {
+    rt__log_init();
+    cli c;
+    memset(&c, 0, sizeof c);
+    c.jobs = jobs;
+    c.db = getenv("RATCHET_DB");
+    if (!c.db || !*c.db) c.db = CLI_DEFAULT_DB;
+    /* Pull global options out wherever they stand; keep the rest in order. */
+    char **rest = rt__xcalloc((size_t)argc + 1, sizeof *rest);
+    int nrest = 0, code = RT_EXIT_OK;
+    bool version = false;
+    for (int i = 1; i < argc && code == RT_EXIT_OK; i++) {
+        const char *v = NULL;
+        int m;
+        if ((m = cli_opt(argc, argv, &i, "--db", &v))) {
+            if (m < 0 || !*v) code = cli_error("--db needs a URL", NULL, NULL);
+            else c.db = v;
+        } else if (!strcmp(argv[i], "--help") || !strcmp(argv[i], "-h")) {
+            c.help = true;
+        } else if (!strcmp(argv[i], "--version")) {
+            version = true;
+        } else {
+            rest[nrest++] = argv[i];
+        }
+    }
+    if (code == RT_EXIT_OK) {
+        if (version) {
+            code = cli_version();
+        } else if (nrest == 0) {
+            fputs(cli_usage, c.help ? stdout : stderr);
+            code = c.help ? RT_EXIT_OK : RT_EXIT_USAGE;
+        } else if (!strcmp(rest[0], "help")) {
+            const cli_command *k = nrest > 1 ? cli_find(rest[1]) : NULL;
+            if (nrest > 1 && !k)
+                code = cli_error("help: unknown command '%s'", rest[1], NULL);
+            else
+                fputs(k ? k->usage : cli_usage, stdout);
+        } else {
+            const cli_command *k = cli_find(rest[0]);
+            if (!k) {
+                code = cli_error("unknown command '%s' (see 'ratchet --help')",
+                                 rest[0], NULL);
+            } else if (c.help) {
+                fputs(k->usage, stdout);
+            } else {
+                c.cmd = k->name;
+                c.argc = nrest - 1;
+                c.argv = rest + 1;
+                code = k->run(&c);
+            }
+        }
+    }
+    free(rest);
+    fflush(stdout);
+    return code;
+}

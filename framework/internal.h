@@ -1,0 +1,220 @@
+/*
+ * internal.h — what crosses files inside the library and is not public API.
+ * Everything here is rt__-prefixed and hidden from the shared library.
+ */
+#ifndef RT_INTERNAL_H
+#define RT_INTERNAL_H
+
+#include <signal.h>
+#include <stdio.h>
+
+#include "ratchet.h"
+#include "store.h"
+
+#if defined(__GNUC__) || defined(__clang__)
+#define RT_UNUSED __attribute__((unused))
+#else
+#define RT_UNUSED
+#endif
+
+/* Exit codes of the CLI (DESIGN.md). */
+enum {
+    RT_EXIT_OK = 0,
+    RT_EXIT_FAILED = 1,
+    RT_EXIT_USAGE = 2,
+    RT_EXIT_HELD = 3,
+    RT_EXIT_INTERRUPTED = 75
+};
+
+/* ------------------------------------------------------------- util.c */
+
+void *rt__xmalloc(size_t n);
+void *rt__xcalloc(size_t n, size_t size);
+void *rt__xrealloc(void *p, size_t n);
+char *rt__xstrdup(const char *s);
+char *rt__xstrndup(const char *s, size_t n);
+/* Monotonic clock in nanoseconds / milliseconds; wall clock in ms. */
+int64_t rt__mono_ns(void);
+int64_t rt__wall_ms(void);
+/* Strict decimal parsers: whole string, no overflow. */
+bool rt__parse_int64(const char *s, int64_t *out);
+bool rt__parse_double(const char *s, double *out);
+bool rt__parse_bool(const char *s, bool *out);
+/* Growable string. */
+typedef struct rt__buf {
+    char *p;
+    size_t len, cap;
+} rt__buf;
+void rt__buf_add(rt__buf *b, const char *s, size_t n);
+void rt__buf_puts(rt__buf *b, const char *s);
+void rt__buf_printf(rt__buf *b, const char *fmt, ...) RT_PRINTF(2, 3);
+/* Append s as a JSON string literal, quotes included. */
+void rt__buf_json(rt__buf *b, const char *s);
+void rt__buf_free(rt__buf *b);
+/* Format ms since the epoch as 2026-11-22T15:08:00.123Z (out >= 32 bytes). */
+void rt__iso8601_ms(int64_t ms, char *out, size_t n);
+
+/* -------------------------------------------------------------- log.c */
+
+/* Structured fields of a log line; unset: NULL / negative. */
+typedef struct rt__log_fields {
+    const char *job, *key, *step;
+    int64_t run, items, ms;
+} rt__log_fields;
+
+#define RT_LOG_FIELDS_NONE {NULL, NULL, NULL, -1, -1, -1}
+
+/* Read RATCHET_LOG (json|text) and RATCHET_LOG_LEVEL; detect a TTY. */
+void rt__log_init(void);
+/* Lines are JSON (not a TTY, or RATCHET_LOG=json). Async-signal-safe read. */
+bool rt__log_json(void);
+bool rt__log_enabled(int level);
+void rt__log(int level, const char *event, const rt__log_fields *f,
+             const char *fmt, ...) RT_PRINTF(4, 5);
+/* Live progress line on a TTY (no-op otherwise); throttled. */
+void rt__progress(const rt__log_fields *f, int step_no, int steps,
+                  int64_t total, double rate, bool force);
+void rt__progress_clear(void);
+
+/* ---------------------------------------------------------- signals.c */
+
+/* Set by SIGTERM/SIGINT; never cleared. */
+extern volatile sig_atomic_t rt__stop_flag;
+/* The signal that asked to stop (0 if none). */
+extern volatile sig_atomic_t rt__stop_signal;
+/*
+ * Install the stop handlers. After the first signal, the process ends with
+ * exit code 75 grace_ms later whatever it is doing (the database call in
+ * flight is interrupted first). store may be NULL; see rt__signals_store.
+ */
+int rt__signals_install(int64_t grace_ms);
+/* The store whose calls the handler may interrupt (async-safe pointer swap). */
+void rt__signals_store(rt_store *s);
+/* Whether the running step is atomic: then a stop interrupts it at once. */
+void rt__signals_atomic(bool atomic);
+void rt__signals_restore(void);
+/* A stop was requested while an atomic step runs: its SQL must fail. */
+bool rt__signals_atomic_stopped(void);
+
+/* ----------------------------------------------------------- migrate.c */
+
+typedef struct rt__migration {
+    const char *backend;
+    int version;
+    const char *name;
+    const char *sql;
+} rt__migration;
+
+/* Generated at build time from migrations/<backend>/NNNN_name.sql. */
+extern const rt__migration rt__migrations[];
+extern const int rt__migrations_count;
+
+/* Bring the schema up to date. RT_SCHEMA when the database is newer. */
+int rt__migrate(rt_store *s, int *from, int *to);
+int rt__schema_latest(const char *backend);
+
+/* -------------------------------------------------------------- run.c */
+
+typedef struct rt__param {
+    char *name, *value;
+} rt__param;
+
+typedef struct rt__params {
+    rt__param *v;
+    int n;
+} rt__params;
+
+void rt__params_set(rt__params *p, const char *name, const char *value);
+const char *rt__params_get(const rt__params *p, const char *name);
+void rt__params_free(rt__params *p);
+
+/* One row of rt_run, as loaded. */
+typedef struct rt__run {
+    int64_t id;
+    char *job, *key, *status;
+    char *fingerprint, *steps; /* steps: names joined by '\n' */
+    int step_index;
+    char *step_name;
+    bool has_cursor, has_cursor_bytes;
+    int64_t cursor_int;
+    unsigned char *cursor_bytes;
+    size_t cursor_len;
+    int64_t items, step_items, step_total;
+    int64_t epoch;
+    int attempt;
+    char *error;
+    int64_t created_ms, started_ms, updated_ms, finished_ms;
+    rt__params params;
+} rt__run;
+
+void rt__run_free(rt__run *r);
+/* Load by (job, key); RT_NOTFOUND if absent. */
+int rt__run_load(rt_store *s, const char *job, const char *key, rt__run *out);
+/* The latest unfinished run of job; RT_NOTFOUND if none. */
+int rt__run_load_unfinished(rt_store *s, const char *job, rt__run *out);
+/*
+ * Insert a new run (status 'pending') with its params; RT_HELD if the key
+ * exists already (another process won the race).
+ */
+int rt__run_insert(rt_store *s, const rt_job *job, const char *key,
+                   const rt__params *params, rt__run *out);
+/* Delete a run and its params; RT_NOTFOUND if absent. */
+int rt__run_delete(rt_store *s, const char *job, const char *key);
+
+/* The step list of a job as stored: names joined by '\n'. */
+char *rt__job_steps_text(const rt_job *job);
+/* 16 hex digits over the step names in order. */
+void rt__job_fingerprint(const rt_job *job, char out[17]);
+int rt__job_step_count(const rt_job *job);
+const rt_job *rt__job_find(const rt_job *const *jobs, const char *name);
+
+/* ----------------------------------------------------------- runner.c */
+
+typedef struct rt__run_opts {
+    const char *key;      /* NULL: resume the latest unfinished or start new */
+    rt__params params;    /* from --param */
+    int64_t chunk_items;  /* 0 = unbounded */
+    int64_t chunk_ms;     /* 0 = unbounded */
+} rt__run_opts;
+
+/* Run or resume; returns an exit code (RT_EXIT_*) and logs what happened. */
+int rt__runner_run(rt_store *s, const rt_job *job, const rt__run_opts *o);
+
+/* ----------------------------------------------------------- status.c */
+
+/* Runs of job (all when NULL), newest first, as a table or one JSON document. */
+int rt__status_render(rt_store *s, const char *job, int64_t limit, bool json,
+                      rt__buf *out);
+
+/* -------------------------------------------------------------- ctx.c */
+
+struct rt_ctx {
+    rt_store *store;
+    const rt_job *job;
+    rt__run *run;
+    const rt_step *step;
+    int step_index;
+    int attempt;
+    /* cursor as the step sees it (uncommitted) */
+    bool has_cursor, has_cursor_bytes;
+    int64_t cursor_int;
+    unsigned char *cursor_bytes;
+    size_t cursor_len, cursor_cap;
+    /* items */
+    int64_t step_items;  /* committed + this chunk */
+    int64_t chunk_items; /* this chunk */
+    int64_t total;       /* -1 unknown */
+    /* chunk budget */
+    int64_t budget_items, budget_ms;
+    int64_t chunk_start_ns;
+    bool asked;   /* the step asked rt_continue during this call */
+    bool stopped; /* rt_continue answered no because of a stop */
+    char errmsg[RT_ERRMSG_MAX];
+};
+
+/* Fill the log fields of ctx. */
+void rt__ctx_fields(const rt_ctx *ctx, rt__log_fields *f);
+/* RT_STOPPED when a stop was requested and the step is atomic. */
+int rt__ctx_check_stop(rt_ctx *ctx);
+
+#endif

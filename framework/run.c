@@ -1,0 +1,246 @@
+/*
+ * run.c — the rt_run row: loading, inserting and deleting runs with their
+ * parameters, and what identifies a job's definition (its step list and
+ * fingerprint). The runner decides what to do with a run; this file only
+ * moves it between the database and memory.
+ */
+#include <stdlib.h>
+#include <string.h>
+
+#include "internal.h"
+
+void rt__params_set(rt__params *p, const char *name, const char *value) {
+    for (int i = 0; i < p->n; i++)
+        if (!strcmp(p->v[i].name, name)) {
+            free(p->v[i].value);
+            p->v[i].value = rt__xstrdup(value);
+            return;
+        }
+    p->v = rt__xrealloc(p->v, sizeof *p->v * (size_t)(p->n + 1));
+    p->v[p->n].name = rt__xstrdup(name);
+    p->v[p->n].value = rt__xstrdup(value);
+    p->n++;
+}
+
+const char *rt__params_get(const rt__params *p, const char *name) {
+    for (int i = 0; i < p->n; i++)
+        if (!strcmp(p->v[i].name, name)) return p->v[i].value;
+    return NULL;
+}
+
+void rt__params_free(rt__params *p) {
+    for (int i = 0; i < p->n; i++) {
+        free(p->v[i].name);
+        free(p->v[i].value);
+    }
+    free(p->v);
+    p->v = NULL;
+    p->n = 0;
+}
+
+void rt__run_free(rt__run *r) {
+    if (!r) return;
+    free(r->job);
+    free(r->key);
+    free(r->status);
+    free(r->fingerprint);
+    free(r->steps);
+    free(r->step_name);
+    free(r->cursor_bytes);
+    free(r->error);
+    rt__params_free(&r->params);
+    memset(r, 0, sizeof *r);
+}
+
+int rt__job_step_count(const rt_job *job) {
+    int n = 0;
+    while (job->steps[n].name) n++;
+    return n;
+}
+
+char *rt__job_steps_text(const rt_job *job) {
+    rt__buf b = {0};
+    for (int i = 0; job->steps[i].name; i++) {
+        if (i) rt__buf_add(&b, "\n", 1);
+        rt__buf_puts(&b, job->steps[i].name);
+    }
+    if (!b.p) rt__buf_puts(&b, "");
+    return b.p;
+}
+
+/* FNV-1a 64 over "name\n" for each step, in order. */
+void rt__job_fingerprint(const rt_job *job, char out[17]) {
+    uint64_t h = 1469598103934665603ULL;
+    for (int i = 0; job->steps[i].name; i++) {
+        for (const unsigned char *p = (const unsigned char *)job->steps[i].name;
+             *p; p++)
+            h = (h ^ *p) * 1099511628211ULL;
+        h = (h ^ '\n') * 1099511628211ULL;
+    }
+    snprintf(out, 17, "%016llx", (unsigned long long)h);
+}
+
+const rt_job *rt__job_find(const rt_job *const *jobs, const char *name) {
+    for (int i = 0; jobs[i]; i++)
+        if (!strcmp(jobs[i]->name, name)) return jobs[i];
+    return NULL;
+}
+
+#define RUN_COLUMNS                                                            \
+    "id, job, run_key, status, fingerprint, steps, step_index, step_name, "    \
+    "cursor_int, cursor_bytes, items, step_items, step_total, epoch, "         \
+    "attempt, error, created_ms, started_ms, updated_ms, finished_ms "
+
+static char *run_text(rt_stmt *st, int col) {
+    return rt__xstrdup(st->store->ops->column_text(st, col));
+}
+
+static int64_t run_int(rt_stmt *st, int col, int64_t null_value) {
+    const rt_store_ops *o = st->store->ops;
+    return o->column_type(st, col) == RT_TNULL ? null_value
+                                               : o->column_int64(st, col);
+}
+
+static void run_from_row(rt_stmt *st, rt__run *r) {
+    const rt_store_ops *o = st->store->ops;
+    r->id = o->column_int64(st, 0);
+    r->job = run_text(st, 1);
+    r->key = run_text(st, 2);
+    r->status = run_text(st, 3);
+    r->fingerprint = run_text(st, 4);
+    r->steps = run_text(st, 5);
+    r->step_index = (int)o->column_int64(st, 6);
+    r->step_name = run_text(st, 7);
+    r->has_cursor_bytes = o->column_type(st, 9) != RT_TNULL;
+    r->has_cursor = o->column_type(st, 8) != RT_TNULL || r->has_cursor_bytes;
+    r->cursor_int = run_int(st, 8, 0);
+    if (r->has_cursor_bytes) {
+        size_t n = 0;
+        const void *p = o->column_blob(st, 9, &n);
+        r->cursor_bytes = rt__xmalloc(n + 1);
+        if (n) memcpy(r->cursor_bytes, p, n);
+        r->cursor_len = n;
+    }
+    r->items = run_int(st, 10, 0);
+    r->step_items = run_int(st, 11, 0);
+    r->step_total = run_int(st, 12, -1);
+    r->epoch = run_int(st, 13, 0);
+    r->attempt = (int)run_int(st, 14, 0);
+    r->error = run_text(st, 15);
+    r->created_ms = run_int(st, 16, 0);
+    r->started_ms = run_int(st, 17, -1);
+    r->updated_ms = run_int(st, 18, 0);
+    r->finished_ms = run_int(st, 19, -1);
+}
+
+static int run_load_params(rt_store *s, rt__run *r) {
+    rt_stmt *st;
+    rt_value arg = rt_int(r->id);
+    int rc = rt__store_query(
+        s, "SELECT name, value FROM rt_param WHERE run_id = $1 ORDER BY name",
+        1, &arg, &st);
+    while (rc == RT_ROW) {
+        rt__params_set(&r->params, s->ops->column_text(st, 0),
+                       s->ops->column_text(st, 1));
+        rc = s->ops->step(st);
+    }
+    return rc == RT_DONE ? RT_OK : rc;
+}
+
+static int run_load_where(rt_store *s, const char *sql, int nargs,
+                          const rt_value *args, rt__run *out) {
+    memset(out, 0, sizeof *out);
+    rt_stmt *st;
+    int rc = rt__store_query(s, sql, nargs, args, &st);
+    if (rc == RT_DONE) return RT_NOTFOUND;
+    if (rc != RT_ROW) return rc;
+    run_from_row(st, out);
+    s->ops->reset(st);
+    if ((rc = run_load_params(s, out)) != RT_OK) rt__run_free(out);
+    return rc;
+}
+
+int rt__run_load(rt_store *s, const char *job, const char *key, rt__run *out) {
+    rt_value args[] = {rt_text(job), rt_text(key)};
+    return run_load_where(
+        s, "SELECT " RUN_COLUMNS "FROM rt_run WHERE job = $1 AND run_key = $2",
+        2, args, out);
+}
+
+int rt__run_load_unfinished(rt_store *s, const char *job, rt__run *out) {
+    rt_value arg = rt_text(job);
+    return run_load_where(s,
+                          "SELECT " RUN_COLUMNS "FROM rt_run WHERE job = $1 "
+                          "AND status IN ('pending', 'running', 'interrupted') "
+                          "ORDER BY id DESC LIMIT 1",
+                          1, &arg, out);
+}
+
+int rt__run_insert(rt_store *s, const rt_job *job, const char *key,
+                   const rt__params *params, rt__run *out) {
+    char fp[17];
+    rt__job_fingerprint(job, fp);
+    char *steps = rt__job_steps_text(job);
+    int rc = rt__store_begin(s);
+    if (rc != RT_OK) {
+        free(steps);
+        return rc;
+    }
+    rt_value args[] = {rt_text(job->name), rt_text(key), rt_text(fp),
+                       rt_text(steps), rt_text(job->steps[0].name)};
+    int64_t changes = 0;
+    rc = rt__store_exec(
+        s,
+        "INSERT INTO rt_run (job, run_key, status, fingerprint, steps, "
+        "step_index, step_name, created_ms, updated_ms) "
+        "VALUES ($1, $2, 'pending', $3, $4, 0, $5, rt_now_ms(), rt_now_ms()) "
+        "ON CONFLICT (job, run_key) DO NOTHING",
+        5, args, &changes);
+    free(steps);
+    if (rc == RT_OK && changes == 0) rc = RT_HELD;
+    rt__run fresh;
+    memset(&fresh, 0, sizeof fresh);
+    if (rc == RT_OK) {
+        rt_value key_args[] = {rt_text(job->name), rt_text(key)};
+        rc = run_load_where(s,
+                            "SELECT " RUN_COLUMNS
+                            "FROM rt_run WHERE job = $1 AND run_key = $2",
+                            2, key_args, &fresh);
+    }
+    for (int i = 0; rc == RT_OK && i < params->n; i++) {
+        rt_value pargs[] = {rt_int(fresh.id), rt_text(params->v[i].name),
+                            rt_text(params->v[i].value)};
+        rc = rt__store_exec(s,
+                            "INSERT INTO rt_param (run_id, name, value) "
+                            "VALUES ($1, $2, $3)",
+                            3, pargs, NULL);
+        if (rc == RT_OK)
+            rt__params_set(&fresh.params, params->v[i].name,
+                           params->v[i].value);
+    }
+    if (rc == RT_OK) rc = rt__store_commit(s);
+    if (rc != RT_OK) {
+        rt__run_free(&fresh);
+        return rt__store_abort(s, rc);
+    }
+    *out = fresh;
+    return RT_OK;
+}
+
+int rt__run_delete(rt_store *s, const char *job, const char *key) {
+    rt_value args[] = {rt_text(job), rt_text(key)};
+    int rc = rt__store_begin(s);
+    if (rc != RT_OK) return rc;
+    int64_t changes = 0;
+    rc = rt__store_exec(s,
+                        "DELETE FROM rt_param WHERE run_id IN (SELECT id FROM "
+                        "rt_run WHERE job = $1 AND run_key = $2)",
+                        2, args, NULL);
+    if (rc == RT_OK)
+        rc = rt__store_exec(
+            s, "DELETE FROM rt_run WHERE job = $1 AND run_key = $2", 2, args,
+            &changes);
+    if (rc == RT_OK && changes == 0) rc = RT_NOTFOUND;
+    if (rc == RT_OK) return rt__store_commit(s);
+    return rt__store_abort(s, rc);
+}

@@ -1,0 +1,509 @@
+/*
+ * runner.c — the supervisor: finds or creates a run, checks that the job
+ * still matches it, and drives its steps under the commit protocol.
+ *
+ * Why progress is written in the same transaction as the work: a step's
+ * inserts and the run's new cursor either both commit or both vanish, so after
+ * any crash the cursor says exactly what was done — no committed work is
+ * redone, nothing is written twice. Every transaction is
+ *
+ *     BEGIN (IMMEDIATE)
+ *       the step's own SQL, on this connection
+ *       UPDATE rt_run SET ...progress... WHERE id = ? AND epoch = ?
+ *       -- 0 rows: another process took the run over: ROLLBACK, exit 3
+ *     COMMIT
+ *
+ * Each start of a run bumps its epoch (the fencing token) in a short
+ * transaction of its own, so an older process still working on the run can
+ * never commit again. Resuming costs one row read: there is no history to
+ * replay.
+ */
+#define _POSIX_C_SOURCE 200809L
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "internal.h"
+
+typedef struct runner {
+    rt_store *s;
+    const rt_job *job;
+    rt__run run;
+    rt_ctx ctx;
+    int nsteps;
+    int64_t started_ns;      /* this process's start on the run */
+    int64_t step_start_ns;   /* this process's start on the current step */
+    int64_t step_start_items;
+} runner;
+
+static void runner_fields(const runner *r, rt__log_fields *f) {
+    f->job = r->job->name;
+    f->key = r->run.key;
+    f->run = r->run.id;
+    f->step = r->run.step_index < r->nsteps
+                  ? r->job->steps[r->run.step_index].name
+                  : NULL;
+    f->items = r->run.step_items;
+    f->ms = -1;
+}
+
+static void runner_log(const runner *r, int level, const char *event,
+                       int64_t ms, const char *fmt, const char *arg) {
+    rt__log_fields f;
+    runner_fields(r, &f);
+    f.ms = ms;
+    rt__log(level, event, &f, fmt, arg ? arg : "");
+}
+
+static int64_t runner_elapsed_ms(int64_t since_ns) {
+    return (rt__mono_ns() - since_ns) / 1000000;
+}
+
+/* ------------------------------------------------------ finding the run */
+
+/* "seed,copy,report" from "seed\ncopy\nreport", for messages. */
+static char *runner_steps_csv(const char *steps) {
+    char *s = rt__xstrdup(steps);
+    for (char *p = s; *p; p++)
+        if (*p == '\n') *p = ',';
+    return s;
+}
+
+/*
+ * Same fingerprint: compatible. Steps only appended at the end: compatible
+ * (the stored list is updated when the run is claimed). Anything else —
+ * removed, renamed, reordered — is refused: resuming by index would run the
+ * wrong code against the saved cursor.
+ */
+static int runner_check_definition(runner *r, bool *appended) {
+    char fp[17];
+    rt__job_fingerprint(r->job, fp);
+    *appended = false;
+    if (!strcmp(fp, r->run.fingerprint)) return RT_OK;
+    char *now = rt__job_steps_text(r->job);
+    size_t n = strlen(r->run.steps);
+    bool prefix = !strncmp(now, r->run.steps, n) && now[n] == '\n';
+    if (prefix) {
+        free(now);
+        *appended = true;
+        return RT_OK;
+    }
+    char *was_csv = runner_steps_csv(r->run.steps);
+    char *now_csv = runner_steps_csv(now);
+    rt__store_fail(r->s, RT_CHANGED,
+                   "job %s changed since run '%s' began: its steps were [%s], "
+                   "now [%s]; finish the run with the old definition or "
+                   "discard its progress with 'ratchet reset %s --key %s'",
+                   r->job->name, r->run.key, was_csv, now_csv, r->job->name,
+                   r->run.key);
+    free(was_csv);
+    free(now_csv);
+    free(now);
+    return RT_CHANGED;
+}
+
+/* Given params must equal the stored ones: they are part of the run. */
+static int runner_check_params(runner *r, const rt__params *given) {
+    for (int i = 0; i < given->n; i++) {
+        const char *had = rt__params_get(&r->run.params, given->v[i].name);
+        if (!had || strcmp(had, given->v[i].value))
+            return rt__store_fail(
+                r->s, RT_INVALID,
+                "run '%s' of %s was started with %s%s%s; --param %s=%s "
+                "differs (params are fixed when a run starts; use another "
+                "--key for other params)",
+                r->run.key, r->job->name, had ? given->v[i].name : "no ",
+                had ? "=" : given->v[i].name, had ? had : " param",
+                given->v[i].name, given->v[i].value);
+    }
+    return RT_OK;
+}
+
+static int runner_find(runner *r, const rt__run_opts *o) {
+    rt_store *s = r->s;
+    int rc;
+    if (o->key) {
+        rc = rt__run_load(s, r->job->name, o->key, &r->run);
+        if (rc == RT_NOTFOUND) {
+            rc = rt__run_insert(s, r->job, o->key, &o->params, &r->run);
+            if (rc == RT_HELD) /* created by another process just now */
+                rc = rt__run_load(s, r->job->name, o->key, &r->run);
+        } else if (rc == RT_OK) {
+            rc = runner_check_params(r, &o->params);
+        }
+        return rc;
+    }
+    rc = rt__run_load_unfinished(s, r->job->name, &r->run);
+    if (rc == RT_OK) return runner_check_params(r, &o->params);
+    if (rc != RT_NOTFOUND) return rc;
+    char key[64];
+    rt__iso8601_ms(rt__wall_ms(), key, sizeof key);
+    for (int i = 2; i < 100; i++) {
+        rc = rt__run_insert(s, r->job, key, &o->params, &r->run);
+        if (rc != RT_HELD) return rc;
+        char base[40];
+        rt__iso8601_ms(rt__wall_ms(), base, sizeof base);
+        snprintf(key, sizeof key, "%s-%d", base, i);
+    }
+    return rc;
+}
+
+/* Bump the epoch: from now on only this process can commit to the run. */
+static int runner_claim(runner *r, bool appended) {
+    rt_store *s = r->s;
+    char fp[17];
+    rt__job_fingerprint(r->job, fp);
+    char *steps = rt__job_steps_text(r->job);
+    int rc = rt__store_begin(s);
+    if (rc != RT_OK) {
+        free(steps);
+        return rc;
+    }
+    rt_value args[] = {rt_int(r->run.id), rt_text(fp), rt_text(steps),
+                       rt_int(appended)};
+    rt_stmt *st;
+    rc = rt__store_query(
+        s,
+        "UPDATE rt_run SET epoch = epoch + 1, status = 'running', "
+        "attempt = attempt + 1, started_ms = coalesce(started_ms, "
+        "rt_now_ms()), updated_ms = rt_now_ms(), "
+        "fingerprint = CASE WHEN $4 = 1 THEN $2 ELSE fingerprint END, "
+        "steps = CASE WHEN $4 = 1 THEN $3 ELSE steps END "
+        "WHERE id = $1 AND status IN ('pending', 'running', 'interrupted') "
+        "RETURNING epoch, attempt",
+        4, args, &st);
+    free(steps);
+    if (rc == RT_ROW) {
+        r->run.epoch = s->ops->column_int64(st, 0);
+        r->run.attempt = (int)s->ops->column_int64(st, 1);
+        rc = s->ops->step(st);
+        if (rc == RT_DONE) rc = rt__store_commit(s);
+    } else if (rc == RT_DONE) {
+        rc = rt__store_fail(s, RT_NOTFOUND,
+                            "run finished or was removed meanwhile");
+    }
+    return rc == RT_OK ? RT_OK : rt__store_abort(s, rc);
+}
+
+/* ------------------------------------------------------------ the loop */
+
+/*
+ * The fenced progress update, in the step's transaction, then COMMIT.
+ * RT_FENCED when the run's epoch moved on (taken over).
+ */
+static int runner_commit(runner *r, bool step_done) {
+    rt_ctx *c = &r->ctx;
+    bool last = step_done && r->run.step_index + 1 == r->nsteps;
+    int next = step_done ? r->run.step_index + 1 : r->run.step_index;
+    rt_value args[] = {
+        rt_int(r->run.id),
+        rt_int(r->run.epoch),
+        rt_int(next),
+        next < r->nsteps ? rt_text(r->job->steps[next].name) : rt_null(),
+        !step_done && c->has_cursor ? rt_int(c->cursor_int) : rt_null(),
+        !step_done && c->has_cursor_bytes
+            ? rt_blob(c->cursor_bytes, c->cursor_len)
+            : rt_null(),
+        rt_int(r->run.items + c->chunk_items),
+        rt_int(step_done ? 0 : c->step_items),
+        !step_done && c->total >= 0 ? rt_int(c->total) : rt_null(),
+        rt_text(last ? "done" : "running"),
+    };
+    int64_t changes = 0;
+    int rc = rt__store_exec(
+        r->s,
+        "UPDATE rt_run SET step_index = $3, step_name = $4, cursor_int = $5, "
+        "cursor_bytes = $6, items = $7, step_items = $8, step_total = $9, "
+        "status = $10, error = NULL, updated_ms = rt_now_ms(), "
+        "finished_ms = CASE WHEN $10 = 'done' THEN rt_now_ms() END "
+        "WHERE id = $1 AND epoch = $2",
+        10, args, &changes);
+    if (rc == RT_OK && changes == 0)
+        rc = rt__store_fail(r->s, RT_FENCED,
+                            "run was taken over (epoch %lld is no longer "
+                            "current); this process rolled back and stops",
+                            (long long)r->run.epoch);
+    if (rc == RT_OK) rc = rt__store_commit(r->s);
+    if (rc != RT_OK) return rt__store_abort(r->s, rc);
+
+    /* Committed: the run in memory follows the database. */
+    r->run.items += c->chunk_items;
+    if (step_done) {
+        r->run.step_index = next;
+        r->run.has_cursor = r->run.has_cursor_bytes = false;
+        r->run.cursor_int = 0;
+        r->run.cursor_len = 0;
+        r->run.step_items = 0;
+        r->run.step_total = -1;
+    } else {
+        r->run.has_cursor = c->has_cursor;
+        r->run.has_cursor_bytes = c->has_cursor_bytes;
+        r->run.cursor_int = c->cursor_int;
+        if (c->has_cursor_bytes) {
+            r->run.cursor_bytes =
+                rt__xrealloc(r->run.cursor_bytes, c->cursor_len + 1);
+            memcpy(r->run.cursor_bytes, c->cursor_bytes, c->cursor_len + 1);
+            r->run.cursor_len = c->cursor_len;
+        }
+        r->run.step_items = c->step_items;
+        r->run.step_total = c->total;
+    }
+    if (last) {
+        free(r->run.status);
+        r->run.status = rt__xstrdup("done");
+    }
+    return RT_OK;
+}
+
+/* A fenced status change outside step work: interrupted or failed. */
+static int runner_set_status(runner *r, const char *status, const char *error) {
+    rt_value args[] = {rt_int(r->run.id), rt_int(r->run.epoch),
+                       rt_text(status), error ? rt_text(error) : rt_null()};
+    int rc = rt__store_begin(r->s);
+    if (rc != RT_OK) return rc;
+    rc = rt__store_exec(r->s,
+                        "UPDATE rt_run SET status = $3, error = $4, "
+                        "updated_ms = rt_now_ms(), finished_ms = CASE WHEN "
+                        "$3 = 'failed' THEN rt_now_ms() END "
+                        "WHERE id = $1 AND epoch = $2",
+                        4, args, NULL);
+    if (rc == RT_OK) return rt__store_commit(r->s);
+    return rt__store_abort(r->s, rc);
+}
+
+/* Load the committed position into the context before each call. */
+static void runner_prepare_ctx(runner *r, bool chunked_before) {
+    rt_ctx *c = &r->ctx;
+    c->step = &r->job->steps[r->run.step_index];
+    c->step_index = r->run.step_index;
+    c->attempt = r->run.attempt;
+    c->has_cursor = r->run.has_cursor;
+    c->cursor_int = r->run.cursor_int;
+    c->has_cursor_bytes = false;
+    if (r->run.has_cursor_bytes)
+        rt_set_cursor_bytes(c, r->run.cursor_bytes, r->run.cursor_len);
+    c->step_items = r->run.step_items;
+    c->total = r->run.step_total;
+    c->chunk_items = 0;
+    c->asked = chunked_before;
+    c->stopped = false;
+    c->errmsg[0] = '\0';
+    c->chunk_start_ns = rt__mono_ns();
+}
+
+static void runner_progress(runner *r, bool force) {
+    rt__log_fields f;
+    runner_fields(r, &f);
+    double secs = (double)(rt__mono_ns() - r->step_start_ns) / 1e9;
+    double rate = secs > 0.05
+                      ? (double)(r->run.step_items - r->step_start_items) / secs
+                      : 0;
+    rt__progress(&f, r->run.step_index + 1, r->nsteps, r->run.step_total, rate,
+                 force);
+}
+
+/* Wait for the write lock; a stop request ends the wait. */
+static int runner_begin(runner *r) {
+    int64_t last_log = 0;
+    for (;;) {
+        int rc = rt__store_begin(r->s);
+        if (rc != RT_BUSY) return rc;
+        if (rt__stop_flag) return RT_STOPPED;
+        int64_t now = rt__mono_ns();
+        if (now - last_log > 10000000000LL) {
+            runner_log(r, RT_LOG_WARN, "busy", -1, "%s",
+                       "database is locked by another writer; waiting");
+            last_log = now;
+        }
+    }
+}
+
+static int runner_interrupted(runner *r) {
+    rt__progress_clear();
+    int rc = runner_set_status(r, "interrupted", NULL);
+    if (rc == RT_FENCED) return RT_EXIT_HELD;
+    runner_log(r, RT_LOG_INFO, "interrupted", runner_elapsed_ms(r->started_ns),
+               "stopped by %s; progress saved, run again to resume",
+               rt__stop_signal == SIGINT ? "SIGINT" : "SIGTERM");
+    return RT_EXIT_INTERRUPTED;
+}
+
+/* A database error outside the step's own work: resumable, nothing lost. */
+static int runner_db_error(runner *r, const char *what) {
+    rt__progress_clear();
+    char msg[RT_ERRMSG_MAX + 64];
+    snprintf(msg, sizeof msg, "%s: %s", what, r->s->errmsg);
+    runner_log(r, RT_LOG_ERROR, "db_error", -1,
+               "%s; progress up to the last commit is saved, run again to "
+               "resume",
+               msg);
+    return RT_EXIT_INTERRUPTED;
+}
+
+static int runner_fenced(runner *r) {
+    rt__progress_clear();
+    runner_log(r, RT_LOG_ERROR, "lease_lost", -1, "%s", r->s->errmsg);
+    return RT_EXIT_HELD;
+}
+
+/* One call of the current step in its own transaction. */
+static int runner_call(runner *r, bool *chunked, int *step_rc) {
+    int rc = runner_begin(r);
+    if (rc == RT_STOPPED) return RT_STOPPED;
+    if (rc != RT_OK) return rc;
+    if (rt__stop_flag) {
+        rt__store_rollback(r->s);
+        return RT_STOPPED;
+    }
+    runner_prepare_ctx(r, *chunked);
+    rt__signals_atomic(!*chunked);
+    int src = r->ctx.step->run(&r->ctx);
+    rt__signals_atomic(false);
+    *chunked = r->ctx.asked;
+    *step_rc = src;
+    if (src == RT_DONE || src == RT_MORE) return runner_commit(r, src == RT_DONE);
+    rt__store_rollback(r->s);
+    return RT_ERROR;
+}
+
+static int runner_loop(runner *r) {
+    bool chunked = false;
+    int busy_retries = 0;
+    r->step_start_ns = rt__mono_ns();
+    r->step_start_items = r->run.step_items;
+    while (r->run.step_index < r->nsteps) {
+        int src = RT_OK;
+        int rc = runner_call(r, &chunked, &src);
+        if (rc == RT_STOPPED) return runner_interrupted(r);
+        if (rc == RT_FENCED) return runner_fenced(r);
+        if (rc == RT_OK) {
+            busy_retries = 0;
+            rt__log_fields f;
+            runner_fields(r, &f);
+            if (rt__log_enabled(RT_LOG_DEBUG))
+                rt__log(RT_LOG_DEBUG, "commit", &f, "chunk of %lld items",
+                        (long long)r->ctx.chunk_items);
+            if (src == RT_DONE) {
+                f.step = r->ctx.step->name;
+                f.items = r->ctx.step_items;
+                f.ms = runner_elapsed_ms(r->step_start_ns);
+                rt__progress_clear();
+                rt__log(RT_LOG_INFO, "step_done", &f, "step %d/%d done",
+                        r->ctx.step_index + 1, r->nsteps);
+                chunked = false;
+                r->step_start_ns = rt__mono_ns();
+                r->step_start_items = 0;
+            } else {
+                runner_progress(r, false);
+            }
+            if (r->run.step_index < r->nsteps && rt__stop_flag)
+                return runner_interrupted(r);
+            continue;
+        }
+        if (rc != RT_ERROR) return runner_db_error(r, "commit failed");
+
+        /* The step returned an error; its transaction is rolled back. */
+        rt__progress_clear();
+        if (src == RT_STOPPED && rt__stop_flag) return runner_interrupted(r);
+        const char *msg = r->ctx.errmsg[0] ? r->ctx.errmsg : rt_strerror(src);
+        if (src == RT_BUSY && ++busy_retries <= 10) {
+            runner_log(r, RT_LOG_WARN, "retry", -1,
+                       "transient error, retrying the chunk: %s", msg);
+            struct timespec ts = {0, 10000000L * busy_retries};
+            nanosleep(&ts, NULL);
+            continue;
+        }
+        if (src == RT_INVALID) {
+            runner_log(r, RT_LOG_ERROR, "invalid", -1, "%s", msg);
+            runner_set_status(r, "interrupted", NULL);
+            return RT_EXIT_USAGE;
+        }
+        if (src == RT_CONN || src == RT_DBERR) {
+            snprintf(r->s->errmsg, sizeof r->s->errmsg, "%s", msg);
+            return runner_db_error(r, "database error in step");
+        }
+        char error[RT_ERRMSG_MAX + 64];
+        snprintf(error, sizeof error, "step %s: %s", r->ctx.step->name, msg);
+        int frc = runner_set_status(r, "failed", error);
+        if (frc == RT_FENCED) return runner_fenced(r);
+        runner_log(r, RT_LOG_ERROR, "failed", runner_elapsed_ms(r->started_ns),
+                   "%s", error);
+        return RT_EXIT_FAILED;
+    }
+    rt__progress_clear();
+    rt__log_fields f;
+    runner_fields(r, &f);
+    f.items = r->run.items;
+    f.ms = runner_elapsed_ms(r->started_ns);
+    rt__log(RT_LOG_INFO, "done", &f, "run finished");
+    return RT_EXIT_OK;
+}
+
+static int runner_refuse(runner *r, int rc) {
+    rt__log_fields f = RT_LOG_FIELDS_NONE;
+    f.job = r->job->name;
+    f.key = r->run.key;
+    if (rc == RT_CHANGED || rc == RT_INVALID) {
+        rt__log(RT_LOG_ERROR, "refused", &f, "%s", r->s->errmsg);
+        return RT_EXIT_USAGE;
+    }
+    rt__log(RT_LOG_ERROR, "db_error", &f, "%s", r->s->errmsg);
+    return RT_EXIT_FAILED;
+}
+
+int rt__runner_run(rt_store *s, const rt_job *job, const rt__run_opts *o) {
+    runner r;
+    memset(&r, 0, sizeof r);
+    r.s = s;
+    r.job = job;
+    r.nsteps = rt__job_step_count(job);
+    r.started_ns = rt__mono_ns();
+    int rc = runner_find(&r, o);
+    if (rc != RT_OK) {
+        int code = runner_refuse(&r, rc);
+        rt__run_free(&r.run);
+        return code;
+    }
+    int code;
+    if (!strcmp(r.run.status, "done")) {
+        runner_log(&r, RT_LOG_INFO, "already_done", -1, "%s",
+                   "run already finished; nothing to do");
+        code = RT_EXIT_OK;
+    } else if (!strcmp(r.run.status, "failed")) {
+        runner_log(&r, RT_LOG_ERROR, "already_failed", -1,
+                   "run failed earlier (%s); 'ratchet reset' discards it",
+                   r.run.error ? r.run.error : "no message");
+        code = RT_EXIT_FAILED;
+    } else {
+        bool appended = false;
+        bool fresh = !strcmp(r.run.status, "pending") && r.run.items == 0 &&
+                     r.run.step_index == 0 && !r.run.has_cursor;
+        rc = runner_check_definition(&r, &appended);
+        if (rc == RT_OK) rc = runner_claim(&r, appended);
+        if (rc != RT_OK) {
+            code = runner_refuse(&r, rc);
+        } else {
+            r.ctx.store = s;
+            r.ctx.job = job;
+            r.ctx.run = &r.run;
+            r.ctx.budget_items = o->chunk_items;
+            r.ctx.budget_ms = o->chunk_ms;
+            s->ctx = &r.ctx;
+            rt__log_fields f;
+            runner_fields(&r, &f);
+            if (fresh)
+                rt__log(RT_LOG_INFO, "start", &f, "run started (%d steps)",
+                        r.nsteps);
+            else
+                rt__log(RT_LOG_INFO, "resume", &f,
+                        "resuming at step %d/%d after %lld items (attempt %d)",
+                        r.run.step_index + 1, r.nsteps,
+                        (long long)r.run.step_items, r.run.attempt);
+            code = runner_loop(&r);
+            s->ctx = NULL;
+        }
+    }
+    free(r.ctx.cursor_bytes);
+    rt__run_free(&r.run);
+    return code;
+}

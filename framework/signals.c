@@ -1,0 +1,169 @@
+/*
+ * signals.c — stop requests and the stop deadline.
+ *
+ * SIGTERM and SIGINT only set rt__stop_flag (the runner acts on it between
+ * items, at a safe point) and arm a one-shot timer for the grace period. When
+ * the running step is atomic the handler also interrupts the database call in
+ * flight, so the step's transaction rolls back at once instead of finishing
+ * work that would be thrown away.
+ *
+ * The timer's SIGALRM handler is the deadline: it interrupts the database call
+ * in flight (sqlite3_interrupt, PQcancel with a local buffer — both safe in a
+ * handler), writes one line with write(2) and calls _exit(75). Whatever was
+ * not committed is rolled back by the database itself, which is always safe.
+ * A repeated signal changes nothing: the first one set the deadline.
+ */
+#define _POSIX_C_SOURCE 200809L
+#include <errno.h>
+#include <signal.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "internal.h"
+
+volatile sig_atomic_t rt__stop_flag = 0;
+volatile sig_atomic_t rt__stop_signal = 0;
+
+static rt_store *volatile sig_store;
+static volatile sig_atomic_t sig_atomic_step;
+static timer_t sig_timer;
+static bool sig_timer_ok;
+static int64_t sig_grace_ms;
+static struct sigaction sig_old_term, sig_old_int, sig_old_alrm;
+static bool sig_installed;
+
+/* Async-signal-safe decimal formatting. */
+static char *sig_utoa(char *p, uint64_t v, int width) {
+    char tmp[24];
+    int n = 0;
+    do {
+        tmp[n++] = (char)('0' + v % 10);
+        v /= 10;
+    } while (v && n < 23);
+    while (n < width) tmp[n++] = '0';
+    while (n) *p++ = tmp[--n];
+    return p;
+}
+
+static char *sig_puts(char *p, const char *s) {
+    while (*s) *p++ = *s++;
+    return p;
+}
+
+/* ISO-8601 UTC from the epoch, by civil-from-days arithmetic (no gmtime). */
+static char *sig_iso8601(char *p) {
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    int64_t secs = ts.tv_sec, days = secs / 86400, rem = secs % 86400;
+    int64_t z = days + 719468, era = z / 146097;
+    int64_t doe = z - era * 146097;
+    int64_t yoe = (doe - doe / 1460 + doe / 36524 - doe / 146096) / 365;
+    int64_t doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    int64_t mp = (5 * doy + 2) / 153;
+    int64_t d = doy - (153 * mp + 2) / 5 + 1;
+    int64_t m = mp < 10 ? mp + 3 : mp - 9;
+    int64_t y = yoe + era * 400 + (m <= 2);
+    p = sig_utoa(p, (uint64_t)y, 4);
+    *p++ = '-';
+    p = sig_utoa(p, (uint64_t)m, 2);
+    *p++ = '-';
+    p = sig_utoa(p, (uint64_t)d, 2);
+    *p++ = 'T';
+    p = sig_utoa(p, (uint64_t)(rem / 3600), 2);
+    *p++ = ':';
+    p = sig_utoa(p, (uint64_t)(rem / 60 % 60), 2);
+    *p++ = ':';
+    p = sig_utoa(p, (uint64_t)(rem % 60), 2);
+    *p++ = '.';
+    p = sig_utoa(p, (uint64_t)(ts.tv_nsec / 1000000), 3);
+    *p++ = 'Z';
+    return p;
+}
+
+static void sig_on_stop(int sig) {
+    int saved = errno;
+    if (!rt__stop_flag) {
+        rt__stop_flag = 1;
+        rt__stop_signal = sig;
+        if (sig_timer_ok) {
+            struct itimerspec its;
+            memset(&its, 0, sizeof its);
+            its.it_value.tv_sec = sig_grace_ms / 1000;
+            its.it_value.tv_nsec = (long)(sig_grace_ms % 1000) * 1000000;
+            if (its.it_value.tv_sec == 0 && its.it_value.tv_nsec == 0)
+                its.it_value.tv_nsec = 1;
+            timer_settime(sig_timer, 0, &its, NULL);
+        }
+    }
+    rt_store *s = sig_store;
+    if (s && sig_atomic_step) s->ops->interrupt(s);
+    errno = saved;
+}
+
+static void sig_on_deadline(int sig) {
+    (void)sig;
+    rt_store *s = sig_store;
+    if (s) s->ops->interrupt(s);
+    char line[256], *p = line;
+    if (rt__log_json()) {
+        p = sig_puts(p, "{\"ts\":\"");
+        p = sig_iso8601(p);
+        p = sig_puts(p, "\",\"level\":\"error\",\"event\":\"deadline\","
+                        "\"msg\":\"stop deadline of ");
+        p = sig_utoa(p, (uint64_t)sig_grace_ms, 1);
+        p = sig_puts(p, " ms passed; exiting, uncommitted work rolls back\"}\n");
+    } else {
+        p = sig_puts(p, "\r\033[K");
+        p = sig_iso8601(p);
+        p = sig_puts(p, " error deadline: stop deadline of ");
+        p = sig_utoa(p, (uint64_t)sig_grace_ms, 1);
+        p = sig_puts(p, " ms passed; exiting, uncommitted work rolls back\n");
+    }
+    ssize_t w = write(STDERR_FILENO, line, (size_t)(p - line));
+    (void)w;
+    _exit(RT_EXIT_INTERRUPTED);
+}
+
+int rt__signals_install(int64_t grace_ms) {
+    sig_grace_ms = grace_ms;
+    struct sigaction sa;
+    memset(&sa, 0, sizeof sa);
+    sigemptyset(&sa.sa_mask);
+    sa.sa_flags = SA_RESTART;
+    sa.sa_handler = sig_on_stop;
+    sigaddset(&sa.sa_mask, SIGTERM);
+    sigaddset(&sa.sa_mask, SIGINT);
+    if (sigaction(SIGTERM, &sa, &sig_old_term) ||
+        sigaction(SIGINT, &sa, &sig_old_int))
+        return RT_DBERR;
+    sa.sa_handler = sig_on_deadline;
+    sigemptyset(&sa.sa_mask);
+    if (sigaction(SIGALRM, &sa, &sig_old_alrm)) return RT_DBERR;
+    struct sigevent sev;
+    memset(&sev, 0, sizeof sev);
+    sev.sigev_notify = SIGEV_SIGNAL;
+    sev.sigev_signo = SIGALRM;
+    sig_timer_ok = timer_create(CLOCK_MONOTONIC, &sev, &sig_timer) == 0;
+    sig_installed = true;
+    return sig_timer_ok ? RT_OK : RT_DBERR;
+}
+
+void rt__signals_store(rt_store *s) { sig_store = s; }
+
+void rt__signals_atomic(bool atomic) { sig_atomic_step = atomic; }
+
+bool rt__signals_atomic_stopped(void) {
+    return rt__stop_flag && sig_atomic_step;
+}
+
+void rt__signals_restore(void) {
+    if (!sig_installed) return;
+    sig_store = NULL;
+    if (sig_timer_ok) timer_delete(sig_timer);
+    sig_timer_ok = false;
+    sigaction(SIGTERM, &sig_old_term, NULL);
+    sigaction(SIGINT, &sig_old_int, NULL);
+    sigaction(SIGALRM, &sig_old_alrm, NULL);
+    sig_installed = false;
+}

@@ -1,0 +1,133 @@
+/*
+ * status.c — `ratchet status`: what each run is doing, read straight from
+ * rt_run. A table for people, one JSON document for programs.
+ */
+#include <stdlib.h>
+#include <string.h>
+
+#include "internal.h"
+
+typedef struct status_row {
+    int64_t id;
+    const char *job, *key, *status, *step, *error;
+    int step_index, nsteps;
+    int64_t items, step_items, step_total, epoch, attempt;
+    int64_t created, started, updated, finished; /* ms; -1 = NULL */
+    double rate;                                 /* items/s; 0 unknown */
+} status_row;
+
+static int64_t status_int(rt_stmt *st, int col) {
+    const rt_store_ops *o = st->store->ops;
+    return o->column_type(st, col) == RT_TNULL ? -1 : o->column_int64(st, col);
+}
+
+static void status_read(rt_stmt *st, status_row *r) {
+    const rt_store_ops *o = st->store->ops;
+    r->id = o->column_int64(st, 0);
+    r->job = o->column_text(st, 1);
+    r->key = o->column_text(st, 2);
+    r->status = o->column_text(st, 3);
+    r->step_index = (int)o->column_int64(st, 4);
+    r->step = o->column_text(st, 5);
+    r->items = o->column_int64(st, 6);
+    r->step_items = o->column_int64(st, 7);
+    r->step_total = status_int(st, 8);
+    r->epoch = o->column_int64(st, 9);
+    r->attempt = o->column_int64(st, 10);
+    r->error = o->column_text(st, 11);
+    r->created = status_int(st, 12);
+    r->started = status_int(st, 13);
+    r->updated = status_int(st, 14);
+    r->finished = status_int(st, 15);
+    const char *steps = o->column_text(st, 16);
+    r->nsteps = 1;
+    for (const char *p = steps ? steps : ""; *p; p++) r->nsteps += *p == '\n';
+    int64_t end = r->finished >= 0 ? r->finished : r->updated;
+    r->rate = r->started >= 0 && end > r->started
+                  ? (double)r->items * 1000.0 / (double)(end - r->started)
+                  : 0;
+}
+
+static void status_json_time(rt__buf *b, const char *name, int64_t ms) {
+    rt__buf_printf(b, ",\"%s\":", name);
+    if (ms < 0) {
+        rt__buf_puts(b, "null");
+        return;
+    }
+    char iso[40];
+    rt__iso8601_ms(ms, iso, sizeof iso);
+    rt__buf_json(b, iso);
+}
+
+static void status_json(rt__buf *b, const status_row *r, bool first) {
+    rt__buf_puts(b, first ? "\n  {" : ",\n  {");
+    rt__buf_printf(b, "\"id\":%lld,\"job\":", (long long)r->id);
+    rt__buf_json(b, r->job);
+    rt__buf_puts(b, ",\"key\":");
+    rt__buf_json(b, r->key);
+    rt__buf_puts(b, ",\"status\":");
+    rt__buf_json(b, r->status);
+    rt__buf_puts(b, ",\"step\":");
+    if (r->step) rt__buf_json(b, r->step);
+    else rt__buf_puts(b, "null");
+    rt__buf_printf(b,
+                   ",\"step_index\":%d,\"steps\":%d,\"items\":%lld,"
+                   "\"step_items\":%lld,\"step_total\":",
+                   r->step_index + 1, r->nsteps, (long long)r->items,
+                   (long long)r->step_items);
+    if (r->step_total >= 0) rt__buf_printf(b, "%lld", (long long)r->step_total);
+    else rt__buf_puts(b, "null");
+    rt__buf_printf(b, ",\"rate\":%.1f,\"epoch\":%lld,\"attempt\":%lld", r->rate,
+                   (long long)r->epoch, (long long)r->attempt);
+    rt__buf_puts(b, ",\"error\":");
+    if (r->error) rt__buf_json(b, r->error);
+    else rt__buf_puts(b, "null");
+    status_json_time(b, "created", r->created);
+    status_json_time(b, "started", r->started);
+    status_json_time(b, "updated", r->updated);
+    status_json_time(b, "finished", r->finished);
+    rt__buf_puts(b, "}");
+}
+
+static void status_text(rt__buf *b, const status_row *r) {
+    char step[96];
+    if (!strcmp(r->status, "done"))
+        snprintf(step, sizeof step, "%d/%d -", r->nsteps, r->nsteps);
+    else
+        snprintf(step, sizeof step, "%d/%d %s", r->step_index + 1, r->nsteps,
+                 r->step ? r->step : "-");
+    char updated[40] = "-";
+    if (r->updated >= 0) rt__iso8601_ms(r->updated, updated, sizeof updated);
+    rt__buf_printf(b, "%-12s %-26s %-11s %-18s %10lld %9.0f  %-24s %s\n",
+                   r->job, r->key, r->status, step, (long long)r->items,
+                   r->rate, updated, r->error ? r->error : "");
+}
+
+int rt__status_render(rt_store *s, const char *job, int64_t limit, bool json,
+                      rt__buf *out) {
+    rt_value args[] = {job ? rt_text(job) : rt_null(), rt_int(limit)};
+    rt_stmt *st;
+    int rc = rt__store_query(
+        s,
+        "SELECT id, job, run_key, status, step_index, step_name, items, "
+        "step_items, step_total, epoch, attempt, error, created_ms, "
+        "started_ms, updated_ms, finished_ms, steps FROM rt_run "
+        "WHERE $1 IS NULL OR job = $1 ORDER BY id DESC LIMIT $2",
+        2, args, &st);
+    if (json) rt__buf_puts(out, "{\"runs\":[");
+    else
+        rt__buf_printf(out, "%-12s %-26s %-11s %-18s %10s %9s  %-24s %s\n",
+                       "JOB", "KEY", "STATUS", "STEP", "ITEMS", "ITEMS/S",
+                       "UPDATED", "ERROR");
+    bool first = true;
+    while (rc == RT_ROW) {
+        status_row r;
+        status_read(st, &r);
+        if (json) status_json(out, &r, first);
+        else status_text(out, &r);
+        first = false;
+        rc = s->ops->step(st);
+    }
+    if (json) rt__buf_puts(out, first ? "]}\n" : "\n]}\n");
+    return rc == RT_DONE ? RT_OK : rc;
+}

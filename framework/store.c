@@ -1,0 +1,141 @@
+/*
+ * store.c — picks a backend for a URL and wraps the backend methods, so the
+ * rest of the library never calls a function pointer directly. Also the
+ * helpers every backend shares (placeholder scan, error formatting).
+ */
+#define _POSIX_C_SOURCE 200809L
+#include <ctype.h>
+#include <stdarg.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "internal.h"
+
+static const rt_store_ops *const store_backends[] = {&rt__sqlite_ops,
+                                                     &rt__pg_ops, NULL};
+
+int rt__store_open(const char *url, rt_store **out, char *err, size_t errlen) {
+    *out = NULL;
+    for (const rt_store_ops *const *b = store_backends; *b; b++)
+        if ((*b)->accepts(url)) return (*b)->open(url, out, err, errlen);
+    snprintf(err, errlen,
+             "unrecognised database URL (use sqlite:PATH, postgresql://... or "
+             "a libpq conninfo such as 'host=... dbname=...')");
+    return RT_INVALID;
+}
+
+void rt__store_close(rt_store *s) {
+    if (s) s->ops->close(s);
+}
+
+int rt__store_fail(rt_store *s, int rc, const char *fmt, ...) {
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(s->errmsg, sizeof s->errmsg, fmt, ap);
+    va_end(ap);
+    return rc;
+}
+
+const char *rt__store_errmsg(const rt_store *s) { return s->errmsg; }
+
+int rt__store_exec_script(rt_store *s, const char *sql) {
+    return s->ops->exec_script(s, sql);
+}
+
+int rt__store_begin(rt_store *s) {
+    int rc = s->ops->begin(s);
+    if (rc == RT_OK) s->in_tx = 1;
+    return rc;
+}
+
+int rt__store_commit(rt_store *s) {
+    int rc = s->ops->commit(s);
+    /* A failed COMMIT leaves the transaction to roll back. */
+    if (rc == RT_OK) s->in_tx = 0;
+    return rc;
+}
+
+int rt__store_rollback(rt_store *s) {
+    int rc = s->ops->rollback(s);
+    s->in_tx = 0;
+    return rc;
+}
+
+int rt__store_abort(rt_store *s, int rc) {
+    char keep[RT_ERRMSG_MAX];
+    memcpy(keep, s->errmsg, sizeof keep);
+    rt__store_rollback(s);
+    memcpy(s->errmsg, keep, sizeof keep);
+    return rc;
+}
+
+int rt__store_prepare(rt_store *s, const char *sql, rt_stmt **out) {
+    return s->ops->prepare(s, sql, out);
+}
+
+int rt__store_step(rt_stmt *st) { return st->store->ops->step(st); }
+
+int rt__store_query(rt_store *s, const char *sql, int nargs,
+                    const rt_value *args, rt_stmt **out) {
+    rt_stmt *st;
+    int rc = s->ops->prepare(s, sql, &st);
+    if (rc != RT_OK) return rc;
+    for (int i = 0; i < nargs; i++)
+        if ((rc = s->ops->bind(st, i + 1, &args[i])) != RT_OK) return rc;
+    rc = s->ops->step(st);
+    *out = st;
+    return rc;
+}
+
+int rt__store_exec(rt_store *s, const char *sql, int nargs,
+                   const rt_value *args, int64_t *changes) {
+    rt_stmt *st;
+    int rc = rt__store_query(s, sql, nargs, args, &st);
+    while (rc == RT_ROW) rc = s->ops->step(st);
+    if (rc == RT_DONE) {
+        rc = RT_OK;
+        if (changes) *changes = s->ops->changes(s);
+    }
+    return rc;
+}
+
+/*
+ * Highest $N in sql, skipping quoted strings, quoted identifiers, comments
+ * and dollar-quoted bodies, so '$1' inside a literal is not a placeholder.
+ */
+int rt__sql_max_placeholder(const char *sql) {
+    int max = 0;
+    const char *p = sql;
+    while (*p) {
+        if (*p == '\'' || *p == '"') {
+            char q = *p++;
+            while (*p && !(*p == q && p[1] != q)) p += (*p == q) ? 2 : 1;
+            if (*p) p++;
+        } else if (p[0] == '-' && p[1] == '-') {
+            while (*p && *p != '\n') p++;
+        } else if (p[0] == '/' && p[1] == '*') {
+            const char *e = strstr(p + 2, "*/");
+            p = e ? e + 2 : p + strlen(p);
+        } else if (*p == '$' && isdigit((unsigned char)p[1])) {
+            int n = 0;
+            for (p++; isdigit((unsigned char)*p) && n < 100000; p++)
+                n = n * 10 + (*p - '0');
+            if (n > max) max = n;
+        } else if (*p == '$') {
+            /* $tag$ ... $tag$ (PostgreSQL dollar quoting) */
+            const char *e = p + 1;
+            while (isalnum((unsigned char)*e) || *e == '_') e++;
+            if (*e == '$') {
+                size_t taglen = (size_t)(e - p + 1);
+                const char *end = p + taglen;
+                while (*end && strncmp(end, p, taglen)) end++;
+                p = *end ? end + taglen : end;
+            } else {
+                p = e;
+            }
+        } else {
+            p++;
+        }
+    }
+    return max;
+}

@@ -1,0 +1,112 @@
+/*
+ * store.h — the one interface every database backend implements.
+ *
+ * A backend is a `static const rt_store_ops` table (like SQLite's
+ * sqlite3_io_methods) plus its own struct whose first member is `rt_store`.
+ * Everything above this interface — the runner, migrations, the CLI — is
+ * backend-free; it calls the rt__store_* wrappers below, never a pointer.
+ *
+ * Errors: every call returns an RT_* code and leaves a one-line message in
+ * store->errmsg. Backends map native codes at this edge: SQLITE_BUSY and
+ * SQLSTATE 40001/40P01 -> RT_BUSY; an interrupt or cancel -> RT_STOPPED; a
+ * connection the server dropped -> RT_CONN; anything else -> RT_DBERR with
+ * the native detail kept in the message.
+ */
+#ifndef RT_STORE_H
+#define RT_STORE_H
+
+#include "ratchet.h"
+
+#define RT_ERRMSG_MAX 1024
+
+typedef struct rt_store rt_store;
+typedef struct rt_store_ops rt_store_ops;
+
+struct rt_store {
+    const rt_store_ops *ops;
+    char *url_display;    /* the URL with any password masked, for messages */
+    int in_tx;            /* a transaction is open */
+    struct rt_ctx *ctx;   /* the step context using this store, if any */
+    char errmsg[RT_ERRMSG_MAX];
+};
+
+/* Base of every backend statement. */
+struct rt_stmt {
+    rt_store *store;
+    const char *sql; /* the cached text (owned by the backend) */
+};
+
+struct rt_store_ops {
+    const char *name; /* "sqlite", "postgres" */
+    /* Does this backend handle the URL? */
+    bool (*accepts)(const char *url);
+    /*
+     * Open a connection. On failure return RT_INVALID (malformed URL or
+     * option: exit 2), RT_DBERR/RT_CONN (cannot open or reach) and a one-line
+     * message in err (never containing a password); *out is NULL then.
+     */
+    int (*open)(const char *url, rt_store **out, char *err, size_t errlen);
+    void (*close)(rt_store *s); /* NULL is a no-op */
+
+    /* Run SQL text (one or more statements, no parameters) outside a cache. */
+    int (*exec_script)(rt_store *s, const char *sql);
+    /* A write transaction: SQLite BEGIN IMMEDIATE, PostgreSQL BEGIN. */
+    int (*begin)(rt_store *s);
+    int (*commit)(rt_store *s);
+    /* Always leaves no transaction open, even when it reports an error. */
+    int (*rollback)(rt_store *s);
+    /* Serialize migrations; called inside a transaction. */
+    int (*lock_schema)(rt_store *s);
+
+    int (*prepare)(rt_store *s, const char *sql, rt_stmt **out);
+    int (*bind)(rt_stmt *st, int idx, const rt_value *v);
+    int (*step)(rt_stmt *st);
+    int (*reset)(rt_stmt *st);
+    int (*column_count)(rt_stmt *st);
+    rt_type (*column_type)(rt_stmt *st, int col);
+    int64_t (*column_int64)(rt_stmt *st, int col);
+    double (*column_double)(rt_stmt *st, int col);
+    const char *(*column_text)(rt_stmt *st, int col);
+    const void *(*column_blob)(rt_stmt *st, int col, size_t *len);
+    int64_t (*changes)(rt_store *s);
+
+    /*
+     * Async-signal-safe: make the statement in flight (if any) fail soon with
+     * RT_STOPPED (sqlite3_interrupt, PQcancel with a local buffer).
+     */
+    void (*interrupt)(rt_store *s);
+    /* sqlite3 * or PGconn *. */
+    void *(*handle)(rt_store *s);
+};
+
+/* Backends linked into the library. */
+extern const rt_store_ops rt__sqlite_ops;
+extern const rt_store_ops rt__pg_ops;
+
+/* Pick the backend for url and open it (see rt_store_ops.open). */
+int rt__store_open(const char *url, rt_store **out, char *err, size_t errlen);
+void rt__store_close(rt_store *s);
+
+/* Thin wrappers: the rest of the code never calls through ops directly. */
+int rt__store_exec_script(rt_store *s, const char *sql);
+int rt__store_begin(rt_store *s);
+int rt__store_commit(rt_store *s);
+int rt__store_rollback(rt_store *s);
+/* Roll back, keeping the message of the error that caused it; returns rc. */
+int rt__store_abort(rt_store *s, int rc);
+int rt__store_prepare(rt_store *s, const char *sql, rt_stmt **out);
+int rt__store_step(rt_stmt *st);
+/* Prepare sql, bind args, step once: RT_ROW (stmt left on the row), RT_DONE. */
+int rt__store_query(rt_store *s, const char *sql, int nargs,
+                    const rt_value *args, rt_stmt **out);
+/* Prepare, bind and run to completion; *changes may be NULL. */
+int rt__store_exec(rt_store *s, const char *sql, int nargs,
+                   const rt_value *args, int64_t *changes);
+const char *rt__store_errmsg(const rt_store *s);
+/* printf into s->errmsg; returns rc. */
+int rt__store_fail(rt_store *s, int rc, const char *fmt, ...) RT_PRINTF(3, 4);
+
+/* Parse "$N" placeholders: the highest N used in sql (0 if none). */
+int rt__sql_max_placeholder(const char *sql);
+
+#endif

@@ -1,0 +1,413 @@
+/*
+ * store_sqlite.c — the SQLite backend, the embedded default.
+ *
+ * URL: sqlite:PATH[?synchronous=full|normal|off&busy_timeout=MS].
+ * The database runs in WAL mode with synchronous=FULL by default, so a
+ * committed checkpoint survives power loss; step transactions use BEGIN
+ * IMMEDIATE so a step never discovers half-way that another writer holds the
+ * lock. The file is created 0600 before SQLite opens it; SQLite gives the
+ * -wal and -shm files the same mode.
+ *
+ * Waiting for the write lock is our own busy handler: it backs off up to the
+ * busy timeout and gives up at once when a stop was requested, so a busy
+ * database never delays a stop.
+ */
+#define _POSIX_C_SOURCE 200809L
+#include <errno.h>
+#include <fcntl.h>
+#include <sqlite3.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "internal.h"
+
+typedef struct sqlite_stmt {
+    rt_stmt base;
+    sqlite3_stmt *st;
+    int nmap;
+    int *map; /* $N -> SQLite parameter index */
+    const char *key_ptr;
+    char *sql;
+} sqlite_stmt;
+
+typedef struct sqlite_store {
+    rt_store base;
+    sqlite3 *db;
+    int busy_timeout_ms;
+    sqlite_stmt **stmts;
+    int nstmts, capstmts;
+} sqlite_store;
+
+static bool sqlite_accepts(const char *url) {
+    return strncmp(url, "sqlite:", 7) == 0;
+}
+
+static int sqlite_map_rc(sqlite_store *s, int native) {
+    const char *msg = s->db ? sqlite3_errmsg(s->db) : sqlite3_errstr(native);
+    switch (native & 0xff) {
+    case SQLITE_OK: return RT_OK;
+    case SQLITE_ROW: return RT_ROW;
+    case SQLITE_DONE: return RT_DONE;
+    case SQLITE_BUSY:
+    case SQLITE_LOCKED:
+        return rt__store_fail(&s->base, RT_BUSY, "database is busy (%s)", msg);
+    case SQLITE_INTERRUPT:
+        return rt__store_fail(&s->base, RT_STOPPED, "interrupted (%s)", msg);
+    case SQLITE_NOMEM:
+        return rt__store_fail(&s->base, RT_NOMEM, "out of memory");
+    default:
+        return rt__store_fail(&s->base, RT_DBERR, "sqlite: %s", msg);
+    }
+}
+
+/* Backs off 1, 2, 4 ... 50 ms until the timeout; gives up on a stop. */
+static int sqlite_busy(void *arg, int count) {
+    sqlite_store *s = arg;
+    if (rt__stop_flag) return 0;
+    static const int delays[] = {1, 2, 5, 10, 15, 20, 25, 25, 25, 50};
+    int n = (int)(sizeof delays / sizeof *delays);
+    int waited = 0;
+    for (int i = 0; i < count; i++) waited += delays[i < n ? i : n - 1];
+    if (waited >= s->busy_timeout_ms) return 0;
+    int ms = delays[count < n ? count : n - 1];
+    struct timespec ts = {0, (long)ms * 1000000};
+    nanosleep(&ts, NULL);
+    return 1;
+}
+
+static void sqlite_now_ms(sqlite3_context *c, int argc, sqlite3_value **argv) {
+    (void)argc;
+    (void)argv;
+    sqlite3_result_int64(c, rt__wall_ms());
+}
+
+static int sqlite_parse_url(const char *url, char **path, int *sync,
+                            int *busy_ms, char *err, size_t errlen) {
+    const char *rest = url + 7;
+    if (strncmp(rest, "//", 2) == 0) rest += 2; /* sqlite://PATH */
+    const char *q = strchr(rest, '?');
+    size_t plen = q ? (size_t)(q - rest) : strlen(rest);
+    if (plen == 0) {
+        snprintf(err, errlen, "database URL '%s' has no path (sqlite:PATH)",
+                 url);
+        return RT_INVALID;
+    }
+    *path = rt__xstrndup(rest, plen);
+    *sync = 2;
+    *busy_ms = 5000;
+    while (q && *q) {
+        const char *opt = q + 1;
+        const char *amp = strchr(opt, '&');
+        size_t olen = amp ? (size_t)(amp - opt) : strlen(opt);
+        char buf[128];
+        snprintf(buf, sizeof buf, "%.*s", (int)(olen < 127 ? olen : 127), opt);
+        char *eq = strchr(buf, '=');
+        int64_t n;
+        if (eq) *eq++ = '\0';
+        if (eq && !strcmp(buf, "synchronous") &&
+            (!strcmp(eq, "full") || !strcmp(eq, "normal") ||
+             !strcmp(eq, "off"))) {
+            *sync = !strcmp(eq, "full") ? 2 : !strcmp(eq, "normal") ? 1 : 0;
+        } else if (eq && !strcmp(buf, "busy_timeout") &&
+                   rt__parse_int64(eq, &n) && n >= 0 && n <= 3600000) {
+            *busy_ms = (int)n;
+        } else {
+            snprintf(err, errlen,
+                     "bad option '%s' in database URL (known: "
+                     "synchronous=full|normal|off, busy_timeout=MS)",
+                     buf);
+            free(*path);
+            *path = NULL;
+            return RT_INVALID;
+        }
+        q = amp;
+    }
+    return RT_OK;
+}
+
+static void sqlite_close(rt_store *base);
+
+static int sqlite_open(const char *url, rt_store **out, char *err,
+                       size_t errlen) {
+    char *path = NULL;
+    int sync, busy_ms;
+    int rc = sqlite_parse_url(url, &path, &sync, &busy_ms, err, errlen);
+    if (rc != RT_OK) return rc;
+
+    if (strcmp(path, ":memory:") != 0) {
+        /* Create the file 0600 ourselves; SQLite would use 0644 & ~umask. */
+        int fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
+        if (fd < 0) {
+            snprintf(err, errlen, "cannot open database %s: %s", url,
+                     strerror(errno));
+            free(path);
+            return RT_INVALID;
+        }
+        close(fd);
+    }
+    sqlite_store *s = rt__xcalloc(1, sizeof *s);
+    s->base.ops = &rt__sqlite_ops;
+    s->base.url_display = rt__xstrdup(url);
+    s->busy_timeout_ms = busy_ms;
+    int native = sqlite3_open_v2(path, &s->db,
+                                 SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE |
+                                     SQLITE_OPEN_NOMUTEX,
+                                 NULL);
+    free(path);
+    if (native != SQLITE_OK) {
+        snprintf(err, errlen, "cannot open database %s: %s", url,
+                 s->db ? sqlite3_errmsg(s->db) : sqlite3_errstr(native));
+        sqlite_close(&s->base);
+        return RT_INVALID;
+    }
+    sqlite3_extended_result_codes(s->db, 1);
+    sqlite3_busy_handler(s->db, sqlite_busy, s);
+    sqlite3_create_function(s->db, "rt_now_ms", 0, SQLITE_UTF8, NULL,
+                            sqlite_now_ms, NULL, NULL);
+    static const char *const sync_sql[] = {"PRAGMA synchronous=OFF",
+                                           "PRAGMA synchronous=NORMAL",
+                                           "PRAGMA synchronous=FULL"};
+    char *emsg = NULL;
+    if (sqlite3_exec(s->db, "PRAGMA journal_mode=WAL", NULL, NULL, &emsg) !=
+            SQLITE_OK ||
+        sqlite3_exec(s->db, sync_sql[sync], NULL, NULL, &emsg) != SQLITE_OK ||
+        sqlite3_exec(s->db, "PRAGMA foreign_keys=ON", NULL, NULL, &emsg) !=
+            SQLITE_OK) {
+        snprintf(err, errlen, "cannot use database %s: %s", url,
+                 emsg ? emsg : sqlite3_errmsg(s->db));
+        sqlite3_free(emsg);
+        sqlite_close(&s->base);
+        return RT_INVALID;
+    }
+    *out = &s->base;
+    return RT_OK;
+}
+
+static void sqlite_close(rt_store *base) {
+    if (!base) return;
+    sqlite_store *s = (sqlite_store *)base;
+    for (int i = 0; i < s->nstmts; i++) {
+        sqlite3_finalize(s->stmts[i]->st);
+        free(s->stmts[i]->map);
+        free(s->stmts[i]->sql);
+        free(s->stmts[i]);
+    }
+    free(s->stmts);
+    sqlite3_close_v2(s->db);
+    free(s->base.url_display);
+    free(s);
+}
+
+static int sqlite_exec_script(rt_store *base, const char *sql) {
+    sqlite_store *s = (sqlite_store *)base;
+    char *emsg = NULL;
+    int native = sqlite3_exec(s->db, sql, NULL, NULL, &emsg);
+    if (native == SQLITE_OK) return RT_OK;
+    int rc = sqlite_map_rc(s, native);
+    if (emsg) rt__store_fail(base, rc, "sqlite: %s", emsg);
+    sqlite3_free(emsg);
+    return rc;
+}
+
+static sqlite_stmt *sqlite_cache_find(sqlite_store *s, const char *sql) {
+    for (int i = 0; i < s->nstmts; i++)
+        if (s->stmts[i]->key_ptr == sql) return s->stmts[i];
+    for (int i = 0; i < s->nstmts; i++)
+        if (!strcmp(s->stmts[i]->sql, sql)) return s->stmts[i];
+    return NULL;
+}
+
+static int sqlite_prepare(rt_store *base, const char *sql, rt_stmt **out) {
+    sqlite_store *s = (sqlite_store *)base;
+    sqlite_stmt *c = sqlite_cache_find(s, sql);
+    if (c) {
+        sqlite3_reset(c->st);
+        sqlite3_clear_bindings(c->st);
+        *out = &c->base;
+        return RT_OK;
+    }
+    sqlite3_stmt *st;
+    int native = sqlite3_prepare_v3(s->db, sql, -1, SQLITE_PREPARE_PERSISTENT,
+                                    &st, NULL);
+    if (native != SQLITE_OK) return sqlite_map_rc(s, native);
+    if (!st) return rt__store_fail(base, RT_MISUSE, "empty SQL statement");
+    c = rt__xcalloc(1, sizeof *c);
+    c->base.store = base;
+    c->st = st;
+    c->sql = rt__xstrdup(sql);
+    c->base.sql = c->sql;
+    c->key_ptr = sql;
+    int count = sqlite3_bind_parameter_count(st);
+    c->nmap = count;
+    c->map = rt__xcalloc((size_t)count + 1, sizeof *c->map);
+    for (int i = 1; i <= count; i++) {
+        char name[16];
+        snprintf(name, sizeof name, "$%d", i);
+        int idx = sqlite3_bind_parameter_index(st, name);
+        c->map[i] = idx ? idx : i;
+    }
+    if (s->nstmts == s->capstmts) {
+        s->capstmts = s->capstmts ? s->capstmts * 2 : 16;
+        s->stmts = rt__xrealloc(s->stmts, sizeof *s->stmts * (size_t)s->capstmts);
+    }
+    s->stmts[s->nstmts++] = c;
+    *out = &c->base;
+    return RT_OK;
+}
+
+static int sqlite_bind(rt_stmt *base, int idx, const rt_value *v) {
+    sqlite_stmt *c = (sqlite_stmt *)base;
+    sqlite_store *s = (sqlite_store *)base->store;
+    if (idx < 1 || idx > c->nmap)
+        return rt__store_fail(base->store, RT_MISUSE,
+                              "parameter $%d out of range (statement has %d)",
+                              idx, c->nmap);
+    int at = c->map[idx], native;
+    switch (v->type) {
+    case RT_TNULL: native = sqlite3_bind_null(c->st, at); break;
+    case RT_TINT: native = sqlite3_bind_int64(c->st, at, v->u.i); break;
+    case RT_TREAL: native = sqlite3_bind_double(c->st, at, v->u.d); break;
+    case RT_TTEXT:
+        native = v->u.b.p == NULL ? sqlite3_bind_null(c->st, at)
+                 : sqlite3_bind_text64(c->st, at, v->u.b.p,
+                                       v->u.b.n == (size_t)-1
+                                           ? strlen(v->u.b.p)
+                                           : v->u.b.n,
+                                       SQLITE_TRANSIENT, SQLITE_UTF8);
+        break;
+    case RT_TBLOB:
+        native = sqlite3_bind_blob64(c->st, at, v->u.b.p ? v->u.b.p : "",
+                                     v->u.b.n, SQLITE_TRANSIENT);
+        break;
+    default:
+        return rt__store_fail(base->store, RT_MISUSE, "bad value type %d",
+                              (int)v->type);
+    }
+    return native == SQLITE_OK ? RT_OK : sqlite_map_rc(s, native);
+}
+
+static int sqlite_step(rt_stmt *base) {
+    sqlite_stmt *c = (sqlite_stmt *)base;
+    int native = sqlite3_step(c->st);
+    if (native == SQLITE_ROW) return RT_ROW;
+    int rc = native == SQLITE_DONE ? RT_DONE
+                                   : sqlite_map_rc((sqlite_store *)base->store,
+                                                   native);
+    /* Reset now so a finished statement holds no read snapshot. */
+    sqlite3_reset(c->st);
+    return rc;
+}
+
+static int sqlite_reset(rt_stmt *base) {
+    sqlite_stmt *c = (sqlite_stmt *)base;
+    sqlite3_reset(c->st);
+    sqlite3_clear_bindings(c->st);
+    return RT_OK;
+}
+
+static int sqlite_column_count(rt_stmt *base) {
+    return sqlite3_column_count(((sqlite_stmt *)base)->st);
+}
+
+static rt_type sqlite_column_type(rt_stmt *base, int col) {
+    switch (sqlite3_column_type(((sqlite_stmt *)base)->st, col)) {
+    case SQLITE_INTEGER: return RT_TINT;
+    case SQLITE_FLOAT: return RT_TREAL;
+    case SQLITE_TEXT: return RT_TTEXT;
+    case SQLITE_BLOB: return RT_TBLOB;
+    default: return RT_TNULL;
+    }
+}
+
+static int64_t sqlite_column_int64(rt_stmt *base, int col) {
+    return sqlite3_column_int64(((sqlite_stmt *)base)->st, col);
+}
+
+static double sqlite_column_double(rt_stmt *base, int col) {
+    return sqlite3_column_double(((sqlite_stmt *)base)->st, col);
+}
+
+static const char *sqlite_column_text(rt_stmt *base, int col) {
+    return (const char *)sqlite3_column_text(((sqlite_stmt *)base)->st, col);
+}
+
+static const void *sqlite_column_blob(rt_stmt *base, int col, size_t *len) {
+    sqlite3_stmt *st = ((sqlite_stmt *)base)->st;
+    const void *p = sqlite3_column_blob(st, col);
+    if (len) *len = (size_t)sqlite3_column_bytes(st, col);
+    return p;
+}
+
+static int64_t sqlite_changes(rt_store *base) {
+    return sqlite3_changes64(((sqlite_store *)base)->db);
+}
+
+static int sqlite_run_simple(sqlite_store *s, const char *sql) {
+    rt_stmt *st;
+    int rc = sqlite_prepare(&s->base, sql, &st);
+    if (rc != RT_OK) return rc;
+    rc = sqlite_step(st);
+    return rc == RT_DONE ? RT_OK : rc;
+}
+
+static int sqlite_begin(rt_store *base) {
+    return sqlite_run_simple((sqlite_store *)base, "BEGIN IMMEDIATE");
+}
+
+static int sqlite_commit(rt_store *base) {
+    return sqlite_run_simple((sqlite_store *)base, "COMMIT");
+}
+
+static int sqlite_rollback(rt_store *base) {
+    sqlite_store *s = (sqlite_store *)base;
+    /* An interrupt or I/O error may already have rolled it back. */
+    if (sqlite3_get_autocommit(s->db)) return RT_OK;
+    int rc = sqlite_run_simple(s, "ROLLBACK");
+    if (rc != RT_OK && !sqlite3_get_autocommit(s->db)) {
+        /* Statements still reading block the rollback: reset them all. */
+        for (int i = 0; i < s->nstmts; i++) sqlite3_reset(s->stmts[i]->st);
+        rc = sqlite_run_simple(s, "ROLLBACK");
+    }
+    return rc;
+}
+
+static int sqlite_lock_schema(rt_store *base) {
+    (void)base; /* BEGIN IMMEDIATE already excludes other writers. */
+    return RT_OK;
+}
+
+static void sqlite_interrupt(rt_store *base) {
+    sqlite3_interrupt(((sqlite_store *)base)->db);
+}
+
+static void *sqlite_handle(rt_store *base) {
+    return ((sqlite_store *)base)->db;
+}
+
+const rt_store_ops rt__sqlite_ops = {
+    .name = "sqlite",
+    .accepts = sqlite_accepts,
+    .open = sqlite_open,
+    .close = sqlite_close,
+    .exec_script = sqlite_exec_script,
+    .begin = sqlite_begin,
+    .commit = sqlite_commit,
+    .rollback = sqlite_rollback,
+    .lock_schema = sqlite_lock_schema,
+    .prepare = sqlite_prepare,
+    .bind = sqlite_bind,
+    .step = sqlite_step,
+    .reset = sqlite_reset,
+    .column_count = sqlite_column_count,
+    .column_type = sqlite_column_type,
+    .column_int64 = sqlite_column_int64,
+    .column_double = sqlite_column_double,
+    .column_text = sqlite_column_text,
+    .column_blob = sqlite_column_blob,
+    .changes = sqlite_changes,
+    .interrupt = sqlite_interrupt,
+    .handle = sqlite_handle,
+};

@@ -1,0 +1,170 @@
+/*
+ * util.c — small helpers shared by the library: allocation that aborts on
+ * exhaustion, clocks, strict number parsing, a growable string with JSON
+ * escaping, and ISO-8601 formatting.
+ */
+#define _POSIX_C_SOURCE 200809L
+#include <errno.h>
+#include <math.h>
+#include <stdarg.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <time.h>
+
+#include "internal.h"
+
+static void util_oom(void) {
+    static const char msg[] = "ratchet: out of memory\n";
+    fwrite(msg, 1, sizeof msg - 1, stderr);
+    abort();
+}
+
+void *rt__xmalloc(size_t n) {
+    void *p = malloc(n ? n : 1);
+    if (!p) util_oom();
+    return p;
+}
+
+void *rt__xcalloc(size_t n, size_t size) {
+    void *p = calloc(n ? n : 1, size ? size : 1);
+    if (!p) util_oom();
+    return p;
+}
+
+void *rt__xrealloc(void *p, size_t n) {
+    void *q = realloc(p, n ? n : 1);
+    if (!q) util_oom();
+    return q;
+}
+
+char *rt__xstrdup(const char *s) {
+    return s ? rt__xstrndup(s, strlen(s)) : NULL;
+}
+
+char *rt__xstrndup(const char *s, size_t n) {
+    char *p = rt__xmalloc(n + 1);
+    memcpy(p, s, n);
+    p[n] = '\0';
+    return p;
+}
+
+int64_t rt__mono_ns(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
+}
+
+int64_t rt__wall_ms(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+bool rt__parse_int64(const char *s, int64_t *out) {
+    if (!s || !*s) return false;
+    char *end;
+    errno = 0;
+    long long v = strtoll(s, &end, 10);
+    if (errno || *end || end == s || s[0] == ' ' || s[0] == '\t') return false;
+    *out = v;
+    return true;
+}
+
+bool rt__parse_double(const char *s, double *out) {
+    if (!s || !*s || s[0] == ' ' || s[0] == '\t') return false;
+    char *end;
+    errno = 0;
+    double v = strtod(s, &end);
+    if (errno || *end || end == s || !isfinite(v)) return false;
+    *out = v;
+    return true;
+}
+
+bool rt__parse_bool(const char *s, bool *out) {
+    static const char *const yes[] = {"1", "true", "yes", "on"};
+    static const char *const no[] = {"0", "false", "no", "off"};
+    if (!s) return false;
+    for (size_t i = 0; i < sizeof yes / sizeof *yes; i++) {
+        if (!strcasecmp(s, yes[i])) { *out = true; return true; }
+        if (!strcasecmp(s, no[i])) { *out = false; return true; }
+    }
+    return false;
+}
+
+void rt__buf_add(rt__buf *b, const char *s, size_t n) {
+    if (b->len + n + 1 > b->cap) {
+        size_t cap = b->cap ? b->cap * 2 : 128;
+        while (cap < b->len + n + 1) cap *= 2;
+        b->p = rt__xrealloc(b->p, cap);
+        b->cap = cap;
+    }
+    memcpy(b->p + b->len, s, n);
+    b->len += n;
+    b->p[b->len] = '\0';
+}
+
+void rt__buf_puts(rt__buf *b, const char *s) { rt__buf_add(b, s, strlen(s)); }
+
+void rt__buf_printf(rt__buf *b, const char *fmt, ...) {
+    char tmp[512];
+    va_list ap;
+    va_start(ap, fmt);
+    int n = vsnprintf(tmp, sizeof tmp, fmt, ap);
+    va_end(ap);
+    if (n < 0) return;
+    if ((size_t)n < sizeof tmp) {
+        rt__buf_add(b, tmp, (size_t)n);
+        return;
+    }
+    char *big = rt__xmalloc((size_t)n + 1);
+    va_start(ap, fmt);
+    vsnprintf(big, (size_t)n + 1, fmt, ap);
+    va_end(ap);
+    rt__buf_add(b, big, (size_t)n);
+    free(big);
+}
+
+void rt__buf_json(rt__buf *b, const char *s) {
+    rt__buf_add(b, "\"", 1);
+    if (!s) s = "";
+    const char *run = s;
+    for (const unsigned char *p = (const unsigned char *)s; *p; p++) {
+        const char *esc = NULL;
+        char u[8];
+        switch (*p) {
+        case '"': esc = "\\\""; break;
+        case '\\': esc = "\\\\"; break;
+        case '\n': esc = "\\n"; break;
+        case '\r': esc = "\\r"; break;
+        case '\t': esc = "\\t"; break;
+        default:
+            if (*p < 0x20) {
+                snprintf(u, sizeof u, "\\u%04x", *p);
+                esc = u;
+            }
+        }
+        if (esc) {
+            rt__buf_add(b, run, (size_t)((const char *)p - run));
+            rt__buf_puts(b, esc);
+            run = (const char *)p + 1;
+        }
+    }
+    rt__buf_puts(b, run);
+    rt__buf_add(b, "\"", 1);
+}
+
+void rt__buf_free(rt__buf *b) {
+    free(b->p);
+    b->p = NULL;
+    b->len = b->cap = 0;
+}
+
+void rt__iso8601_ms(int64_t ms, char *out, size_t n) {
+    time_t secs = (time_t)(ms / 1000);
+    struct tm tm;
+    gmtime_r(&secs, &tm);
+    char date[24];
+    strftime(date, sizeof date, "%Y-%m-%dT%H:%M:%S", &tm);
+    snprintf(out, n, "%s.%03dZ", date, (int)(ms % 1000));
+}

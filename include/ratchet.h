@@ -1,0 +1,323 @@
+/*
+ * ratchet.h — the one public header of ratchet, a framework for long-running
+ * batch jobs that survive restarts.
+ *
+ * A job is a name and a table of steps. Each step is a callback that runs
+ * inside one database transaction; the same transaction also records the
+ * run's progress (step, cursor, item count), so the work and the progress
+ * that describes it are committed together or not at all. Kill the process
+ * at any instant and the next start continues from the last commit.
+ *
+ *     static int hello(rt_ctx *ctx) {
+ *         return RT_EXEC(ctx, "INSERT INTO greeting VALUES ($1)",
+ *                        rt_text(rt_key(ctx))) == RT_OK ? RT_DONE : RT_ERROR;
+ *     }
+ *     static const rt_step hello_steps[] = { {"hello", hello}, {NULL, NULL} };
+ *     static const rt_job hello_job = { .name = "hello", .steps = hello_steps };
+ *     static const rt_job *const jobs[] = { &hello_job, NULL };
+ *     int main(int argc, char **argv) { return rt_main(argc, argv, jobs); }
+ *
+ * Threads: an rt_ctx belongs to the thread running the step; nothing here is
+ * async-signal-safe. Memory returned as `const char *` belongs to ratchet and
+ * stays valid as documented on each call (at least until the step returns).
+ */
+#ifndef RATCHET_H
+#define RATCHET_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+#define RT_VERSION_MAJOR 0
+#define RT_VERSION_MINOR 1
+#define RT_VERSION_PATCH 0
+#define RT_VERSION "0.1.0"
+
+#if defined(__GNUC__) || defined(__clang__)
+#define RT_API __attribute__((visibility("default")))
+#define RT_PRINTF(f, a) __attribute__((format(printf, f, a)))
+#else
+#define RT_API
+#define RT_PRINTF(f, a)
+#endif
+
+/*
+ * Return codes. Every fallible call returns one of these; the human-readable
+ * message for the last error is read with rt_errmsg(). Steps return RT_DONE,
+ * RT_MORE, or an error code (usually via rt_fail()).
+ */
+#define RT_CODE_MAP(XX)                                                        \
+    XX(OK, 0, "ok")                                                            \
+    XX(ERROR, 1, "step failed")                                                \
+    XX(BUSY, 2, "database busy")                                               \
+    XX(STOPPED, 3, "stopped on request")                                       \
+    XX(FENCED, 4, "run was taken over by another process (fenced)")            \
+    XX(MISUSE, 5, "API misuse")                                                \
+    XX(INVALID, 6, "invalid input")                                            \
+    XX(NOTFOUND, 7, "not found")                                               \
+    XX(DBERR, 8, "database error")                                             \
+    XX(NOMEM, 9, "out of memory")                                              \
+    XX(SCHEMA, 10, "database schema is newer than this ratchet")               \
+    XX(CHANGED, 11, "job definition changed since the run began")              \
+    XX(HELD, 12, "run is held by another process")                             \
+    XX(CONN, 13, "database connection lost")                                   \
+    XX(ROW, 100, "row available")                                              \
+    XX(DONE, 101, "done")                                                      \
+    XX(MORE, 102, "more to do")
+
+enum rt_code {
+#define RT_XX(name, value, text) RT_##name = value,
+    RT_CODE_MAP(RT_XX)
+#undef RT_XX
+};
+
+/* "RT_BUSY" for RT_BUSY; "RT_UNKNOWN" for a value not in the table. */
+RT_API const char *rt_code_name(int rc);
+/* A short static description of a code ("database busy"). */
+RT_API const char *rt_strerror(int rc);
+
+/* ------------------------------------------------------------------ jobs */
+
+/* The handle a step receives. Owned by ratchet; valid during the call. */
+typedef struct rt_ctx rt_ctx;
+
+/*
+ * A step. Called inside an open transaction. Returns:
+ *   RT_DONE  the step is finished: commit, then go to the next step;
+ *   RT_MORE  commit this chunk (work + cursor + items), then call again;
+ *   other    an error: the transaction is rolled back. RT_INVALID (a bad
+ *            parameter) exits 2 and leaves the run as it was; RT_BUSY is
+ *            retried; anything else fails the run with rt_errmsg(ctx).
+ */
+typedef int (*rt_step_fn)(rt_ctx *ctx);
+
+typedef struct rt_step {
+    const char *name; /* durable key in the database: renaming = a new step */
+    rt_step_fn run;
+} rt_step;
+
+typedef enum rt_param_type {
+    RT_PARAM_TEXT = 0,
+    RT_PARAM_INT,  /* a signed 64-bit decimal integer */
+    RT_PARAM_REAL, /* a finite decimal number */
+    RT_PARAM_BOOL  /* true/false, yes/no, on/off, 1/0 */
+} rt_param_type;
+
+/* A declared parameter: the CLI validates --param against these. */
+typedef struct rt_param_def {
+    const char *name;
+    rt_param_type type;
+    const char *def; /* default as text; NULL = no default */
+    const char *help;
+} rt_param_def;
+
+/*
+ * A job. Define it `static const` with designated initializers so new fields
+ * (added only at the end) default to zero.
+ *   steps:  array ending in {NULL, NULL}; at least one step.
+ *   params: optional array ending in {NULL}; when given, --param names not in
+ *           it are refused. When NULL, any name is accepted.
+ */
+typedef struct rt_job {
+    const char *name;
+    const char *description;
+    const rt_step *steps;
+    const rt_param_def *params;
+} rt_job;
+
+/*
+ * The whole command-line interface: `ratchet run|status|jobs|reset|migrate`.
+ * jobs is a NULL-terminated array. Returns the process exit code (0, 1, 2,
+ * 3 or 75; see README). May install SIGTERM/SIGINT handlers and exit the
+ * process itself when the stop deadline passes.
+ */
+RT_API int rt_main(int argc, char **argv, const rt_job *const *jobs);
+
+/* --------------------------------------------------------- run & params */
+
+RT_API const char *rt_job_name(const rt_ctx *ctx);
+RT_API const char *rt_key(const rt_ctx *ctx);
+RT_API int64_t rt_run_id(const rt_ctx *ctx);
+RT_API const char *rt_step_name(const rt_ctx *ctx);
+/* How many times this run has been started or resumed: 1 the first time. */
+RT_API int rt_attempt(const rt_ctx *ctx);
+
+/* The parameter's text: the run's value, else the declared default, else def. */
+RT_API const char *rt_param(const rt_ctx *ctx, const char *name,
+                            const char *def);
+/*
+ * Typed parameters. On success *out is the value (or def when the parameter is
+ * absent) and RT_OK is returned. A value that does not parse returns
+ * RT_INVALID with a message naming the parameter; return it from the step and
+ * the run stops with exit 2, untouched.
+ */
+RT_API int rt_param_int64(rt_ctx *ctx, const char *name, int64_t def,
+                          int64_t *out);
+RT_API int rt_param_double(rt_ctx *ctx, const char *name, double def,
+                           double *out);
+RT_API int rt_param_bool(rt_ctx *ctx, const char *name, bool def, bool *out);
+
+/* ------------------------------------------------------------- cursor */
+
+/*
+ * A step's saved position, committed with each chunk and cleared when the
+ * step returns RT_DONE. A cursor holds an integer and/or up to
+ * RT_CURSOR_MAX bytes.
+ */
+#define RT_CURSOR_MAX 4096
+RT_API bool rt_has_cursor(const rt_ctx *ctx);
+RT_API int64_t rt_cursor_int64(const rt_ctx *ctx); /* 0 when unset */
+/* Bytes of the cursor (NULL, *len = 0 when unset); valid until next set. */
+RT_API const void *rt_cursor_bytes(const rt_ctx *ctx, size_t *len);
+RT_API void rt_set_cursor_int64(rt_ctx *ctx, int64_t value);
+/* RT_INVALID when len > RT_CURSOR_MAX; the bytes are copied. */
+RT_API int rt_set_cursor_bytes(rt_ctx *ctx, const void *bytes, size_t len);
+
+/* ---------------------------------------------------- items and stopping */
+
+/*
+ * Ask between items whether to go on. False when a stop was requested
+ * (SIGTERM/SIGINT) or this chunk's budget (--chunk-items, --chunk-ms) is
+ * spent; the step should then return RT_MORE, or RT_DONE if it has finished.
+ * A step that asks is "chunked": on stop, the items it completed commit.
+ * A step that never asks is "atomic": on stop, its SQL calls fail with
+ * RT_STOPPED and the transaction rolls back.
+ */
+RT_API bool rt_continue(rt_ctx *ctx);
+/* True once a stop was requested. Never changes back. */
+RT_API bool rt_stop_requested(const rt_ctx *ctx);
+/* Items this chunk may still take (INT64_MAX when unbounded); for LIMITs. */
+RT_API int64_t rt_chunk_left(const rt_ctx *ctx);
+/* Count n finished items; committed with the chunk. */
+RT_API void rt_add_items(rt_ctx *ctx, int64_t n);
+/* Items the step has done so far, committed or not. */
+RT_API int64_t rt_items(const rt_ctx *ctx);
+/* Optional total for the current step, for progress and ETA. */
+RT_API void rt_set_total(rt_ctx *ctx, int64_t total);
+
+/* ---------------------------------------------------- errors and logging */
+
+enum rt_log_level { RT_LOG_DEBUG = 0, RT_LOG_INFO, RT_LOG_WARN, RT_LOG_ERROR };
+
+/* Log a line tagged with the job, key and step. */
+RT_API void rt_log(rt_ctx *ctx, int level, const char *fmt, ...)
+    RT_PRINTF(3, 4);
+/* Set the step's error message and return RT_ERROR: `return rt_fail(...)`. */
+RT_API int rt_fail(rt_ctx *ctx, const char *fmt, ...) RT_PRINTF(2, 3);
+/* The message of the last error on ctx ("" if none). */
+RT_API const char *rt_errmsg(const rt_ctx *ctx);
+
+/* ------------------------------------------------------------------ SQL */
+
+/*
+ * SQL runs on the connection that holds the step's transaction, so it commits
+ * or rolls back with the progress update. Placeholders are $1, $2, ... on both
+ * backends; values are always bound, never spliced into the text.
+ */
+typedef enum rt_type {
+    RT_TNULL = 0,
+    RT_TINT,
+    RT_TREAL,
+    RT_TTEXT,
+    RT_TBLOB
+} rt_type;
+
+typedef struct rt_value {
+    rt_type type;
+    union {
+        int64_t i;
+        double d;
+        struct {
+            const void *p;
+            size_t n; /* for text: SIZE_MAX means NUL-terminated */
+        } b;
+    } u;
+} rt_value;
+
+static inline rt_value rt_null(void) {
+    rt_value v = {RT_TNULL, {0}};
+    return v;
+}
+static inline rt_value rt_int(int64_t i) {
+    rt_value v = {RT_TINT, {0}};
+    v.u.i = i;
+    return v;
+}
+static inline rt_value rt_real(double d) {
+    rt_value v = {RT_TREAL, {0}};
+    v.u.d = d;
+    return v;
+}
+static inline rt_value rt_text(const char *s) {
+    rt_value v = {RT_TTEXT, {0}};
+    v.u.b.p = s;
+    v.u.b.n = (size_t)-1;
+    return v;
+}
+static inline rt_value rt_blob(const void *p, size_t n) {
+    rt_value v = {RT_TBLOB, {0}};
+    v.u.b.p = p;
+    v.u.b.n = n;
+    return v;
+}
+
+/*
+ * A prepared statement, cached per connection by its SQL text: preparing the
+ * same text again returns the same statement, reset and with bindings
+ * cleared. Owned by the connection; never finalize it. Do not interleave two
+ * uses of the same SQL text.
+ */
+typedef struct rt_stmt rt_stmt;
+
+RT_API int rt_prepare(rt_ctx *ctx, const char *sql, rt_stmt **stmt);
+/* idx is 1-based ($1 is 1). Text and blobs are copied. */
+RT_API int rt_bind(rt_stmt *stmt, int idx, rt_value value);
+RT_API int rt_bind_int64(rt_stmt *stmt, int idx, int64_t value);
+RT_API int rt_bind_text(rt_stmt *stmt, int idx, const char *text);
+/* Advance: RT_ROW when a row is ready, RT_DONE when finished, else an error. */
+RT_API int rt_next(rt_stmt *stmt);
+/* Abandon a statement's remaining rows (before returning RT_MORE, say). */
+RT_API int rt_reset(rt_stmt *stmt);
+/* Columns are 0-based. Text/blob pointers are valid until the next step. */
+RT_API int rt_column_count(rt_stmt *stmt);
+RT_API rt_type rt_column_type(rt_stmt *stmt, int col);
+RT_API int64_t rt_column_int64(rt_stmt *stmt, int col);
+RT_API double rt_column_double(rt_stmt *stmt, int col);
+RT_API const char *rt_column_text(rt_stmt *stmt, int col); /* NULL if NULL */
+RT_API const void *rt_column_blob(rt_stmt *stmt, int col, size_t *len);
+
+/*
+ * Run one statement with nargs bound values to completion. With nargs == 0
+ * the text may hold several statements separated by ';'.
+ */
+RT_API int rt_exec(rt_ctx *ctx, const char *sql, int nargs,
+                   const rt_value *args);
+/* The first column of the first row as an integer; RT_NOTFOUND if no row. */
+RT_API int rt_query_int64(rt_ctx *ctx, const char *sql, int nargs,
+                          const rt_value *args, int64_t *out);
+/* Rows changed by the last completed INSERT/UPDATE/DELETE on ctx. */
+RT_API int64_t rt_changes(rt_ctx *ctx);
+
+/* rt_exec with the arguments written inline: RT_EXEC(ctx, sql, rt_int(1)). */
+#define RT_EXEC(ctx, sql, ...)                                                 \
+    rt_exec((ctx), (sql),                                                      \
+            (int)(sizeof((rt_value[]){__VA_ARGS__}) / sizeof(rt_value)),       \
+            (rt_value[]){__VA_ARGS__})
+
+/* "sqlite" or "postgres". */
+RT_API const char *rt_backend(const rt_ctx *ctx);
+/* The raw connection for power users; NULL on the other backend. Do not
+ * begin, commit or roll back on it: ratchet owns the transaction. */
+struct sqlite3;
+struct pg_conn;
+RT_API struct sqlite3 *rt_sqlite3(rt_ctx *ctx);
+RT_API struct pg_conn *rt_pgconn(rt_ctx *ctx);
+
+#ifdef __cplusplus
+}
+#endif
+#endif /* RATCHET_H */
