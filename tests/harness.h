@@ -1,0 +1,68 @@
+/*
+ * harness.h — what the tests share: a fresh database per test on each
+ * backend, the real binaries run as child processes with real signals, and
+ * SQL on a separate connection to check what they left behind.
+ *
+ * Backends: index 0 is SQLite (always); index 1 is PostgreSQL, present when
+ * RATCHET_TEST_PG is set (tests/run-tests.sh sets it). Integration tests are
+ * loop tests over h_backends(): tcase_add_loop_test(tc, fn, 0, h_backends()).
+ * If RATCHET_TEST_PG is unset and RATCHET_TEST_SKIP_PG is not 1, h_backends()
+ * still returns 2 and PostgreSQL tests fail loudly (CI must not skip them).
+ */
+#ifndef RATCHET_HARNESS_H
+#define RATCHET_HARNESS_H
+
+#include <stdbool.h>
+#include <stdint.h>
+#include <sys/types.h>
+
+enum { H_SQLITE = 0, H_PG = 1 };
+
+int h_backends(void);
+const char *h_backend_name(int backend); /* "sqlite" / "postgres" */
+
+/*
+ * A fresh, empty database for the calling test: sqlite:<tmpdir>/test.db (a
+ * new temp dir) or a newly created PostgreSQL database. The string lives
+ * until the test process exits; the database is removed/dropped at exit.
+ */
+const char *h_db_new(int backend);
+
+/* build/ratchet and build/ratchet-test (from RATCHET_BIN/RATCHET_TEST_BIN). */
+const char *h_bin(void);
+const char *h_test_bin(void);
+
+/*
+ * Start bin with RATCHET_DB=url and RATCHET_LOG=json plus argv (NULL-ended;
+ * argv[0] is not included). extra_env is NULL or a NULL-ended list of
+ * "NAME=VALUE". stdout and stderr go to files readable with h_output().
+ */
+pid_t h_spawn(const char *bin, const char *url, const char *const *argv,
+              const char *const *extra_env);
+/*
+ * Wait for pid up to timeout_ms. Returns its exit code (0..255), or 128+N
+ * if killed by signal N, or -1 on timeout (the child is then SIGKILLed and
+ * reaped).
+ */
+int h_wait(pid_t pid, int timeout_ms);
+/* spawn + wait. */
+int h_run(const char *bin, const char *url, const char *const *argv,
+          const char *const *extra_env, int timeout_ms);
+/* What pid wrote on stderr / stdout (after h_wait); owned by the harness. */
+const char *h_stderr(pid_t pid);
+const char *h_stdout(pid_t pid);
+
+/* SQL on a fresh connection of the harness's own (sqlite3 or libpq). */
+void h_exec(const char *url, const char *sql);         /* fails the test on error */
+int64_t h_query_int(const char *url, const char *sql); /* first col of first row */
+char *h_query_text(const char *url, const char *sql);  /* malloc'd; NULL for SQL NULL */
+/* Poll until `sql` returns an integer >= want, up to timeout_ms. */
+bool h_await_int(const char *url, const char *sql, int64_t want, int timeout_ms);
+
+/* rowcopy_dst equals rowcopy_src: count, distinct ids, sum of ids, payloads. */
+void h_assert_rowcopy_exact(const char *url);
+
+/* Monotonic milliseconds. */
+int64_t h_now_ms(void);
+
+#endif
