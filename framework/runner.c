@@ -207,7 +207,8 @@ static int runner_commit(runner *r, bool step_done) {
         rt_int(r->run.items + c->chunk_items),
         rt_int(step_done ? 0 : c->step_items),
         !step_done && c->total >= 0 ? rt_int(c->total) : rt_null(),
-        rt_text(last ? "done" : "running"),
+        /* A stop already requested: record it with this commit. */
+        rt_text(last ? "done" : rt__stop_flag ? "interrupted" : "running"),
     };
     int64_t changes = 0;
     int rc = rt__store_exec(
@@ -248,9 +249,9 @@ static int runner_commit(runner *r, bool step_done) {
         r->run.step_items = c->step_items;
         r->run.step_total = c->total;
     }
-    if (last) {
+    if (last || rt__stop_flag) {
         free(r->run.status);
-        r->run.status = rt__xstrdup("done");
+        r->run.status = rt__xstrdup(last ? "done" : "interrupted");
     }
     return RT_OK;
 }
@@ -320,8 +321,9 @@ static int runner_begin(runner *r) {
 
 static int runner_interrupted(runner *r) {
     rt__progress_clear();
-    int rc = runner_set_status(r, "interrupted", NULL);
-    if (rc == RT_FENCED) return RT_EXIT_HELD;
+    /* Usually the last chunk's commit recorded it; else one more write. */
+    if (strcmp(r->run.status, "interrupted") != 0)
+        runner_set_status(r, "interrupted", NULL);
     runner_log(r, RT_LOG_INFO, "interrupted", runner_elapsed_ms(r->started_ns),
                "stopped by %s; progress saved, run again to resume",
                rt__stop_signal == SIGINT ? "SIGINT" : "SIGTERM");
