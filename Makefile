@@ -85,6 +85,7 @@ $(BUILD)/check_ratchet: $(TEST_OBJ) $(BUILD)/libratchet.a
 	$(CC) -o $@ $(TEST_OBJ) $(BUILD)/libratchet.a $(LDFLAGS_ALL) $(CHECK_LIBS) $(DEP_LIBS)
 
 check: all $(BUILD)/ratchet-test $(BUILD)/check_ratchet
+	CC="$(CC)" SAN="$(SAN)" tests/readme-example.sh $(BUILD)
 	RATCHET_BIN=$(abspath $(BUILD)/ratchet) RATCHET_TEST_BIN=$(abspath $(BUILD)/ratchet-test) \
 	  tests/run-tests.sh $(abspath $(BUILD)/check_ratchet)
 

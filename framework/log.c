@@ -100,10 +100,10 @@ void rt__log(int level, const char *event, const rt__log_fields *f,
             rt__buf_printf(&b, " %s[%s]", f->job, f->key ? f->key : "");
         if (f && f->step) rt__buf_printf(&b, " %s", f->step);
         if (msg[0]) rt__buf_printf(&b, ": %s", msg);
-        if (f && f->items >= 0) rt__buf_printf(&b, " (items %lld", (long long)f->items);
-        if (f && f->items >= 0 && f->ms >= 0)
-            rt__buf_printf(&b, ", %lld ms", (long long)f->ms);
-        if (f && f->items >= 0) rt__buf_puts(&b, ")");
+        bool items = f && f->items > 0, ms = f && f->ms >= 0;
+        if (items) rt__buf_printf(&b, " (%lld items", (long long)f->items);
+        if (ms) rt__buf_printf(&b, "%s%lld ms", items ? ", " : " (", (long long)f->ms);
+        if (items || ms) rt__buf_puts(&b, ")");
         rt__buf_puts(&b, "\n");
     }
     log_write(&b);
