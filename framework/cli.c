@@ -7,6 +7,7 @@
  */
 #define _POSIX_C_SOURCE 200809L
 #include <math.h>
+#include <stdarg.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -91,9 +92,15 @@ static const char cli_migrate_usage[] =
     "\n"
     "Create or upgrade the schema (every command does this as needed).\n";
 
-static int cli_error(const char *fmt, const char *a, const char *b) {
+static int cli_error(const char *fmt, ...) RT_PRINTF(1, 2);
+
+/* One line naming the problem; returns exit code 2. */
+static int cli_error(const char *fmt, ...) {
     char msg[1024];
-    snprintf(msg, sizeof msg, fmt, a ? a : "", b ? b : "");
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(msg, sizeof msg, fmt, ap);
+    va_end(ap);
     rt__log(RT_LOG_ERROR, "usage", NULL, "%s", msg);
     return RT_EXIT_USAGE;
 }
@@ -159,7 +166,7 @@ static int cli_check_param(const rt_job *job, const char *name,
         char msg[512];
         snprintf(msg, sizeof msg, "--param %s=%s: the value is not %s", name,
                  value, want);
-        return cli_error("%s", msg, NULL);
+        return cli_error("%s", msg);
     }
     rt__buf known = {0};
     for (const rt_param_def *p = job->params; p->name; p++) {
@@ -170,7 +177,7 @@ static int cli_check_param(const rt_job *job, const char *name,
     snprintf(msg, sizeof msg, "job %s has no param '%s' (known: %s)",
              job->name, name, known.p ? known.p : "none");
     rt__buf_free(&known);
-    return cli_error("%s", msg, NULL);
+    return cli_error("%s", msg);
 }
 
 static int cli_run(const cli *c) {
@@ -186,13 +193,13 @@ static int cli_run(const cli *c) {
         int m;
         int64_t n;
         if ((m = cli_opt(c->argc, c->argv, &i, "--key", &v))) {
-            if (m < 0 || !*v) code = cli_error("run: --key needs a non-empty value", NULL, NULL);
+            if (m < 0 || !*v) code = cli_error("run: --key needs a non-empty value");
             else o.key = v;
         } else if ((m = cli_opt(c->argc, c->argv, &i, "--param", &v))) {
             const char *eq = m > 0 ? strchr(v, '=') : NULL;
             if (!eq || eq == v) {
                 code = cli_error("run: --param needs NAME=VALUE, got '%s'",
-                                 m > 0 ? v : "", NULL);
+                                 m > 0 ? v : "");
             } else {
                 char *name = rt__xstrndup(v, (size_t)(eq - v));
                 rt__params_set(&o.params, name, eq + 1);
@@ -202,32 +209,32 @@ static int cli_run(const cli *c) {
             if (m < 0 || !rt__parse_double(v, &grace) || grace <= 0 ||
                 grace > 86400)
                 code = cli_error("run: --grace takes seconds > 0, got '%s'",
-                                 m > 0 ? v : "", NULL);
+                                 m > 0 ? v : "");
         } else if ((m = cli_opt(c->argc, c->argv, &i, "--chunk-items", &v))) {
             if (m < 0 || !rt__parse_int64(v, &n) || n < 0)
                 code = cli_error("run: --chunk-items takes a count >= 0, got '%s'",
-                                 m > 0 ? v : "", NULL);
+                                 m > 0 ? v : "");
             else o.chunk_items = n;
         } else if ((m = cli_opt(c->argc, c->argv, &i, "--chunk-ms", &v))) {
             if (m < 0 || !rt__parse_int64(v, &n) || n < 0)
                 code = cli_error("run: --chunk-ms takes milliseconds >= 0, got '%s'",
-                                 m > 0 ? v : "", NULL);
+                                 m > 0 ? v : "");
             else o.chunk_ms = n;
         } else if (c->argv[i][0] == '-') {
             code = cli_error("run: unknown option '%s' (see 'ratchet run --help')",
-                             c->argv[i], NULL);
+                             c->argv[i]);
         } else if (!job_name) {
             job_name = c->argv[i];
         } else {
-            code = cli_error("run: unexpected argument '%s'", c->argv[i], NULL);
+            code = cli_error("run: unexpected argument '%s'", c->argv[i]);
         }
     }
     const rt_job *job = NULL;
     if (code == RT_EXIT_OK && !job_name)
-        code = cli_error("run: which job? (see 'ratchet jobs')", NULL, NULL);
+        code = cli_error("run: which job? (see 'ratchet jobs')");
     if (code == RT_EXIT_OK && !(job = rt__job_find(c->jobs, job_name)))
         code = cli_error("run: unknown job '%s' (see 'ratchet jobs')",
-                         job_name, NULL);
+                         job_name);
     for (int i = 0; code == RT_EXIT_OK && i < o.params.n; i++)
         code = cli_check_param(job, o.params.v[i].name, o.params.v[i].value);
     rt_store *s = NULL;
@@ -251,7 +258,7 @@ static const char *const cli_param_types[] = {"text", "int", "real", "bool"};
 
 static int cli_jobs(const cli *c) {
     if (c->argc > 0)
-        return cli_error("jobs: unexpected argument '%s'", c->argv[0], NULL);
+        return cli_error("jobs: unexpected argument '%s'", c->argv[0]);
     for (int i = 0; c->jobs[i]; i++) {
         const rt_job *j = c->jobs[i];
         printf("%s%s%s\n", j->name, j->description ? " — " : "",
@@ -275,18 +282,18 @@ static int cli_reset(const cli *c) {
         const char *v = NULL;
         int m;
         if ((m = cli_opt(c->argc, c->argv, &i, "--key", &v))) {
-            if (m < 0) return cli_error("reset: --key needs a value", NULL, NULL);
+            if (m < 0) return cli_error("reset: --key needs a value");
             key = v;
         } else if (c->argv[i][0] == '-') {
-            return cli_error("reset: unknown option '%s'", c->argv[i], NULL);
+            return cli_error("reset: unknown option '%s'", c->argv[i]);
         } else if (!job) {
             job = c->argv[i];
         } else {
-            return cli_error("reset: unexpected argument '%s'", c->argv[i], NULL);
+            return cli_error("reset: unexpected argument '%s'", c->argv[i]);
         }
     }
     if (!job || !key)
-        return cli_error("reset: usage: ratchet reset JOB --key K", NULL, NULL);
+        return cli_error("reset: usage: ratchet reset JOB --key K");
     rt_store *s = NULL;
     int code = cli_open(c, &s);
     if (code != RT_EXIT_OK) return code;
@@ -315,7 +322,7 @@ static int cli_reset(const cli *c) {
 
 static int cli_migrate(const cli *c) {
     if (c->argc > 0)
-        return cli_error("migrate: unexpected argument '%s'", c->argv[0], NULL);
+        return cli_error("migrate: unexpected argument '%s'", c->argv[0]);
     char err[RT_ERRMSG_MAX];
     rt_store *s;
     int rc = rt__store_open(c->db, &s, err, sizeof err);
@@ -351,13 +358,13 @@ static int cli_status(const cli *c) {
         } else if ((m = cli_opt(c->argc, c->argv, &i, "--limit", &v))) {
             if (m < 0 || !rt__parse_int64(v, &limit) || limit < 1)
                 return cli_error("status: --limit takes a count >= 1, got '%s'",
-                                 m > 0 ? v : "", NULL);
+                                 m > 0 ? v : "");
         } else if (c->argv[i][0] == '-') {
-            return cli_error("status: unknown option '%s'", c->argv[i], NULL);
+            return cli_error("status: unknown option '%s'", c->argv[i]);
         } else if (!job) {
             job = c->argv[i];
         } else {
-            return cli_error("status: unexpected argument '%s'", c->argv[i], NULL);
+            return cli_error("status: unexpected argument '%s'", c->argv[i]);
         }
     }
     rt_store *s = NULL;
@@ -420,7 +427,7 @@ int rt_main(int argc, char **argv, const rt_job *const *jobs) {
         const char *v = NULL;
         int m;
         if ((m = cli_opt(argc, argv, &i, "--db", &v))) {
-            if (m < 0 || !*v) code = cli_error("--db needs a URL", NULL, NULL);
+            if (m < 0 || !*v) code = cli_error("--db needs a URL");
             else c.db = v;
         } else if (!strcmp(argv[i], "--help") || !strcmp(argv[i], "-h")) {
             c.help = true;
@@ -439,14 +446,14 @@ int rt_main(int argc, char **argv, const rt_job *const *jobs) {
         } else if (!strcmp(rest[0], "help")) {
             const cli_command *k = nrest > 1 ? cli_find(rest[1]) : NULL;
             if (nrest > 1 && !k)
-                code = cli_error("help: unknown command '%s'", rest[1], NULL);
+                code = cli_error("help: unknown command '%s'", rest[1]);
             else
                 fputs(k ? k->usage : cli_usage, stdout);
         } else {
             const cli_command *k = cli_find(rest[0]);
             if (!k) {
                 code = cli_error("unknown command '%s' (see 'ratchet --help')",
-                                 rest[0], NULL);
+                                 rest[0]);
             } else if (c.help) {
                 fputs(k->usage, stdout);
             } else {
