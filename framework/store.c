@@ -18,9 +18,13 @@ int rt__store_open(const char *url, rt_store **out, char *err, size_t errlen) {
     *out = NULL;
     for (const rt_store_ops *const *b = store_backends; *b; b++)
         if ((*b)->accepts(url)) return (*b)->open(url, out, err, errlen);
+    /* Name the scheme only: the rest may hold a password. */
+    size_t n = strcspn(url, ":/@?");
     snprintf(err, errlen,
-             "unrecognised database URL (use sqlite:PATH, postgresql://... or "
-             "a libpq conninfo such as 'host=... dbname=...')");
+             "unrecognised database URL '%.*s%s' (use sqlite:PATH, "
+             "postgresql://... or a libpq conninfo such as 'host=... "
+             "dbname=...')",
+             (int)(n < 40 ? n : 40), url, url[n] == ':' ? ":..." : "");
     return RT_INVALID;
 }
 

@@ -102,8 +102,9 @@ static int sqlite_parse_url(const char *url, char **path, int *sync,
         const char *opt = q + 1;
         const char *amp = strchr(opt, '&');
         size_t olen = amp ? (size_t)(amp - opt) : strlen(opt);
-        char buf[128];
+        char buf[128], shown[128];
         snprintf(buf, sizeof buf, "%.*s", (int)(olen < 127 ? olen : 127), opt);
+        memcpy(shown, buf, sizeof shown);
         char *eq = strchr(buf, '=');
         int64_t n;
         if (eq) *eq++ = '\0';
@@ -118,7 +119,7 @@ static int sqlite_parse_url(const char *url, char **path, int *sync,
             snprintf(err, errlen,
                      "bad option '%s' in database URL (known: "
                      "synchronous=full|normal|off, busy_timeout=MS)",
-                     buf);
+                     shown);
             free(*path);
             *path = NULL;
             return RT_INVALID;
