@@ -172,6 +172,7 @@ void rt_set_total(rt_ctx *ctx, int64_t total) { ctx->total = total; }
 
 int rt__ctx_check_stop(rt_ctx *ctx) {
     if (!rt__signals_atomic_stopped()) return RT_OK;
+    ctx->sql_stopped = true;
     snprintf(ctx->errmsg, sizeof ctx->errmsg,
              "stop requested: atomic step %s rolled back", ctx->step->name);
     return RT_STOPPED;
@@ -215,8 +216,10 @@ const char *rt_errmsg(const rt_ctx *ctx) { return ctx->errmsg; }
 
 /* Copy the store's message to the step's context; returns rc. */
 static int ctx_sql_error(rt_store *s, int rc) {
-    if (s->ctx && rc != RT_ROW && rc != RT_DONE && rc != RT_OK)
+    if (s->ctx && rc != RT_ROW && rc != RT_DONE && rc != RT_OK) {
         memcpy(s->ctx->errmsg, s->errmsg, sizeof s->ctx->errmsg);
+        if (rc == RT_STOPPED) s->ctx->sql_stopped = true;
+    }
     return rc;
 }
 

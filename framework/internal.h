@@ -209,6 +209,7 @@ struct rt_ctx {
     int64_t chunk_start_ns;
     bool asked;   /* the step asked rt_continue during this call */
     bool stopped; /* rt_continue answered no because of a stop */
+    bool sql_stopped; /* an SQL call of this step failed with RT_STOPPED */
     char errmsg[RT_ERRMSG_MAX];
 };
 

@@ -288,6 +288,7 @@ static void runner_prepare_ctx(runner *r, bool chunked_before) {
     c->chunk_items = 0;
     c->asked = chunked_before;
     c->stopped = false;
+    c->sql_stopped = false;
     c->errmsg[0] = '\0';
     c->chunk_start_ns = rt__mono_ns();
 }
@@ -362,6 +363,10 @@ static int runner_call(runner *r, bool *chunked, int *step_rc) {
     int src = r->ctx.step->run(&r->ctx);
     rt__signals_atomic(false);
     *chunked = r->ctx.asked;
+    /* Its SQL was interrupted: whatever it returns, part of its work is
+     * missing, so it must not commit. */
+    if (r->ctx.sql_stopped && (src == RT_DONE || src == RT_MORE))
+        src = RT_STOPPED;
     *step_rc = src;
     if (src == RT_DONE || src == RT_MORE) return runner_commit(r, src == RT_DONE);
     rt__store_rollback(r->s);
