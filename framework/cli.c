@@ -238,6 +238,7 @@ static int cli_run(const cli *c) {
     for (int i = 0; code == RT_EXIT_OK && i < o.params.n; i++)
         code = cli_check_param(job, o.params.v[i].name, o.params.v[i].value);
     rt_store *s = NULL;
+    if (code == RT_EXIT_OK) rt__store_set_label(job->name);
     if (code == RT_EXIT_OK) code = cli_open(c, &s);
     if (code == RT_EXIT_OK) {
         if (rt__signals_install((int64_t)llround(grace * 1000)) != RT_OK)

@@ -53,6 +53,12 @@ void rt__buf_json(rt__buf *b, const char *s);
 void rt__buf_free(rt__buf *b);
 /* Format ms since the epoch as 2026-11-22T15:08:00.123Z (out >= 32 bytes). */
 void rt__iso8601_ms(int64_t ms, char *out, size_t n);
+/*
+ * A malloc'd copy of text (a URL, a conninfo, a libpq message) with every
+ * password replaced by ***: the one in user:PASSWORD@ and every
+ * password=VALUE (conninfo keyword or URI query parameter).
+ */
+char *rt__mask_secrets(const char *text);
 
 /* -------------------------------------------------------------- log.c */
 

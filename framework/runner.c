@@ -22,6 +22,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "internal.h"
 
@@ -349,6 +350,68 @@ static int runner_fenced(runner *r) {
     return RT_EXIT_HELD;
 }
 
+/*
+ * The connection dropped (server restart, pg_terminate_backend, network):
+ * the open transaction is gone with it, which is fine — its work and its
+ * progress vanished together. Reconnect with jittered exponential backoff,
+ * then re-read the run: that also settles a COMMIT whose reply was lost (if
+ * the cursor moved, it committed). If the epoch moved, another process took
+ * the run over meanwhile: fenced.
+ */
+#define RUNNER_RECONNECT_LIMIT_MS 60000
+
+static int runner_reload(runner *r) {
+    rt__run fresh;
+    memset(&fresh, 0, sizeof fresh);
+    int rc = rt__run_load(r->s, r->job->name, r->run.key, &fresh);
+    if (rc == RT_NOTFOUND)
+        rc = rt__store_fail(r->s, RT_FENCED, "run was removed meanwhile");
+    if (rc == RT_OK && fresh.epoch != r->run.epoch)
+        rc = rt__store_fail(r->s, RT_FENCED,
+                            "run was taken over while disconnected (epoch "
+                            "%lld, ours %lld); this process stops",
+                            (long long)fresh.epoch, (long long)r->run.epoch);
+    if (rc != RT_OK) {
+        rt__run_free(&fresh);
+        return rc;
+    }
+    rt__run_free(&r->run);
+    r->run = fresh;
+    return RT_OK;
+}
+
+static int runner_recover(runner *r) {
+    rt__progress_clear();
+    runner_log(r, RT_LOG_WARN, "db_connection_lost", -1,
+               "%s; reconnecting, the uncommitted chunk will be redone",
+               r->s->errmsg);
+    int64_t start = rt__mono_ns();
+    int64_t delay_ms = 100;
+    unsigned seed = (unsigned)(start ^ (int64_t)getpid());
+    for (int attempt = 1;; attempt++) {
+        if (rt__stop_flag) return RT_STOPPED;
+        int rc = rt__store_reconnect(r->s);
+        if (rc == RT_OK) rc = runner_reload(r);
+        if (rc == RT_OK) {
+            char n[16];
+            snprintf(n, sizeof n, "%d", attempt);
+            runner_log(r, RT_LOG_INFO, "db_reconnected",
+                       runner_elapsed_ms(start),
+                       "reconnected (attempt %s); resuming from the last "
+                       "commit",
+                       n);
+            return RT_OK;
+        }
+        if (rc == RT_FENCED) return rc;
+        if (!rt__store_broken(r->s) && rc != RT_CONN) return rc;
+        if (runner_elapsed_ms(start) > RUNNER_RECONNECT_LIMIT_MS) return RT_CONN;
+        int64_t ms = delay_ms / 2 + (int64_t)(rand_r(&seed) % (delay_ms / 2 + 1));
+        struct timespec ts = {(time_t)(ms / 1000), (long)(ms % 1000) * 1000000L};
+        nanosleep(&ts, NULL); /* a stop signal cuts it short */
+        if (delay_ms < 5000) delay_ms *= 2;
+    }
+}
+
 /* One call of the current step in its own transaction. */
 static int runner_call(runner *r, bool *chunked, int *step_rc) {
     int rc = runner_begin(r);
@@ -381,6 +444,13 @@ static int runner_loop(runner *r) {
     while (r->run.step_index < r->nsteps) {
         int src = RT_OK;
         int rc = runner_call(r, &chunked, &src);
+        if (rc != RT_OK && rt__store_broken(r->s)) {
+            rc = runner_recover(r);
+            if (rc == RT_OK) continue;
+            if (rc == RT_FENCED) return runner_fenced(r);
+            if (rc == RT_STOPPED) return runner_interrupted(r);
+            return runner_db_error(r, "database connection lost");
+        }
         if (rc == RT_STOPPED) return runner_interrupted(r);
         if (rc == RT_FENCED) return runner_fenced(r);
         if (rc == RT_OK) {

@@ -112,7 +112,7 @@ int rt__status_render(rt_store *s, const char *job, int64_t limit, bool json,
         "SELECT id, job, run_key, status, step_index, step_name, items, "
         "step_items, step_total, epoch, attempt, error, created_ms, "
         "started_ms, updated_ms, finished_ms, steps FROM rt_run "
-        "WHERE $1 IS NULL OR job = $1 ORDER BY id DESC LIMIT $2",
+        "WHERE CAST($1 AS TEXT) IS NULL OR job = $1 ORDER BY id DESC LIMIT $2",
         2, args, &st);
     if (json) rt__buf_puts(out, "{\"runs\":[");
     else

@@ -42,6 +42,16 @@ int rt__store_fail(rt_store *s, int rc, const char *fmt, ...) {
 
 const char *rt__store_errmsg(const rt_store *s) { return s->errmsg; }
 
+bool rt__store_broken(rt_store *s) {
+    return s->ops->broken && s->ops->broken(s);
+}
+
+int rt__store_reconnect(rt_store *s) {
+    if (!s->ops->reconnect) return RT_OK;
+    s->in_tx = 0;
+    return s->ops->reconnect(s);
+}
+
 int rt__store_exec_script(rt_store *s, const char *sql) {
     return s->ops->exec_script(s, sql);
 }

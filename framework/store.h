@@ -77,6 +77,12 @@ struct rt_store_ops {
     void (*interrupt)(rt_store *s);
     /* sqlite3 * or PGconn *. */
     void *(*handle)(rt_store *s);
+
+    /* Optional (NULL for SQLite, whose connection cannot drop). */
+    bool (*broken)(rt_store *s);   /* the server dropped the connection */
+    /* A new session on the same store; open statements are invalidated,
+     * cached ones are prepared again on their next use. */
+    int (*reconnect)(rt_store *s);
 };
 
 /* Backends linked into the library. */
@@ -103,6 +109,11 @@ int rt__store_query(rt_store *s, const char *sql, int nargs,
 int rt__store_exec(rt_store *s, const char *sql, int nargs,
                    const rt_value *args, int64_t *changes);
 const char *rt__store_errmsg(const rt_store *s);
+/* The connection is gone (RT_CONN): only rt__store_reconnect helps. */
+bool rt__store_broken(rt_store *s);
+int rt__store_reconnect(rt_store *s);
+/* Label new connections with the job (PostgreSQL application_name). */
+void rt__store_set_label(const char *label);
 /* printf into s->errmsg; returns rc. */
 int rt__store_fail(rt_store *s, int rc, const char *fmt, ...) RT_PRINTF(3, 4);
 

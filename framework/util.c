@@ -168,3 +168,54 @@ void rt__iso8601_ms(int64_t ms, char *out, size_t n) {
     strftime(date, sizeof date, "%Y-%m-%dT%H:%M:%S", &tm);
     snprintf(out, n, "%s.%03dZ", date, (int)(ms % 1000));
 }
+
+/* Length of a conninfo/query value at p: 'quoted' (with \' escapes) or bare. */
+static size_t util_value_len(const char *p) {
+    if (*p == '\'') {
+        size_t i = 1;
+        while (p[i] && p[i] != '\'') i += (p[i] == '\\' && p[i + 1]) ? 2 : 1;
+        return p[i] ? i + 1 : i;
+    }
+    return strcspn(p, " \t\n&#'\"");
+}
+
+char *rt__mask_secrets(const char *text) {
+    rt__buf b = {0};
+    const char *p = text;
+    while (*p) {
+        /* scheme://user:PASSWORD@host */
+        if (!strncmp(p, "://", 3)) {
+            rt__buf_add(&b, p, 3);
+            p += 3;
+            size_t auth = strcspn(p, "/?# \t\n'\"");
+            const char *at = NULL;
+            for (size_t i = 0; i < auth; i++)
+                if (p[i] == '@') at = p + i;
+            const char *colon = at ? memchr(p, ':', (size_t)(at - p)) : NULL;
+            if (colon) {
+                rt__buf_add(&b, p, (size_t)(colon - p) + 1);
+                rt__buf_puts(&b, "***");
+                p = at;
+            }
+            continue;
+        }
+        /* password=VALUE, password = 'VALUE' */
+        bool boundary = p == text || strchr(" \t\n?&;", p[-1]) != NULL;
+        if (boundary && !strncasecmp(p, "password", 8)) {
+            const char *q = p + 8;
+            while (*q == ' ' || *q == '\t') q++;
+            if (*q == '=') {
+                q++;
+                while (*q == ' ' || *q == '\t') q++;
+                rt__buf_add(&b, p, (size_t)(q - p));
+                rt__buf_puts(&b, "***");
+                p = q + util_value_len(q);
+                continue;
+            }
+        }
+        rt__buf_add(&b, p, 1);
+        p++;
+    }
+    rt__buf_add(&b, "", 0);
+    return b.p ? b.p : rt__xstrdup("");
+}

@@ -46,7 +46,7 @@ static int aggregate_seed(rt_ctx *ctx) {
         rc = RT_EXEC(ctx,
                      "INSERT INTO agg_events (id, day, customer, amount) "
                      "WITH RECURSIVE n(i) AS (SELECT 0 UNION ALL "
-                     " SELECT i + 1 FROM n WHERE i + 1 < $1 * $2) "
+                     " SELECT i + 1 FROM n WHERE i + 1 < CAST($1 AS BIGINT) * CAST($2 AS BIGINT)) "
                      "SELECT i, i % $1 + 1, (i * 31) % 97, (i * 7919) % 1000 "
                      "FROM n",
                      rt_int(days), rt_int(per_day));

@@ -52,6 +52,11 @@ int h_run(const char *bin, const char *url, const char *const *argv,
 const char *h_stderr(pid_t pid);
 const char *h_stdout(pid_t pid);
 
+/* Poll pid's stderr until it contains needle, up to timeout_ms. */
+bool h_await_stderr(pid_t pid, const char *needle, int timeout_ms);
+/* Lines in text (a trailing line without newline counts). */
+int h_count_lines(const char *text);
+
 /* SQL on a fresh connection of the harness's own (sqlite3 or libpq). */
 void h_exec(const char *url, const char *sql);         /* fails the test on error */
 int64_t h_query_int(const char *url, const char *sql); /* first col of first row */

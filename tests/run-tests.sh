@@ -5,7 +5,7 @@
 # interrupted. RATCHET_TEST_PG is a libpq conninfo for an admin connection
 # (the harness creates one database per test from it). When the server is
 # our own, RATCHET_TEST_PG_DIR is its directory, for tests that restart it
-# (tests/pg-server.sh restart DIR).
+# (RATCHET_TEST_PG_SERVER restart DIR, the script's absolute path).
 set -u
 check_bin=$1
 here=$(cd "$(dirname "$0")" && pwd)
@@ -26,6 +26,7 @@ if [ -z "${RATCHET_TEST_PG:-}" ] && [ "${RATCHET_TEST_SKIP_PG:-0}" != 1 ]; then
         exit 1
     fi
     RATCHET_TEST_PG_DIR=$pgdir
-    export RATCHET_TEST_PG RATCHET_TEST_PG_DIR
+    RATCHET_TEST_PG_SERVER=$here/pg-server.sh
+    export RATCHET_TEST_PG RATCHET_TEST_PG_DIR RATCHET_TEST_PG_SERVER
 fi
 "$check_bin"

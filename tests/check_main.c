@@ -1,0 +1,14 @@
+/* check_main.c — runs every suite, each test in its own process (CK_FORK). */
+#include <stdlib.h>
+
+#include "suites.h"
+
+int main(void) {
+    SRunner *sr = srunner_create(unit_suite());
+    srunner_add_suite(sr, cli_suite());
+    srunner_add_suite(sr, pg_suite());
+    srunner_run_all(sr, CK_NORMAL);
+    int failed = srunner_ntests_failed(sr);
+    srunner_free(sr);
+    return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+}

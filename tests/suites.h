@@ -1,0 +1,10 @@
+/* suites.h — the list of Check suites; check_main.c runs them all. */
+#ifndef RATCHET_SUITES_H
+#define RATCHET_SUITES_H
+#include <check.h>
+
+Suite *unit_suite(void);
+Suite *cli_suite(void);
+Suite *pg_suite(void);
+
+#endif

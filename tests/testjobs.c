@@ -1,0 +1,208 @@
+/*
+ * testjobs.c — build/ratchet-test: the example jobs plus jobs that only tests
+ * need (a step that hangs, a job whose definition changes, a failing step, a
+ * byte cursor). It is a real rt_main() program, like a user's.
+ */
+#define _POSIX_C_SOURCE 200809L
+#include <signal.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "jobs.h"
+
+static bool testjobs_env(const char *name, const char *value) {
+    const char *v = getenv(name);
+    return v && !strcmp(v, value);
+}
+
+/* Insert 1..rows into table, one row per item, cursor = last n. */
+static int testjobs_fill(rt_ctx *ctx, const char *insert_sql, int64_t rows) {
+    for (int64_t n = rt_cursor_int64(ctx) + 1; n <= rows; n++) {
+        if (!rt_continue(ctx)) return RT_MORE;
+        int rc = rt_exec(ctx, insert_sql, 1, (rt_value[]){rt_int(n)});
+        if (rc != RT_OK) return rc;
+        rt_set_cursor_int64(ctx, n);
+        rt_add_items(ctx, 1);
+    }
+    return RT_DONE;
+}
+
+/* ---- hang: work (chunked), stall (spins ignoring stops when asked), finish */
+
+static int hang_work(rt_ctx *ctx) {
+    int rc = rt_exec(ctx, "CREATE TABLE IF NOT EXISTS hang_rows (n BIGINT)", 0, NULL);
+    return rc == RT_OK ? testjobs_fill(ctx, "INSERT INTO hang_rows (n) VALUES ($1)", 500)
+                       : rc;
+}
+
+static int hang_stall(rt_ctx *ctx) {
+    int rc = rt_exec(ctx, "CREATE TABLE IF NOT EXISTS hang_mark (n BIGINT)", 0, NULL);
+    if (rc == RT_OK) rc = rt_exec(ctx, "INSERT INTO hang_mark (n) VALUES (1)", 0, NULL);
+    if (rc != RT_OK) return rc;
+    if (testjobs_env("RATCHET_TEST_HANG", "1")) {
+        rt_log(ctx, RT_LOG_INFO, "stalling");
+        for (volatile unsigned long spin = 0;; spin++) {
+        } /* ignores the stop flag: only the deadline ends this */
+    }
+    return RT_DONE;
+}
+
+static int hang_finish(rt_ctx *ctx) {
+    int rc = rt_exec(ctx, "CREATE TABLE IF NOT EXISTS hang_done (n BIGINT)", 0, NULL);
+    if (rc == RT_OK) rc = rt_exec(ctx, "INSERT INTO hang_done (n) VALUES (1)", 0, NULL);
+    return rc == RT_OK ? RT_DONE : rc;
+}
+
+static const rt_step hang_steps[] = {
+    {"work", hang_work}, {"stall", hang_stall}, {"finish", hang_finish}, {NULL, NULL}};
+
+static const rt_job hang_job = {.name = "hang", .steps = hang_steps};
+
+/* ---- shape: the step list depends on RATCHET_TEST_SHAPE */
+
+static int shape_step(rt_ctx *ctx) {
+    int rc = rt_exec(ctx, "CREATE TABLE IF NOT EXISTS shape_log (step TEXT, n BIGINT)", 0, NULL);
+    if (rc != RT_OK) return rc;
+    for (int64_t n = rt_cursor_int64(ctx) + 1; n <= 200; n++) {
+        if (!rt_continue(ctx)) return RT_MORE;
+        rc = RT_EXEC(ctx, "INSERT INTO shape_log (step, n) VALUES ($1, $2)",
+                     rt_text(rt_step_name(ctx)), rt_int(n));
+        if (rc != RT_OK) return rc;
+        rt_set_cursor_int64(ctx, n);
+        rt_add_items(ctx, 1);
+        /* Stop after step b's first chunk when asked, like a SIGTERM would. */
+        if (testjobs_env("RATCHET_TEST_SHAPE_STOP", "1") &&
+            !strcmp(rt_step_name(ctx), "b") && n == 100)
+            raise(SIGTERM);
+    }
+    return RT_DONE;
+}
+
+static const rt_step shape_v1[] = {{"a", shape_step}, {"b", shape_step}, {"c", shape_step}, {NULL, NULL}};
+static const rt_step shape_renamed[] = {{"a", shape_step}, {"x", shape_step}, {"c", shape_step}, {NULL, NULL}};
+static const rt_step shape_appended[] = {{"a", shape_step}, {"b", shape_step}, {"c", shape_step}, {"d", shape_step}, {NULL, NULL}};
+static const rt_step shape_removed[] = {{"a", shape_step}, {"c", shape_step}, {NULL, NULL}};
+
+static rt_job shape_job = {.name = "shape", .steps = shape_v1};
+
+/* ---- fail: the second step always fails with a message */
+
+static int fail_ok(rt_ctx *ctx) {
+    int rc = rt_exec(ctx, "CREATE TABLE IF NOT EXISTS fail_rows (n BIGINT);"
+                          "INSERT INTO fail_rows (n) VALUES (1)", 0, NULL);
+    return rc == RT_OK ? RT_DONE : rc;
+}
+
+static int fail_boom(rt_ctx *ctx) {
+    int rc = rt_exec(ctx, "INSERT INTO fail_rows (n) VALUES (2)", 0, NULL);
+    if (rc != RT_OK) return rc;
+    return rt_fail(ctx, "boom: the disk of the imaginary upstream is on fire");
+}
+
+static const rt_step fail_steps[] = {{"ok", fail_ok}, {"boom", fail_boom}, {NULL, NULL}};
+static const rt_job fail_job = {.name = "fail", .steps = fail_steps};
+
+/* ---- cursorbytes: a chunked step whose cursor is text */
+
+static int cursorbytes_step(rt_ctx *ctx) {
+    int rc = rt_exec(ctx, "CREATE TABLE IF NOT EXISTS cb_rows (word TEXT)", 0, NULL);
+    if (rc != RT_OK) return rc;
+    size_t len;
+    const char *at = rt_cursor_bytes(ctx, &len);
+    char word[8] = "aaa"; /* the next word to write */
+    if (at) {
+        memcpy(word, at, len < 7 ? len : 7);
+        word[len < 7 ? len : 7] = '\0';
+        for (int i = 2; i >= 0; i--) { /* increment base-26 */
+            if (word[i] < 'z') { word[i]++; break; }
+            word[i] = 'a';
+            if (i == 0) return RT_DONE;
+        }
+    }
+    while (strcmp(word, "aez") <= 0) {
+        if (!rt_continue(ctx)) return RT_MORE;
+        rc = RT_EXEC(ctx, "INSERT INTO cb_rows (word) VALUES ($1)", rt_text(word));
+        if (rc != RT_OK) return rc;
+        rc = rt_set_cursor_bytes(ctx, word, strlen(word));
+        if (rc != RT_OK) return rc;
+        rt_add_items(ctx, 1);
+        for (int i = 2; i >= 0; i--) {
+            if (word[i] < 'z') { word[i]++; break; }
+            word[i] = 'a';
+        }
+    }
+    return RT_DONE;
+}
+
+static const rt_step cursorbytes_steps[] = {{"words", cursorbytes_step}, {NULL, NULL}};
+static const rt_job cursorbytes_job = {.name = "cursorbytes", .steps = cursorbytes_steps};
+
+/* ---- looseparams: no declared params; typed getters validate at run time */
+
+static int looseparams_step(rt_ctx *ctx) {
+    int64_t n;
+    int rc = rt_param_int64(ctx, "n", 7, &n);
+    if (rc != RT_OK) return rc;
+    rc = rt_exec(ctx, "CREATE TABLE IF NOT EXISTS loose (n BIGINT)", 0, NULL);
+    if (rc == RT_OK) rc = RT_EXEC(ctx, "INSERT INTO loose (n) VALUES ($1)", rt_int(n));
+    return rc == RT_OK ? RT_DONE : rc;
+}
+
+static const rt_step looseparams_steps[] = {{"one", looseparams_step}, {NULL, NULL}};
+static const rt_job looseparams_job = {.name = "looseparams", .steps = looseparams_steps};
+
+/* ---- longsql: an atomic step whose one SQL statement runs for a minute
+ * (pg_sleep on PostgreSQL; a huge recursive count on SQLite), so a stop must
+ * cancel the statement in flight to meet the grace deadline. */
+
+static int longsql_setup(rt_ctx *ctx) {
+    int rc = rt_exec(ctx, "CREATE TABLE IF NOT EXISTS longsql_rows (n BIGINT)", 0, NULL);
+    return rc == RT_OK ? RT_DONE : rc;
+}
+
+static int longsql_step(rt_ctx *ctx) {
+    int rc = rt_exec(ctx, "INSERT INTO longsql_rows (n) VALUES (1)", 0, NULL);
+    if (rc != RT_OK) return rc;
+    rt_log(ctx, RT_LOG_INFO, "long statement starts");
+    int64_t n = 0;
+    if (!strcmp(rt_backend(ctx), "postgres"))
+        rc = rt_exec(ctx, "SELECT pg_sleep(60)", 0, NULL);
+    else
+        rc = rt_query_int64(ctx,
+                            "WITH RECURSIVE c(x) AS (SELECT 1 UNION ALL SELECT x + 1 "
+                            "FROM c WHERE x < 4000000000) SELECT count(*) FROM c",
+                            0, NULL, &n);
+    return rc == RT_OK ? RT_DONE : rc;
+}
+
+static const rt_step longsql_steps[] = {{"setup", longsql_setup}, {"long", longsql_step}, {NULL, NULL}};
+static const rt_job longsql_job = {.name = "longsql", .steps = longsql_steps};
+
+/* ---- pgsettings: records the session settings ratchet gave its
+ * PostgreSQL connection (application_name, timeouts). */
+
+static int pgsettings_step(rt_ctx *ctx) {
+    static const char *const names[] = {"application_name",
+                                        "idle_in_transaction_session_timeout",
+                                        "lock_timeout", "statement_timeout", NULL};
+    int rc = rt_exec(ctx, "CREATE TABLE IF NOT EXISTS pgset (name TEXT, value TEXT)", 0, NULL);
+    for (int i = 0; rc == RT_OK && names[i]; i++)
+        rc = RT_EXEC(ctx, "INSERT INTO pgset (name, value) VALUES ($1, current_setting($1))",
+                     rt_text(names[i]));
+    return rc == RT_OK ? RT_DONE : rc;
+}
+
+static const rt_step pgsettings_steps[] = {{"record", pgsettings_step}, {NULL, NULL}};
+static const rt_job pgsettings_job = {.name = "pgsettings", .steps = pgsettings_steps};
+
+int main(int argc, char **argv) {
+    const char *shape = getenv("RATCHET_TEST_SHAPE");
+    if (shape && !strcmp(shape, "renamed")) shape_job.steps = shape_renamed;
+    if (shape && !strcmp(shape, "appended")) shape_job.steps = shape_appended;
+    if (shape && !strcmp(shape, "removed")) shape_job.steps = shape_removed;
+    const rt_job *const jobs[] = {&rowcopy_job, &aggregate_job, &hang_job, &shape_job,
+                                  &fail_job, &cursorbytes_job, &looseparams_job, &longsql_job,
+                                  &pgsettings_job, NULL};
+    return rt_main(argc, argv, jobs);
+}
