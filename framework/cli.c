@@ -54,6 +54,7 @@ static const char cli_usage[] =
 static const char cli_run_usage[] =
     "usage: ratchet [--db URL] run JOB [--key K] [--param NAME=VALUE]...\n"
     "                              [--grace S] [--chunk-items N] [--chunk-ms MS]\n"
+    "                              [--if-running fail|skip|wait] [--lease-ttl S]\n"
     "\n"
     "Run or resume the run (JOB, K) in the foreground. Without --key, resume\n"
     "JOB's latest unfinished run or start a new one keyed by the current time.\n"
@@ -66,6 +67,13 @@ static const char cli_run_usage[] =
     "                       exit (default 8; Cloud Run kills at 10)\n"
     "  --chunk-items N      items per chunk commit (default 1000, 0 = no limit)\n"
     "  --chunk-ms MS        milliseconds per chunk (default 1000, 0 = no limit)\n"
+    "  --if-running WHAT    when another live process holds the job (or the\n"
+    "                       key, for per-key jobs): fail (exit 3, default),\n"
+    "                       skip (exit 0), or wait for it and then resume the\n"
+    "                       run or report its outcome\n"
+    "  --lease-ttl S        seconds without a heartbeat after which a stalled\n"
+    "                       holder is taken over (default 30); a dead one is\n"
+    "                       taken over at once\n"
     "\n"
     "On SIGTERM/SIGINT a chunked step commits the items it finished and an\n"
     "atomic step rolls back; the process exits 75. Run again to resume.\n";
@@ -185,7 +193,7 @@ static int cli_run(const cli *c) {
     memset(&o, 0, sizeof o);
     o.chunk_items = 1000;
     o.chunk_ms = 1000;
-    double grace = 8;
+    double grace = 8, ttl = 30;
     const char *job_name = NULL;
     int code = RT_EXIT_OK;
     for (int i = 0; i < c->argc && code == RT_EXIT_OK; i++) {
@@ -220,6 +228,16 @@ static int cli_run(const cli *c) {
                 code = cli_error("run: --chunk-ms takes milliseconds >= 0, got '%s'",
                                  m > 0 ? v : "");
             else o.chunk_ms = n;
+        } else if ((m = cli_opt(c->argc, c->argv, &i, "--if-running", &v))) {
+            if (m > 0 && !strcmp(v, "fail")) o.if_running = RT_IF_RUNNING_FAIL;
+            else if (m > 0 && !strcmp(v, "skip")) o.if_running = RT_IF_RUNNING_SKIP;
+            else if (m > 0 && !strcmp(v, "wait")) o.if_running = RT_IF_RUNNING_WAIT;
+            else code = cli_error("run: --if-running takes fail, skip or wait, "
+                                  "got '%s'", m > 0 ? v : "");
+        } else if ((m = cli_opt(c->argc, c->argv, &i, "--lease-ttl", &v))) {
+            if (m < 0 || !rt__parse_double(v, &ttl) || ttl < 0.1 || ttl > 86400)
+                code = cli_error("run: --lease-ttl takes seconds from 0.1 to "
+                                 "86400, got '%s'", m > 0 ? v : "");
         } else if (c->argv[i][0] == '-') {
             code = cli_error("run: unknown option '%s' (see 'ratchet run --help')",
                              c->argv[i]);
@@ -238,6 +256,8 @@ static int cli_run(const cli *c) {
     for (int i = 0; code == RT_EXIT_OK && i < o.params.n; i++)
         code = cli_check_param(job, o.params.v[i].name, o.params.v[i].value);
     rt_store *s = NULL;
+    o.url = c->db;
+    o.lease_ttl_ms = (int64_t)llround(ttl * 1000);
     if (code == RT_EXIT_OK) rt__store_set_label(job->name);
     if (code == RT_EXIT_OK) code = cli_open(c, &s);
     if (code == RT_EXIT_OK) {

@@ -5,6 +5,7 @@
 #ifndef RT_INTERNAL_H
 #define RT_INTERNAL_H
 
+#include <pthread.h>
 #include <signal.h>
 #include <stdio.h>
 
@@ -174,13 +175,56 @@ void rt__job_fingerprint(const rt_job *job, char out[17]);
 int rt__job_step_count(const rt_job *job);
 const rt_job *rt__job_find(const rt_job *const *jobs, const char *name);
 
+/* ------------------------------------------------------------ lease.c */
+
+typedef struct rt__lease {
+    rt_store *s;              /* the lease's own connection */
+    char job[128], scope[512], owner[128];
+    uint64_t key;             /* the scope's liveness lock */
+    int64_t ttl_ms;
+    bool fast;                /* use the liveness lock */
+    bool have_lock;
+    int64_t session;          /* session_id when the lock was taken */
+    volatile sig_atomic_t lost; /* a heartbeat found another owner */
+    char holder[160];         /* when held: who; after a takeover: whom */
+    char holder_key[256];     /* the run key the holder works on */
+    int64_t holder_age_ms;    /* its heartbeat's age */
+    pthread_t thread;
+    bool running, stopping;
+    pthread_mutex_t mu;
+    pthread_cond_t cv;
+} rt__lease;
+
+/* Open the lease's own connection to url for scope ("JOB" or "JOB/KEY"). */
+int rt__lease_open(rt__lease *l, const char *url, const char *job,
+                   const char *scope, int64_t ttl_ms, char *err, size_t errlen);
+/*
+ * Take the lease: RT_OK (free, ours already, or taken over from a dead or
+ * expired holder: *took_over, l->holder says whom), RT_HELD (l->holder,
+ * l->holder_key and l->holder_age_ms describe the live holder), or an error.
+ */
+int rt__lease_acquire(rt__lease *l, const char *run_key, bool *took_over);
+int rt__lease_set_key(rt__lease *l, const char *run_key);
+/* Heartbeat every TTL/3 on the lease's connection, in a thread. */
+int rt__lease_start(rt__lease *l);
+/* Stop heartbeating; give the lease up unless it was lost. */
+void rt__lease_release(rt__lease *l);
+void rt__lease_close(rt__lease *l);
+/* In a work transaction (single-writer backends): refresh the heartbeat. */
+int rt__lease_refresh_sql(rt__lease *l, rt_store *work);
+
 /* ----------------------------------------------------------- runner.c */
+
+enum { RT_IF_RUNNING_FAIL, RT_IF_RUNNING_SKIP, RT_IF_RUNNING_WAIT };
 
 typedef struct rt__run_opts {
     const char *key;      /* NULL: resume the latest unfinished or start new */
     rt__params params;    /* from --param */
     int64_t chunk_items;  /* 0 = unbounded */
     int64_t chunk_ms;     /* 0 = unbounded */
+    const char *url;      /* the database URL (the lease opens its own) */
+    int if_running;       /* RT_IF_RUNNING_* */
+    int64_t lease_ttl_ms;
 } rt__run_opts;
 
 /* Run or resume; returns an exit code (RT_EXIT_*) and logs what happened. */

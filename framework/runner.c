@@ -35,6 +35,7 @@ typedef struct runner {
     int64_t started_ns;      /* this process's start on the run */
     int64_t step_start_ns;   /* this process's start on the current step */
     int64_t step_start_items;
+    rt__lease *lease;        /* ours while the run goes */
 } runner;
 
 static void runner_fields(const runner *r, rt__log_fields *f) {
@@ -225,6 +226,10 @@ static int runner_commit(runner *r, bool step_done) {
                             "run was taken over (epoch %lld is no longer "
                             "current); this process rolled back and stops",
                             (long long)r->run.epoch);
+    /* One writer at a time: the heartbeat thread cannot write while a
+     * chunk's transaction is open, so each commit refreshes the lease. */
+    if (rc == RT_OK && r->lease && r->s->single_writer)
+        rc = rt__lease_refresh_sql(r->lease, r->s);
     if (rc == RT_OK) rc = rt__store_commit(r->s);
     if (rc != RT_OK) return rt__store_abort(r->s, rc);
 
@@ -475,6 +480,13 @@ static int runner_loop(runner *r) {
             }
             if (r->run.step_index < r->nsteps && rt__stop_flag)
                 return runner_interrupted(r);
+            if (r->lease && r->lease->lost) {
+                rt__store_fail(r->s, RT_FENCED,
+                               "lease of %s was taken over by another "
+                               "process; this process stops",
+                               r->lease->scope);
+                return runner_fenced(r);
+            }
             continue;
         }
         if (rc != RT_ERROR) return runner_db_error(r, "commit failed");
@@ -528,58 +540,163 @@ static int runner_refuse(runner *r, int rc) {
     return RT_EXIT_FAILED;
 }
 
-int rt__runner_run(rt_store *s, const rt_job *job, const rt__run_opts *o) {
+/* ------------------------------------------------------------ the lease */
+
+static void runner_sleep_ms(int64_t ms) {
+    struct timespec ts = {(time_t)(ms / 1000), (long)(ms % 1000) * 1000000L};
+    nanosleep(&ts, NULL); /* a stop signal cuts it short */
+}
+
+/*
+ * Take the scope's lease, or do what --if-running says when a live process
+ * holds it. Returns -1 when the lease is ours, else the exit code.
+ */
+static int runner_lease(runner *r, rt__lease *l, const char *scope,
+                        rt__run_opts *o) {
+    char err[RT_ERRMSG_MAX];
+    rt__log_fields f = RT_LOG_FIELDS_NONE;
+    f.job = r->job->name;
+    f.key = o->key;
+    int rc = rt__lease_open(l, o->url, r->job->name, scope, o->lease_ttl_ms,
+                            err, sizeof err);
+    if (rc != RT_OK) {
+        rt__log(RT_LOG_ERROR, "db_open", &f, "%s", err);
+        return rc == RT_INVALID ? RT_EXIT_USAGE : RT_EXIT_FAILED;
+    }
+    int64_t waited_since = 0;
+    unsigned seed = (unsigned)(rt__mono_ns() ^ (int64_t)getpid());
+    for (;;) {
+        bool took_over = false;
+        rc = rt__lease_acquire(l, o->key, &took_over);
+        if (rc == RT_OK) {
+            if (took_over)
+                rt__log(RT_LOG_WARN, "takeover", &f,
+                        "took over %s from %s", scope, l->holder);
+            if (waited_since)
+                rt__log(RT_LOG_INFO, "acquired", &f,
+                        "%s is ours after waiting %lld ms", scope,
+                        (long long)((rt__mono_ns() - waited_since) / 1000000));
+            r->lease = l;
+            return -1;
+        }
+        if (rc != RT_HELD && rc != RT_BUSY) {
+            rt__log(RT_LOG_ERROR, "db_error", &f, "lease of %s: %s", scope,
+                    l->s->errmsg);
+            return RT_EXIT_FAILED;
+        }
+        if (rc == RT_HELD && o->if_running == RT_IF_RUNNING_FAIL) {
+            rt__log(RT_LOG_ERROR, "held", &f,
+                    "%s is held by %s (run '%s', heartbeat %.1f s ago); use "
+                    "--if-running wait or skip",
+                    scope, l->holder, l->holder_key,
+                    (double)l->holder_age_ms / 1000.0);
+            return RT_EXIT_HELD;
+        }
+        if (rc == RT_HELD && o->if_running == RT_IF_RUNNING_SKIP) {
+            rt__log(RT_LOG_INFO, "skipped", &f,
+                    "%s is held by %s (run '%s'); skipped", scope, l->holder,
+                    l->holder_key);
+            return RT_EXIT_OK;
+        }
+        if (!waited_since) {
+            waited_since = rt__mono_ns();
+            if (rc == RT_HELD)
+                rt__log(RT_LOG_INFO, "waiting", &f,
+                        "%s is held by %s (run '%s'); waiting for it", scope,
+                        l->holder, l->holder_key);
+            /* Waiting on the run that is going: its outcome is ours. */
+            if (!o->key && l->holder_key[0] && r->job->exclusive == RT_EXCLUSIVE_JOB)
+                o->key = f.key = rt__xstrdup(l->holder_key);
+        }
+        if (rt__stop_flag) {
+            rt__log(RT_LOG_INFO, "interrupted", &f, "%s",
+                    "stopped while waiting; nothing was done");
+            return RT_EXIT_INTERRUPTED;
+        }
+        runner_sleep_ms(100 + rand_r(&seed) % 50);
+    }
+}
+
+/* The run is found and the lease is ours: claim it and drive its steps. */
+static int runner_go(runner *r, const rt__run_opts *o) {
+    rt_store *s = r->s;
+    if (!strcmp(r->run.status, "done")) {
+        runner_log(r, RT_LOG_INFO, "already_done", -1, "%s",
+                   "run already finished; nothing to do");
+        return RT_EXIT_OK;
+    }
+    if (!strcmp(r->run.status, "failed")) {
+        runner_log(r, RT_LOG_ERROR, "already_failed", -1,
+                   "run failed earlier (%s); 'ratchet reset' discards it",
+                   r->run.error ? r->run.error : "no message");
+        return RT_EXIT_FAILED;
+    }
+    bool appended = false;
+    bool fresh = !strcmp(r->run.status, "pending") && r->run.items == 0 &&
+                 r->run.step_index == 0 && !r->run.has_cursor;
+    int rc = runner_check_definition(r, &appended);
+    if (rc == RT_OK) rc = runner_claim(r, appended);
+    if (rc != RT_OK) return runner_refuse(r, rc);
+    if (r->lease && rt__lease_start(r->lease) != RT_OK)
+        rt__log(RT_LOG_WARN, "heartbeat", NULL,
+                "could not start the heartbeat thread");
+    r->ctx.store = s;
+    r->ctx.job = r->job;
+    r->ctx.run = &r->run;
+    r->ctx.budget_items = o->chunk_items;
+    r->ctx.budget_ms = o->chunk_ms;
+    s->ctx = &r->ctx;
+    rt__log_fields f;
+    runner_fields(r, &f);
+    if (fresh)
+        rt__log(RT_LOG_INFO, "start", &f, "run started (%d steps)", r->nsteps);
+    else
+        rt__log(RT_LOG_INFO, "resume", &f,
+                "resuming at step %d/%d after %lld items (attempt %d)",
+                r->run.step_index + 1, r->nsteps,
+                (long long)r->run.step_items, r->run.attempt);
+    int code = runner_loop(r);
+    s->ctx = NULL;
+    return code;
+}
+
+int rt__runner_run(rt_store *s, const rt_job *job, const rt__run_opts *given) {
     runner r;
     memset(&r, 0, sizeof r);
     r.s = s;
     r.job = job;
     r.nsteps = rt__job_step_count(job);
     r.started_ns = rt__mono_ns();
-    int rc = runner_find(&r, o);
-    if (rc != RT_OK) {
-        int code = runner_refuse(&r, rc);
-        rt__run_free(&r.run);
-        return code;
+    rt__run_opts o = *given;
+    const char *given_key = o.key;
+    rt__lease lease;
+    memset(&lease, 0, sizeof lease);
+    bool per_key = job->exclusive == RT_EXCLUSIVE_KEY;
+    int code = -1;
+    if (!per_key && o.url) code = runner_lease(&r, &lease, job->name, &o);
+    if (code < 0) {
+        int rc = runner_find(&r, &o);
+        if (rc != RT_OK) code = runner_refuse(&r, rc);
     }
-    int code;
-    if (!strcmp(r.run.status, "done")) {
-        runner_log(&r, RT_LOG_INFO, "already_done", -1, "%s",
-                   "run already finished; nothing to do");
-        code = RT_EXIT_OK;
-    } else if (!strcmp(r.run.status, "failed")) {
-        runner_log(&r, RT_LOG_ERROR, "already_failed", -1,
-                   "run failed earlier (%s); 'ratchet reset' discards it",
-                   r.run.error ? r.run.error : "no message");
-        code = RT_EXIT_FAILED;
-    } else {
-        bool appended = false;
-        bool fresh = !strcmp(r.run.status, "pending") && r.run.items == 0 &&
-                     r.run.step_index == 0 && !r.run.has_cursor;
-        rc = runner_check_definition(&r, &appended);
-        if (rc == RT_OK) rc = runner_claim(&r, appended);
-        if (rc != RT_OK) {
-            code = runner_refuse(&r, rc);
-        } else {
-            r.ctx.store = s;
-            r.ctx.job = job;
-            r.ctx.run = &r.run;
-            r.ctx.budget_items = o->chunk_items;
-            r.ctx.budget_ms = o->chunk_ms;
-            s->ctx = &r.ctx;
-            rt__log_fields f;
-            runner_fields(&r, &f);
-            if (fresh)
-                rt__log(RT_LOG_INFO, "start", &f, "run started (%d steps)",
-                        r.nsteps);
-            else
-                rt__log(RT_LOG_INFO, "resume", &f,
-                        "resuming at step %d/%d after %lld items (attempt %d)",
-                        r.run.step_index + 1, r.nsteps,
-                        (long long)r.run.step_items, r.run.attempt);
-            code = runner_loop(&r);
-            s->ctx = NULL;
+    if (code < 0 && per_key && o.url) {
+        char scope[512];
+        snprintf(scope, sizeof scope, "%s/%s", job->name, r.run.key);
+        if (!o.key) o.key = rt__xstrdup(r.run.key);
+        code = runner_lease(&r, &lease, scope, &o);
+        /* Waited: the holder may have moved the run on; read it again. */
+        if (code < 0) {
+            rt__run_free(&r.run);
+            int rc = runner_find(&r, &o);
+            if (rc != RT_OK) code = runner_refuse(&r, rc);
         }
     }
+    if (code < 0 && r.lease && rt__lease_set_key(r.lease, r.run.key) != RT_OK)
+        rt__log(RT_LOG_WARN, "lease", NULL, "could not record the run key "
+                "in the lease: %s", lease.s->errmsg);
+    if (code < 0) code = runner_go(&r, &o);
+    rt__lease_release(&lease);
+    rt__lease_close(&lease);
+    if (o.key != given_key) free((char *)o.key);
     free(r.ctx.cursor_bytes);
     rt__run_free(&r.run);
     return code;

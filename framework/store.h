@@ -27,6 +27,8 @@ struct rt_store {
     char *url_display;    /* the URL with any password masked, for messages */
     int in_tx;            /* a transaction is open */
     struct rt_ctx *ctx;   /* the step context using this store, if any */
+    bool single_writer;   /* one writer per database (SQLite) */
+    bool fast_takeover;   /* liveness locks are trustworthy here */
     char errmsg[RT_ERRMSG_MAX];
 };
 
@@ -77,6 +79,21 @@ struct rt_store_ops {
     void (*interrupt)(rt_store *s);
     /* sqlite3 * or PGconn *. */
     void *(*handle)(rt_store *s);
+
+    /*
+     * The liveness lock of an exclusion scope: held by a lease holder and
+     * dropped by the OS or the server the instant the holder dies
+     * (PostgreSQL: a session advisory lock on this connection; SQLite: an
+     * open-file-description lock on one byte of PATH-ratchet.lock). Never
+     * blocks: *got says whether this store now holds it.
+     */
+    int (*liveness_try)(rt_store *s, uint64_t key, bool *got);
+    void (*liveness_release)(rt_store *s, uint64_t key);
+    /* How long one attempt waits for a lock another writer holds. */
+    void (*set_busy_timeout)(rt_store *s, int ms);
+    /* The server session's identity (pg_backend_pid), -1 if none: a value
+     * that changes without a reconnect means a transaction-pooling proxy. */
+    int64_t (*session_id)(rt_store *s);
 
     /* Optional (NULL for SQLite, whose connection cannot drop). */
     bool (*broken)(rt_store *s);   /* the server dropped the connection */

@@ -223,8 +223,58 @@ static int pg_connect(pg_store *s) {
 
 static void pg_close(rt_store *base);
 
-static int pg_open(const char *url, rt_store **out, char *err, size_t errlen) {
+/*
+ * Take our own option NAME=VALUE out of a URI query or a conninfo string
+ * (libpq refuses keywords it does not know). Returns the URL without it
+ * (malloc'd); *value is the option's value (malloc'd) or NULL if absent.
+ */
+static char *pg_take_option(const char *url, const char *name, char **value) {
+    *value = NULL;
+    size_t nlen = strlen(name);
+    bool uri = strstr(url, "://") != NULL;
+    for (const char *p = url; (p = strstr(p, name)) != NULL; p += nlen) {
+        bool starts = uri ? (p > url && (p[-1] == '?' || p[-1] == '&'))
+                          : (p == url || p[-1] == ' ' || p[-1] == '\t');
+        const char *eq = p + nlen;
+        while (!uri && *eq == ' ') eq++;
+        if (!starts || *eq != '=') continue;
+        const char *v = eq + 1;
+        while (!uri && *v == ' ') v++;
+        size_t vlen = strcspn(v, uri ? "&#" : " \t");
+        *value = rt__xstrndup(v, vlen);
+        const char *end = v + vlen;
+        rt__buf b = {0};
+        if (uri) {
+            /* "?opt=v&x" -> "?x"; "&opt=v" -> ""; "?opt=v" -> "" */
+            size_t keep = (size_t)(p - url);
+            if (*end == '&') end++;
+            else if (keep) keep--; /* drop the '?' or '&' before it */
+            rt__buf_add(&b, url, keep);
+        } else {
+            rt__buf_add(&b, url, (size_t)(p - url));
+        }
+        rt__buf_puts(&b, end);
+        return b.p;
+    }
+    return rt__xstrdup(url);
+}
+
+static int pg_open(const char *given, rt_store **out, char *err,
+                   size_t errlen) {
     *out = NULL;
+    char *fast_opt = NULL;
+    char *url = pg_take_option(given, "fast_takeover", &fast_opt);
+    bool fast = true;
+    if (fast_opt && !rt__parse_bool(fast_opt, &fast)) {
+        snprintf(err, errlen,
+                 "bad fast_takeover value '%s' in database URL (on or off)",
+                 fast_opt);
+        free(fast_opt);
+        free(url);
+        return RT_INVALID;
+    }
+    free(fast_opt);
+    int rc = RT_OK;
     char *perr = NULL;
     PQconninfoOption *opts = PQconninfoParse(url, &perr);
     if (!opts) {
@@ -236,14 +286,16 @@ static int pg_open(const char *url, rt_store **out, char *err, size_t errlen) {
                  masked);
         free(masked);
         PQfreemem(perr);
+        free(url);
         return RT_INVALID;
     }
     PQconninfoFree(opts);
     pg_store *s = rt__xcalloc(1, sizeof *s);
     s->base.ops = &rt__pg_ops;
-    s->base.url_display = rt__mask_secrets(url);
-    s->url = rt__xstrdup(url);
-    int rc = pg_connect(s);
+    s->base.url_display = rt__mask_secrets(given);
+    s->base.fast_takeover = fast;
+    s->url = url;
+    rc = pg_connect(s);
     if (rc != RT_OK) {
         snprintf(err, errlen, "%s", s->base.errmsg);
         pg_close(&s->base);
@@ -607,6 +659,32 @@ static void pg_interrupt(rt_store *base) {
 
 static void *pg_handle(rt_store *base) { return ((pg_store *)base)->conn; }
 
+static int pg_liveness_try(rt_store *base, uint64_t key, bool *got) {
+    *got = false;
+    rt_value arg = rt_int((int64_t)key);
+    rt_stmt *st;
+    int rc = rt__store_query(base, "SELECT pg_try_advisory_lock($1)", 1, &arg, &st);
+    if (rc != RT_ROW) return rc == RT_DONE ? RT_DBERR : rc;
+    *got = pg_column_int64(st, 0) == 1;
+    pg_reset(st);
+    return RT_OK;
+}
+
+static void pg_liveness_release(rt_store *base, uint64_t key) {
+    rt_value arg = rt_int((int64_t)key);
+    if (!pg_broken(base))
+        rt__store_exec(base, "SELECT pg_advisory_unlock($1)", 1, &arg, NULL);
+}
+
+static int64_t pg_session_id(rt_store *base) {
+    rt_stmt *st;
+    if (rt__store_query(base, "SELECT pg_backend_pid()", 0, NULL, &st) != RT_ROW)
+        return -1;
+    int64_t pid = pg_column_int64(st, 0);
+    pg_reset(st);
+    return pid;
+}
+
 const rt_store_ops rt__pg_ops = {
     .name = "postgres",
     .accepts = pg_accepts,
@@ -630,6 +708,9 @@ const rt_store_ops rt__pg_ops = {
     .changes = pg_changes,
     .interrupt = pg_interrupt,
     .handle = pg_handle,
+    .liveness_try = pg_liveness_try,
+    .liveness_release = pg_liveness_release,
+    .session_id = pg_session_id,
     .broken = pg_broken,
     .reconnect = pg_reconnect,
 };

@@ -8,11 +8,15 @@
  * lock. The file is created 0600 before SQLite opens it; SQLite gives the
  * -wal and -shm files the same mode.
  *
+ * Liveness locks (see store.h) are open-file-description locks on bytes of
+ * PATH-ratchet.lock: released by the kernel when the process dies, and, unlike
+ * classic fcntl locks, exclusive between two descriptors of one process.
+ *
  * Waiting for the write lock is our own busy handler: it backs off up to the
  * busy timeout and gives up at once when a stop was requested, so a busy
  * database never delays a stop.
  */
-#define _POSIX_C_SOURCE 200809L
+#define _GNU_SOURCE /* F_OFD_SETLK */
 #include <errno.h>
 #include <fcntl.h>
 #include <sqlite3.h>
@@ -36,6 +40,8 @@ typedef struct sqlite_stmt {
 typedef struct sqlite_store {
     rt_store base;
     sqlite3 *db;
+    char *path;      /* the database file, for the lock file beside it */
+    int lock_fd;     /* PATH-ratchet.lock, opened on first use; -1 */
     int busy_timeout_ms;
     sqlite_stmt **stmts;
     int nstmts, capstmts;
@@ -152,12 +158,15 @@ static int sqlite_open(const char *url, rt_store **out, char *err,
     sqlite_store *s = rt__xcalloc(1, sizeof *s);
     s->base.ops = &rt__sqlite_ops;
     s->base.url_display = rt__xstrdup(url);
+    s->base.single_writer = true;
+    s->base.fast_takeover = strcmp(path, ":memory:") != 0;
     s->busy_timeout_ms = busy_ms;
+    s->path = path;
+    s->lock_fd = -1;
     int native = sqlite3_open_v2(path, &s->db,
                                  SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE |
                                      SQLITE_OPEN_NOMUTEX,
                                  NULL);
-    free(path);
     if (native != SQLITE_OK) {
         snprintf(err, errlen, "cannot open database %s: %s", url,
                  s->db ? sqlite3_errmsg(s->db) : sqlite3_errstr(native));
@@ -202,6 +211,8 @@ static void sqlite_close(rt_store *base) {
     if (rt__stop_flag && s->db)
         sqlite3_db_config(s->db, SQLITE_DBCONFIG_NO_CKPT_ON_CLOSE, 1, NULL);
     sqlite3_close_v2(s->db);
+    if (s->lock_fd >= 0) close(s->lock_fd);
+    free(s->path);
     free(s->base.url_display);
     free(s);
 }
@@ -384,6 +395,48 @@ static int sqlite_lock_schema(rt_store *base) {
     return RT_OK;
 }
 
+static int sqlite_lock_byte(sqlite_store *s, uint64_t key, short type) {
+    if (s->lock_fd < 0) {
+        size_t n = strlen(s->path) + sizeof "-ratchet.lock";
+        char *lock_path = rt__xmalloc(n);
+        snprintf(lock_path, n, "%s-ratchet.lock", s->path);
+        s->lock_fd = open(lock_path, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
+        if (s->lock_fd < 0)
+            rt__store_fail(&s->base, RT_DBERR, "cannot open %s: %s",
+                           lock_path, strerror(errno));
+        free(lock_path);
+        if (s->lock_fd < 0) return -1;
+    }
+    struct flock fl;
+    memset(&fl, 0, sizeof fl);
+    fl.l_type = type;
+    fl.l_whence = SEEK_SET;
+    fl.l_start = (off_t)(key % 0x7fffffffu);
+    fl.l_len = 1;
+    return fcntl(s->lock_fd, F_OFD_SETLK, &fl);
+}
+
+static int sqlite_liveness_try(rt_store *base, uint64_t key, bool *got) {
+    sqlite_store *s = (sqlite_store *)base;
+    *got = false;
+    if (sqlite_lock_byte(s, key, F_WRLCK) == 0) {
+        *got = true;
+        return RT_OK;
+    }
+    if (s->lock_fd < 0) return RT_DBERR;
+    if (errno == EAGAIN || errno == EACCES) return RT_OK;
+    return rt__store_fail(base, RT_DBERR, "liveness lock: %s", strerror(errno));
+}
+
+static void sqlite_liveness_release(rt_store *base, uint64_t key) {
+    sqlite_store *s = (sqlite_store *)base;
+    if (s->lock_fd >= 0) sqlite_lock_byte(s, key, F_UNLCK);
+}
+
+static void sqlite_set_busy_timeout(rt_store *base, int ms) {
+    ((sqlite_store *)base)->busy_timeout_ms = ms;
+}
+
 static void sqlite_interrupt(rt_store *base) {
     sqlite3_interrupt(((sqlite_store *)base)->db);
 }
@@ -415,4 +468,7 @@ const rt_store_ops rt__sqlite_ops = {
     .changes = sqlite_changes,
     .interrupt = sqlite_interrupt,
     .handle = sqlite_handle,
+    .liveness_try = sqlite_liveness_try,
+    .liveness_release = sqlite_liveness_release,
+    .set_busy_timeout = sqlite_set_busy_timeout,
 };

@@ -122,11 +122,19 @@ typedef struct rt_param_def {
  *   params: optional array ending in {NULL}; when given, --param names not in
  *           it are refused. When NULL, any name is accepted.
  */
+/*
+ * What one lease excludes (rt_job.exclusive): by default one run of the job
+ * at a time, like a batch that must never overlap itself; RT_EXCLUSIVE_KEY
+ * lets runs with different keys go in parallel (one holder per key).
+ */
+typedef enum { RT_EXCLUSIVE_JOB = 0, RT_EXCLUSIVE_KEY = 1 } rt_exclusive;
+
 typedef struct rt_job {
     const char *name;
     const char *description;
     const rt_step *steps;
     const rt_param_def *params;
+    rt_exclusive exclusive;
 } rt_job;
 
 /*
