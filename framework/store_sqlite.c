@@ -145,15 +145,23 @@ static int sqlite_open(const char *url, rt_store **out, char *err,
     if (rc != RT_OK) return rc;
 
     if (strcmp(path, ":memory:") != 0) {
-        /* Create the file 0600 ourselves; SQLite would use 0644 & ~umask. */
-        int fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
-        if (fd < 0) {
+        /*
+         * Create a new file 0600 ourselves (SQLite would use 0644 & ~umask;
+         * its -wal and -shm copy the database's mode). Never open and close
+         * an existing one: closing any descriptor of the file drops every
+         * POSIX lock this process holds on it, including those of another
+         * connection here (the lease's), and a process that then thinks it
+         * is the last user checkpoints and deletes the WAL under us.
+         */
+        int fd = open(path, O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
+        if (fd >= 0) {
+            close(fd);
+        } else if (errno != EEXIST) {
             snprintf(err, errlen, "cannot open database %s: %s", url,
                      strerror(errno));
             free(path);
             return RT_INVALID;
         }
-        close(fd);
     }
     sqlite_store *s = rt__xcalloc(1, sizeof *s);
     s->base.ops = &rt__sqlite_ops;
