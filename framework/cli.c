@@ -38,6 +38,7 @@ static const char cli_usage[] =
     "  status [JOB]  show runs: status, step, items, rate, last error\n"
     "  jobs          list the jobs in this binary, their steps and params\n"
     "  reset JOB     discard a run's progress (--key K)\n"
+    "  wait JOB      block until a run is finished (--key K, --timeout S)\n"
     "  migrate       create or upgrade the database schema\n"
     "  help [CMD]    show help for a command\n"
     "\n"
@@ -94,6 +95,12 @@ static const char cli_reset_usage[] =
     "\n"
     "Discard the run (JOB, K) and all its progress. The work it committed is\n"
     "not undone; the next 'run' with that key starts from the first step.\n";
+
+static const char cli_wait_usage[] =
+    "usage: ratchet [--db URL] wait JOB [--key K] [--timeout S]\n"
+    "\n"
+    "Block until the run (JOB, K) - or JOB's latest run - is finished.\n"
+    "Exit 0 done, 1 failed, 124 timed out, 2 no such run.\n";
 
 static const char cli_migrate_usage[] =
     "usage: ratchet [--db URL] migrate\n"
@@ -365,6 +372,55 @@ static int cli_migrate(const cli *c) {
                              : RT_EXIT_FAILED;
 }
 
+/* ----------------------------------------------------------------- wait */
+
+static int cli_wait(const cli *c) {
+    const char *job = NULL, *key = NULL;
+    double timeout = -1;
+    for (int i = 0; i < c->argc; i++) {
+        const char *v = NULL;
+        int m;
+        if ((m = cli_opt(c->argc, c->argv, &i, "--key", &v))) {
+            if (m < 0 || !*v) return cli_error("wait: --key needs a value");
+            key = v;
+        } else if ((m = cli_opt(c->argc, c->argv, &i, "--timeout", &v))) {
+            if (m < 0 || !rt__parse_double(v, &timeout) || timeout < 0)
+                return cli_error("wait: --timeout takes seconds >= 0, got '%s'",
+                                 m > 0 ? v : "");
+        } else if (c->argv[i][0] == '-') {
+            return cli_error("wait: unknown option '%s'", c->argv[i]);
+        } else if (!job) {
+            job = c->argv[i];
+        } else {
+            return cli_error("wait: unexpected argument '%s'", c->argv[i]);
+        }
+    }
+    if (!job) return cli_error("wait: which job? usage: ratchet wait JOB [--key K]");
+    char err[RT_ERRMSG_MAX];
+    int rc = rt_wait(c->db, job, key, timeout, err, sizeof err);
+    rt__log_fields f = RT_LOG_FIELDS_NONE;
+    f.job = job;
+    f.key = key;
+    switch (rc) {
+    case RT_OK:
+        rt__log(RT_LOG_INFO, "done", &f, "%s", "run is finished");
+        return RT_EXIT_OK;
+    case RT_ERROR:
+        rt__log(RT_LOG_ERROR, "failed", &f, "%s", err);
+        return RT_EXIT_FAILED;
+    case RT_TIMEOUT:
+        rt__log(RT_LOG_ERROR, "timeout", &f, "%s after %g s", err, timeout);
+        return 124;
+    case RT_NOTFOUND:
+    case RT_INVALID:
+    case RT_SCHEMA:
+        return cli_error("wait: %s", err);
+    default:
+        rt__log(RT_LOG_ERROR, "db_error", &f, "%s", err);
+        return RT_EXIT_FAILED;
+    }
+}
+
 /* --------------------------------------------------------------- status */
 
 static int cli_status(const cli *c) {
@@ -417,6 +473,7 @@ static const cli_command cli_commands[] = {
     {"status", cli_status, cli_status_usage},
     {"jobs", cli_jobs, cli_jobs_usage},
     {"reset", cli_reset, cli_reset_usage},
+    {"wait", cli_wait, cli_wait_usage},
     {"migrate", cli_migrate, cli_migrate_usage},
     {NULL, NULL, NULL},
 };

@@ -1,6 +1,8 @@
 /*
  * status.c — `ratchet status`: what each run is doing, read straight from
- * rt_run. A table for people, one JSON document for programs.
+ * rt_run and, for runs that someone holds, rt_lease (holder, heartbeat
+ * age). A table for people, one JSON document for programs. Ages are on the
+ * database's clock.
  */
 #include <stdlib.h>
 #include <string.h>
@@ -14,6 +16,8 @@ typedef struct status_row {
     int64_t items, step_items, step_total, epoch, attempt;
     int64_t created, started, updated, finished; /* ms; -1 = NULL */
     double rate;                                 /* items/s; 0 unknown */
+    const char *holder;                          /* NULL: nobody */
+    int64_t heartbeat_age, since_progress;       /* ms; -1 = NULL */
 } status_row;
 
 static int64_t status_int(rt_stmt *st, int col) {
@@ -42,6 +46,9 @@ static void status_read(rt_stmt *st, status_row *r) {
     const char *steps = o->column_text(st, 16);
     r->nsteps = 1;
     for (const char *p = steps ? steps : ""; *p; p++) r->nsteps += *p == '\n';
+    r->holder = o->column_text(st, 17);
+    r->heartbeat_age = status_int(st, 18);
+    r->since_progress = status_int(st, 19);
     int64_t end = r->finished >= 0 ? r->finished : r->updated;
     r->rate = r->started >= 0 && end > r->started
                   ? (double)r->items * 1000.0 / (double)(end - r->started)
@@ -79,6 +86,13 @@ static void status_json(rt__buf *b, const status_row *r, bool first) {
     else rt__buf_puts(b, "null");
     rt__buf_printf(b, ",\"rate\":%.1f,\"epoch\":%lld,\"attempt\":%lld", r->rate,
                    (long long)r->epoch, (long long)r->attempt);
+    rt__buf_puts(b, ",\"holder\":");
+    if (r->holder) rt__buf_json(b, r->holder);
+    else rt__buf_puts(b, "null");
+    rt__buf_puts(b, ",\"heartbeat_age_ms\":");
+    if (r->heartbeat_age >= 0) rt__buf_printf(b, "%lld", (long long)r->heartbeat_age);
+    else rt__buf_puts(b, "null");
+    rt__buf_printf(b, ",\"since_progress_ms\":%lld", (long long)r->since_progress);
     rt__buf_puts(b, ",\"error\":");
     if (r->error) rt__buf_json(b, r->error);
     else rt__buf_puts(b, "null");
@@ -89,6 +103,16 @@ static void status_json(rt__buf *b, const status_row *r, bool first) {
     rt__buf_puts(b, "}");
 }
 
+/* "850ms", "12.3s", "5m", "3h", "2d" */
+static void status_age(char *out, size_t n, int64_t ms) {
+    if (ms < 0) snprintf(out, n, "-");
+    else if (ms < 1000) snprintf(out, n, "%lldms", (long long)ms);
+    else if (ms < 60000) snprintf(out, n, "%.1fs", (double)ms / 1000.0);
+    else if (ms < 3600000) snprintf(out, n, "%lldm", (long long)(ms / 60000));
+    else if (ms < 86400000) snprintf(out, n, "%lldh", (long long)(ms / 3600000));
+    else snprintf(out, n, "%lldd", (long long)(ms / 86400000));
+}
+
 static void status_text(rt__buf *b, const status_row *r) {
     char step[96];
     if (!strcmp(r->status, "done"))
@@ -96,11 +120,17 @@ static void status_text(rt__buf *b, const status_row *r) {
     else
         snprintf(step, sizeof step, "%d/%d %s", r->step_index + 1, r->nsteps,
                  r->step ? r->step : "-");
-    char updated[40] = "-";
-    if (r->updated >= 0) rt__iso8601_ms(r->updated, updated, sizeof updated);
-    rt__buf_printf(b, "%-12s %-26s %-11s %-18s %10lld %9.0f  %-24s %s\n",
+    char progress[24], holder[200] = "-";
+    status_age(progress, sizeof progress, r->since_progress);
+    if (r->holder) {
+        char hb[24];
+        status_age(hb, sizeof hb, r->heartbeat_age);
+        snprintf(holder, sizeof holder, "%s (beat %s ago)", r->holder, hb);
+    }
+    rt__buf_printf(b, "%-12s %-26s %-11s %-18s %10lld %9.0f %5lld %9s  %-40s %s\n",
                    r->job, r->key, r->status, step, (long long)r->items,
-                   r->rate, updated, r->error ? r->error : "");
+                   r->rate, (long long)r->epoch, progress, holder,
+                   r->error ? r->error : "");
 }
 
 int rt__status_render(rt_store *s, const char *job, int64_t limit, bool json,
@@ -109,16 +139,20 @@ int rt__status_render(rt_store *s, const char *job, int64_t limit, bool json,
     rt_stmt *st;
     int rc = rt__store_query(
         s,
-        "SELECT id, job, run_key, status, step_index, step_name, items, "
-        "step_items, step_total, epoch, attempt, error, created_ms, "
-        "started_ms, updated_ms, finished_ms, steps FROM rt_run "
-        "WHERE CAST($1 AS TEXT) IS NULL OR job = $1 ORDER BY id DESC LIMIT $2",
+        "SELECT r.id, r.job, r.run_key, status, step_index, step_name, "
+        "items, step_items, step_total, epoch, attempt, error, created_ms, "
+        "started_ms, updated_ms, finished_ms, steps, l.owner, "
+        "rt_now_ms() - l.heartbeat_ms, rt_now_ms() - updated_ms "
+        "FROM rt_run r LEFT JOIN rt_lease l ON l.job = r.job AND "
+        "l.run_key = r.run_key "
+        "WHERE CAST($1 AS TEXT) IS NULL OR r.job = $1 "
+        "ORDER BY r.id DESC LIMIT $2",
         2, args, &st);
     if (json) rt__buf_puts(out, "{\"runs\":[");
     else
-        rt__buf_printf(out, "%-12s %-26s %-11s %-18s %10s %9s  %-24s %s\n",
+        rt__buf_printf(out, "%-12s %-26s %-11s %-18s %10s %9s %5s %9s  %-40s %s\n",
                        "JOB", "KEY", "STATUS", "STEP", "ITEMS", "ITEMS/S",
-                       "UPDATED", "ERROR");
+                       "EPOCH", "PROGRESS", "HOLDER", "ERROR");
     bool first = true;
     while (rc == RT_ROW) {
         status_row r;

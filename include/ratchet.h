@@ -65,6 +65,7 @@ extern "C" {
     XX(CHANGED, 11, "job definition changed since the run began")              \
     XX(HELD, 12, "run is held by another process")                             \
     XX(CONN, 13, "database connection lost")                                   \
+    XX(TIMEOUT, 14, "timed out")                                               \
     XX(ROW, 100, "row available")                                              \
     XX(DONE, 101, "done")                                                      \
     XX(MORE, 102, "more to do")
@@ -144,6 +145,18 @@ typedef struct rt_job {
  * process itself when the stop deadline passes.
  */
 RT_API int rt_main(int argc, char **argv, const rt_job *const *jobs);
+
+/*
+ * Block until the run (job, key) is finished — or, with key NULL, job's
+ * latest run. For programs that must not start a duplicate of a run that
+ * is going (a web request that needs a batch's result). Opens its own
+ * connection to db_url (a URL as for --db). timeout_s < 0 waits for ever.
+ * Returns RT_OK (done), RT_ERROR (failed: err holds the run's error),
+ * RT_TIMEOUT, RT_NOTFOUND (no such run), or the error of opening db_url.
+ * err (may be NULL) receives a one-line message.
+ */
+RT_API int rt_wait(const char *db_url, const char *job, const char *key,
+                   double timeout_s, char *err, size_t errlen);
 
 /* --------------------------------------------------------- run & params */
 
