@@ -96,6 +96,22 @@ asan:
 demo: all
 	sh tests/demo.sh $(BUILD)/ratchet
 
+# ------------------------------------------------------------------ bench
+# make bench: ratchet against hand-written sqlite3 and libpq loops, and the
+# machine's limits; prints one table (docs/BENCHMARKS.md). Not part of check.
+# PostgreSQL: BENCH_PG_URL, else a throwaway durable server (fsync on) from
+# tests/pg-server.sh; BENCH_SKIP_PG=1 for SQLite only. Sizes: BENCH_*
+# environment variables (tests/bench/bench.c).
+BENCH_BINS := $(BUILD)/bench/bench $(BUILD)/bench/baseline_sqlite $(BUILD)/bench/baseline_pg
+
+$(BENCH_BINS): $(BUILD)/bench/%: tests/bench/%.c
+	@mkdir -p $(dir $@)
+	$(CC) $(ALL_CFLAGS) -o $@ $< $(LDFLAGS_ALL) $(DEP_LIBS)
+
+bench: all $(BENCH_BINS)
+	tests/bench/run-bench.sh $(BUILD)/bench/bench $(BUILD)/ratchet \
+	  $(BUILD)/bench/baseline_sqlite $(BUILD)/bench/baseline_pg
+
 clean:
 	rm -rf build
 

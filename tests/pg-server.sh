@@ -9,7 +9,10 @@
 #
 # initdb refuses root: as root, the server runs as the unprivileged
 # 'postgres' user (DIR is handed to it). Durability is off (fsync=off): the
-# tests crash ratchet, never the server's machine.
+# tests crash ratchet, never the server's machine. PG_SERVER_DURABLE=1 in the
+# environment of 'start' keeps PostgreSQL's durable defaults instead (fsync,
+# full_page_writes and synchronous_commit on), for honest commit timings
+# (make bench).
 set -eu
 cmd=$1
 dir=$2
@@ -45,10 +48,13 @@ start)
         { cat "$dir/initdb.log" >&2; exit 1; }
     # The socket lives in DIR, so any port number is free of clashes with
     # other servers; pick one at random and try another if it fails anyway.
+    durability="-c fsync=off -c full_page_writes=off -c synchronous_commit=off"
+    if [ "${PG_SERVER_DURABLE:-0}" = 1 ]; then
+        durability="-c fsync=on -c full_page_writes=on -c synchronous_commit=on"
+    fi
     for attempt in 1 2 3 4 5; do
         port=$(( 20000 + ($$ * 7 + attempt * 7919 + $(date +%N | sed 's/^0*//;s/^$/0/') ) % 40000 ))
-        if pgctl start -o "-p $port -k $dir -c listen_addresses= -c fsync=off \
-                -c full_page_writes=off -c synchronous_commit=off \
+        if pgctl start -o "-p $port -k $dir -c listen_addresses= $durability \
                 -c max_connections=200" >/dev/null 2>&1; then
             echo "$port" >"$dir/port"
             echo "host=$dir port=$port user=postgres dbname=postgres"
