@@ -19,6 +19,7 @@
 #define _GNU_SOURCE /* F_OFD_SETLK */
 #include <errno.h>
 #include <fcntl.h>
+#include <pthread.h>
 #include <sqlite3.h>
 #include <stdlib.h>
 #include <string.h>
@@ -137,8 +138,23 @@ static int sqlite_parse_url(const char *url, char **path, int *sync,
 
 static void sqlite_close(rt_store *base);
 
+/*
+ * SQLite's memory statistics (SQLITE_CONFIG_MEMSTATUS, on by default) take a
+ * global mutex on every allocation. A ratchet process has a second thread
+ * (the lease heartbeat), and glibc then makes every lock an atomic
+ * operation: measured, 10 % of rowcopy's CPU time at chunk 1000 went to it
+ * (docs/BENCHMARKS.md). Nothing here reads those statistics, so turn them
+ * off — when SQLite is not initialised yet; an embedding program that
+ * already uses SQLite keeps its settings (sqlite3_config then refuses).
+ */
+static void sqlite_config_once(void) {
+    (void)sqlite3_config(SQLITE_CONFIG_MEMSTATUS, 0);
+}
+
 static int sqlite_open(const char *url, rt_store **out, char *err,
                        size_t errlen) {
+    static pthread_once_t config_once = PTHREAD_ONCE_INIT;
+    pthread_once(&config_once, sqlite_config_once);
     char *path = NULL;
     int sync, busy_ms;
     int rc = sqlite_parse_url(url, &path, &sync, &busy_ms, err, errlen);
