@@ -210,6 +210,18 @@ typedef struct row {
 static row table[MAX_ROWS];
 static int ntable;
 
+/* Sizes, printed under the table (labels stay backend-free). */
+static char sizes[MAX_BACKENDS][512];
+
+static void size_note(int backend, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+static void size_note(int backend, const char *fmt, ...) {
+    size_t n = strlen(sizes[backend]);
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(sizes[backend] + n, sizeof sizes[backend] - n, fmt, ap);
+    va_end(ap);
+}
+
 static row *row_get(const char *label) {
     for (int i = 0; i < ntable; i++)
         if (!strcmp(table[i].label, label)) return &table[i];
@@ -746,8 +758,9 @@ static void bench_copy(int bi, int64_t chunk, const char *env, int64_t def_sqlit
                  rt_cpu.n ? rt_cpu.v[rt_cpu.n - 1] : 0.0, (long long)rr.copy_ms);
     }
     char label[96];
-    snprintf(label, sizeof label, "copy, chunk %lld: items/s (%s rows)",
-             (long long)chunk, commas(rows));
+    snprintf(label, sizeof label, "copy, chunk %lld: items/s", (long long)chunk);
+    size_note(bi, "%scopy chunk %lld: %s rows", sizes[bi][0] ? "; " : "",
+              (long long)chunk, commas(rows));
     row_pair_as(label, bi, &rt, &base, true);
     cpu_rows[ncpu_rows].bi = bi;
     snprintf(cpu_rows[ncpu_rows].label, sizeof cpu_rows[ncpu_rows].label,
@@ -977,7 +990,7 @@ static void bench_memory(int bi, const char *env, int64_t def_sqlite,
                          int64_t def_pg) {
     const backend *b = &backends[bi];
     int64_t rows = benv(b, env, def_sqlite, def_pg, 1);
-    int64_t mreps = benv(b, "MEM_REPS", 3, 3, 1);
+    int64_t mreps = benv(b, "MEM_REPS", 2, 2, 1);
     samples rt = {0}, base = {0};
     for (int64_t r = 0; r < mreps; r++) {
         char url[4200], spec[4200];
@@ -993,7 +1006,10 @@ static void bench_memory(int bi, const char *env, int64_t def_sqlite,
         db_drop(b, spec);
     }
     char label[96];
-    snprintf(label, sizeof label, "peak RSS, whole run of %s rows, MiB", commas(rows));
+    snprintf(label, sizeof label, "peak RSS, whole run, %s, MiB",
+             !strcmp(env, "MEM_SMALL") ? "small" : "big");
+    size_note(bi, "; RSS %s run: %s rows", !strcmp(env, "MEM_SMALL") ? "small" : "big",
+              commas(rows));
     row_pair(label, bi, &rt, &base);
     note("%s memory %s rows: ratchet %.1f MiB, baseline %.1f MiB", b->name,
          commas(rows), median(&rt), base.n ? median(&base) : 0.0);
@@ -1198,6 +1214,9 @@ int main(int argc, char **argv) {
     }
     loadavg(load1, sizeof load1);
     print_table();
+    printf("\n");
+    for (int b = 0; b < nbackends; b++)
+        if (sizes[b][0]) printf("%s sizes: %s.\n", backends[b].name, sizes[b]);
     printf("\nmedian [min–max]; throughput: %lld runs per cell, baseline and "
            "ratchet alternating (A B A B ...);\nstop: nearest-rank "
            "percentiles [min–max]; resume: baseline and ratchet interleaved.\n"
