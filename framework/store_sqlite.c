@@ -15,6 +15,15 @@
  * Waiting for the write lock is our own busy handler: it backs off up to the
  * busy timeout and gives up at once when a stop was requested, so a busy
  * database never delays a stop.
+ *
+ * SQLite has no queue for its write lock: a runner that commits a chunk and
+ * begins the next at once would starve every other writer (another job, a
+ * second key) until their busy timeout. So ratchet's writers also pass a
+ * turnstile on the lock file: a write transaction holds the TURN byte; a
+ * writer that finds it taken read-locks the WAITING byte while it polls for
+ * TURN; and a writer that releases TURN while WAITING is locked pauses (up
+ * to 100 ms) until a waiter has taken it. Chunks of different runs then
+ * alternate.
  */
 #define _GNU_SOURCE /* F_OFD_SETLK */
 #include <errno.h>
@@ -44,6 +53,8 @@ typedef struct sqlite_store {
     char *path;      /* the database file, for the lock file beside it */
     int lock_fd;     /* PATH-ratchet.lock, opened on first use; -1 */
     int busy_timeout_ms;
+    bool turn_held;  /* this connection holds the turnstile (see top) */
+    bool no_wait;    /* one attempt at the write lock, no busy waiting */
     sqlite_stmt **stmts;
     int nstmts, capstmts;
 } sqlite_store;
@@ -73,7 +84,7 @@ static int sqlite_map_rc(sqlite_store *s, int native) {
 /* Backs off 1, 2, 4 ... 50 ms until the timeout; gives up on a stop. */
 static int sqlite_busy(void *arg, int count) {
     sqlite_store *s = arg;
-    if (rt__stop_flag) return 0;
+    if (rt__stop_flag || s->no_wait) return 0;
     static const int delays[] = {1, 2, 5, 10, 15, 20, 25, 25, 25, 50};
     int n = (int)(sizeof delays / sizeof *delays);
     int waited = 0;
@@ -393,24 +404,28 @@ static int sqlite_run_simple(sqlite_store *s, const char *sql) {
     return rc == RT_DONE ? RT_OK : rc;
 }
 
-static int sqlite_begin(rt_store *base) {
-    return sqlite_run_simple((sqlite_store *)base, "BEGIN IMMEDIATE");
-}
+static void sqlite_turn_release(sqlite_store *s);
 
 static int sqlite_commit(rt_store *base) {
-    return sqlite_run_simple((sqlite_store *)base, "COMMIT");
+    sqlite_store *s = (sqlite_store *)base;
+    int rc = sqlite_run_simple(s, "COMMIT");
+    sqlite_turn_release(s); /* a failed COMMIT keeps it until the rollback */
+    return rc;
 }
 
 static int sqlite_rollback(rt_store *base) {
     sqlite_store *s = (sqlite_store *)base;
     /* An interrupt or I/O error may already have rolled it back. */
-    if (sqlite3_get_autocommit(s->db)) return RT_OK;
-    int rc = sqlite_run_simple(s, "ROLLBACK");
-    if (rc != RT_OK && !sqlite3_get_autocommit(s->db)) {
-        /* Statements still reading block the rollback: reset them all. */
-        for (int i = 0; i < s->nstmts; i++) sqlite3_reset(s->stmts[i]->st);
+    int rc = RT_OK;
+    if (!sqlite3_get_autocommit(s->db)) {
         rc = sqlite_run_simple(s, "ROLLBACK");
+        if (rc != RT_OK && !sqlite3_get_autocommit(s->db)) {
+            /* Statements still reading block the rollback: reset them. */
+            for (int i = 0; i < s->nstmts; i++) sqlite3_reset(s->stmts[i]->st);
+            rc = sqlite_run_simple(s, "ROLLBACK");
+        }
     }
+    sqlite_turn_release(s);
     return rc;
 }
 
@@ -419,7 +434,12 @@ static int sqlite_lock_schema(rt_store *base) {
     return RT_OK;
 }
 
-static int sqlite_lock_byte(sqlite_store *s, uint64_t key, short type) {
+/* Liveness keys lie below 2^31; the turnstile's bytes above. */
+#define SQLITE_TURN ((off_t)0x80000000)
+#define SQLITE_WAITING (SQLITE_TURN + 1)
+
+/* fcntl(cmd) on one byte of the lock file, opened on first use. */
+static int sqlite_lock_at(sqlite_store *s, off_t at, short type, int cmd) {
     if (s->lock_fd < 0) {
         size_t n = strlen(s->path) + sizeof "-ratchet.lock";
         char *lock_path = rt__xmalloc(n);
@@ -435,9 +455,81 @@ static int sqlite_lock_byte(sqlite_store *s, uint64_t key, short type) {
     memset(&fl, 0, sizeof fl);
     fl.l_type = type;
     fl.l_whence = SEEK_SET;
-    fl.l_start = (off_t)(key % 0x7fffffffu);
+    fl.l_start = at;
     fl.l_len = 1;
-    return fcntl(s->lock_fd, F_OFD_SETLK, &fl);
+    int rc = fcntl(s->lock_fd, cmd, &fl);
+    if (rc == 0 && cmd == F_OFD_GETLK) return fl.l_type != F_UNLCK;
+    return rc;
+}
+
+static int sqlite_lock_byte(sqlite_store *s, uint64_t key, short type) {
+    return sqlite_lock_at(s, (off_t)(key % 0x7fffffffu), type, F_OFD_SETLK);
+}
+
+static bool sqlite_has_lock_file(const sqlite_store *s) {
+    return strcmp(s->path, ":memory:") != 0;
+}
+
+static void sqlite_pause_us(long us) {
+    struct timespec ts = {0, us * 1000};
+    nanosleep(&ts, NULL);
+}
+
+/*
+ * BEGIN IMMEDIATE behind the turnstile. While TURN is taken the writer polls
+ * it as a declared waiter, and every 10 ms also tries SQLite's lock itself
+ * without waiting: the turnstile orders writers but never blocks one when
+ * the database is free (its holder may be stopped between transactions).
+ */
+static int sqlite_begin(rt_store *base) {
+    sqlite_store *s = (sqlite_store *)base;
+    if (!sqlite_has_lock_file(s))
+        return sqlite_run_simple(s, "BEGIN IMMEDIATE");
+    if (sqlite_lock_at(s, SQLITE_TURN, F_WRLCK, F_OFD_SETLK) != 0) {
+        if (s->lock_fd < 0 || (errno != EAGAIN && errno != EACCES))
+            return sqlite_run_simple(s, "BEGIN IMMEDIATE");
+        sqlite_lock_at(s, SQLITE_WAITING, F_RDLCK, F_OFD_SETLK);
+        int64_t deadline =
+            rt__mono_ns() + (int64_t)s->busy_timeout_ms * 1000000;
+        int rc = RT_BUSY;
+        for (int i = 1;; i++) {
+            if (sqlite_lock_at(s, SQLITE_TURN, F_WRLCK, F_OFD_SETLK) == 0) {
+                rc = RT_OK;
+                break;
+            }
+            if (i % 10 == 0) {
+                s->no_wait = true;
+                int got = sqlite_run_simple(s, "BEGIN IMMEDIATE");
+                s->no_wait = false;
+                if (got != RT_BUSY) { /* began, or failed otherwise */
+                    sqlite_lock_at(s, SQLITE_WAITING, F_UNLCK, F_OFD_SETLK);
+                    return got;
+                }
+            }
+            if (rt__stop_flag || rt__mono_ns() >= deadline) break;
+            sqlite_pause_us(1000);
+        }
+        sqlite_lock_at(s, SQLITE_WAITING, F_UNLCK, F_OFD_SETLK);
+        if (rc != RT_OK)
+            return rt__store_fail(&s->base, RT_BUSY, "database is busy (%s)",
+                                  rt__stop_flag ? "stop requested"
+                                                : "another process is writing");
+    }
+    s->turn_held = true;
+    int rc = sqlite_run_simple(s, "BEGIN IMMEDIATE");
+    if (rc != RT_OK) sqlite_turn_release(s);
+    return rc;
+}
+
+/* Once the transaction is over: release, and let a waiter in first. */
+static void sqlite_turn_release(sqlite_store *s) {
+    if (!s->turn_held || !sqlite3_get_autocommit(s->db)) return;
+    sqlite_lock_at(s, SQLITE_TURN, F_UNLCK, F_OFD_SETLK);
+    s->turn_held = false;
+    for (int i = 0; i < 400 && sqlite_lock_at(s, SQLITE_WAITING, F_WRLCK,
+                                              F_OFD_GETLK) == 1;
+         i++)
+        sqlite_pause_us(250);
 }
 
 static int sqlite_liveness_try(rt_store *base, uint64_t key, bool *got) {
