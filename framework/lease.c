@@ -124,6 +124,13 @@ int rt__lease_acquire(rt__lease *l, const char *run_key, bool *took_over) {
         return RT_HELD;
     }
     if (rc == RT_OK) rc = rt__store_begin(s);
+    if (rc == RT_BUSY && exists && strcmp(owner, l->owner) != 0) {
+        /* Its transaction keeps the write lock (SQLite: a long step, which
+         * cannot refresh the lease meanwhile): a holder at work. */
+        lease_unlock(l);
+        snprintf(l->holder, sizeof l->holder, "%s", owner);
+        return RT_HELD;
+    }
     if (rc != RT_OK) {
         lease_unlock(l);
         return rc;
@@ -170,16 +177,27 @@ int rt__lease_acquire(rt__lease *l, const char *run_key, bool *took_over) {
     }
     if (changes == 1) return RT_OK;
     lease_unlock(l);
+    /* Lost a race to a holder our snapshot did not show yet: name it. */
+    if (!exists &&
+        lease_read(l, &exists, &expired, &fast, owner, sizeof owner, &hb) != RT_OK)
+        owner[0] = '\0';
     snprintf(l->holder, sizeof l->holder, "%s", owner[0] ? owner : "another process");
     return RT_HELD;
 }
 
 int rt__lease_set_key(rt__lease *l, const char *run_key) {
     rt_value args[] = {rt_text(l->scope), rt_text(l->owner), rt_text(run_key)};
-    return rt__store_exec(l->s,
-                          "UPDATE rt_lease SET run_key = $3 WHERE scope = $1 "
-                          "AND owner = $2",
-                          3, args, NULL);
+    /* Once per run, so it may wait out another run's chunk (SQLite). */
+    if (l->s->ops->set_busy_timeout) l->s->ops->set_busy_timeout(l->s, 5000);
+    int rc = rt__store_begin(l->s);
+    if (rc == RT_OK)
+        rc = rt__store_exec(l->s,
+                            "UPDATE rt_lease SET run_key = $3 WHERE scope = $1 "
+                            "AND owner = $2",
+                            3, args, NULL);
+    rc = rc == RT_OK ? rt__store_commit(l->s) : rt__store_abort(l->s, rc);
+    if (l->s->ops->set_busy_timeout) l->s->ops->set_busy_timeout(l->s, 200);
+    return rc;
 }
 
 /* One heartbeat; sets l->lost when the lease is no longer ours. */

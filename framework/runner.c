@@ -564,6 +564,7 @@ static int runner_lease(runner *r, rt__lease *l, const char *scope,
         return rc == RT_INVALID ? RT_EXIT_USAGE : RT_EXIT_FAILED;
     }
     int64_t waited_since = 0;
+    bool said_waiting = false;
     unsigned seed = (unsigned)(rt__mono_ns() ^ (int64_t)getpid());
     for (;;) {
         bool took_over = false;
@@ -598,12 +599,12 @@ static int runner_lease(runner *r, rt__lease *l, const char *scope,
                     l->holder_key);
             return RT_EXIT_OK;
         }
-        if (!waited_since) {
-            waited_since = rt__mono_ns();
-            if (rc == RT_HELD)
-                rt__log(RT_LOG_INFO, "waiting", &f,
-                        "%s is held by %s (run '%s'); waiting for it", scope,
-                        l->holder, l->holder_key);
+        if (!waited_since) waited_since = rt__mono_ns();
+        if (rc == RT_HELD && !said_waiting) {
+            said_waiting = true;
+            rt__log(RT_LOG_INFO, "waiting", &f,
+                    "%s is held by %s (run '%s'); waiting for it", scope,
+                    l->holder, l->holder_key);
             /* Waiting on the run that is going: its outcome is ours. */
             if (!o->key && l->holder_key[0] && r->job->exclusive == RT_EXCLUSIVE_JOB)
                 o->key = f.key = rt__xstrdup(l->holder_key);
