@@ -27,17 +27,6 @@
 #include "harness.h"
 #include "suites.h"
 
-/* A NULL-ended argv / env list as a compound literal. */
-#define ARGS(...) ((const char *const[]){__VA_ARGS__, NULL})
-
-/* Assert an exit code, showing the child's stderr when it is wrong. */
-#define EXPECT_EXIT(pid, got, want)                                            \
-    ck_assert_msg((got) == (want), "exit %d, want %d; stderr:\n%s", (got),     \
-                  (want), h_stderr(pid))
-
-/* Killed by SIGKILL, as h_wait reports it. */
-#define EXIT_SIGKILL (128 + SIGKILL)
-
 /* ------------------------------------------------------------- helpers */
 
 static void cli_sleep_ms(int ms) {

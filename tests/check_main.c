@@ -7,6 +7,7 @@ int main(void) {
     SRunner *sr = srunner_create(unit_suite());
     srunner_add_suite(sr, cli_suite());
     srunner_add_suite(sr, pg_suite());
+    srunner_add_suite(sr, lease_suite());
     srunner_run_all(sr, CK_NORMAL);
     int failed = srunner_ntests_failed(sr);
     srunner_free(sr);

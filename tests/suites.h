@@ -6,5 +6,6 @@
 Suite *unit_suite(void);
 Suite *cli_suite(void);
 Suite *pg_suite(void);
+Suite *lease_suite(void);
 
 #endif

@@ -8,6 +8,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "jobs.h"
 
@@ -196,6 +197,56 @@ static int pgsettings_step(rt_ctx *ctx) {
 static const rt_step pgsettings_steps[] = {{"record", pgsettings_step}, {NULL, NULL}};
 static const rt_job pgsettings_job = {.name = "pgsettings", .steps = pgsettings_steps};
 
+/* ---- slowstep: one atomic step that inserts a row, then works for ms (param) */
+
+static void testjobs_sleep_ms(int64_t ms) {
+    struct timespec ts = {(time_t)(ms / 1000), (long)(ms % 1000) * 1000000L};
+    while (nanosleep(&ts, &ts) != 0) {
+    }
+}
+
+static int slowstep_step(rt_ctx *ctx) {
+    int64_t ms;
+    int rc = rt_param_int64(ctx, "ms", 3000, &ms);
+    if (rc == RT_OK)
+        rc = rt_exec(ctx, "CREATE TABLE IF NOT EXISTS slow_rows (run_key TEXT, pid BIGINT)", 0,
+                     NULL);
+    if (rc == RT_OK)
+        rc = rt_exec(ctx, "INSERT INTO slow_rows (run_key, pid) VALUES ($1, $2)", 2,
+                     (rt_value[]){rt_text(rt_key(ctx)), rt_int(getpid())});
+    if (rc != RT_OK) return rc;
+    /* Works on inside its transaction, ignoring stops: one long step. */
+    for (int64_t left = ms; left > 0; left -= 50) testjobs_sleep_ms(left < 50 ? left : 50);
+    return RT_DONE;
+}
+
+static const rt_step slowstep_steps[] = {{"slow", slowstep_step}, {NULL, NULL}};
+static const rt_job slowstep_job = {.name = "slowstep", .steps = slowstep_steps};
+
+/* ---- keyed: exclusive per key; fills keyed_rows with 1..rows, item_ms apart */
+
+static int keyed_step(rt_ctx *ctx) {
+    int64_t rows, item_ms;
+    int rc = rt_param_int64(ctx, "rows", 20, &rows);
+    if (rc == RT_OK) rc = rt_param_int64(ctx, "item_ms", 50, &item_ms);
+    if (rc == RT_OK)
+        rc = rt_exec(ctx, "CREATE TABLE IF NOT EXISTS keyed_rows (run_key TEXT, n BIGINT)", 0,
+                     NULL);
+    for (int64_t n = rt_cursor_int64(ctx) + 1; rc == RT_OK && n <= rows; n++) {
+        if (!rt_continue(ctx)) return RT_MORE;
+        testjobs_sleep_ms(item_ms);
+        rc = rt_exec(ctx, "INSERT INTO keyed_rows (run_key, n) VALUES ($1, $2)", 2,
+                     (rt_value[]){rt_text(rt_key(ctx)), rt_int(n)});
+        rt_set_cursor_int64(ctx, n);
+        rt_add_items(ctx, 1);
+    }
+    return rc == RT_OK ? RT_DONE : rc;
+}
+
+static const rt_step keyed_steps[] = {{"fill", keyed_step}, {NULL, NULL}};
+static const rt_job keyed_job = {.name = "keyed", .steps = keyed_steps,
+                                 .exclusive = RT_EXCLUSIVE_KEY};
+
 int main(int argc, char **argv) {
     const char *shape = getenv("RATCHET_TEST_SHAPE");
     if (shape && !strcmp(shape, "renamed")) shape_job.steps = shape_renamed;
@@ -203,6 +254,6 @@ int main(int argc, char **argv) {
     if (shape && !strcmp(shape, "removed")) shape_job.steps = shape_removed;
     const rt_job *const jobs[] = {&rowcopy_job, &aggregate_job, &hang_job, &shape_job,
                                   &fail_job, &cursorbytes_job, &looseparams_job, &longsql_job,
-                                  &pgsettings_job, NULL};
+                                  &pgsettings_job, &slowstep_job, &keyed_job, NULL};
     return rt_main(argc, argv, jobs);
 }
