@@ -273,7 +273,10 @@ static int cli_run(const cli *c) {
                     "could not arm the stop deadline timer");
         rt__signals_store(s);
         code = rt__runner_run(s, job, &o);
-        rt__signals_restore();
+        rt__signals_store(NULL);
+        /* Once stopping, stay so until exit: another SIGTERM during the
+         * last clean-up must not kill us, and the deadline still holds. */
+        if (!rt__stop_flag) rt__signals_restore();
     }
     rt__store_close(s);
     rt__params_free(&o.params);

@@ -277,7 +277,8 @@ START_TEST(test_sigkill_loop) {
                       ARGS("run", "rowcopy", "--key", "kk", "--param", "rows=20000",
                            "--param", "item_us=50", "--chunk-items", "50"),
                       NULL);
-        cli_sleep_ms(cli_rand(0, 150));
+        /* Longer and longer: slow builds (sanitizers) finish too. */
+        cli_sleep_ms(cli_rand(0, 150 + 5 * iterations));
         kill(pid, SIGKILL); /* may already have exited: then it is a zombie */
         code = h_wait(pid, 30000);
         if (code == EXIT_SIGKILL) {
