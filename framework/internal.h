@@ -189,6 +189,7 @@ typedef struct rt__lease {
     char holder[160];         /* when held: who; after a takeover: whom */
     char holder_key[256];     /* the run key the holder works on */
     int64_t holder_age_ms;    /* its heartbeat's age */
+    int64_t refreshed_ns;     /* last rt__lease_refresh_sql (monotonic) */
     pthread_t thread;
     bool running, stopping;
     pthread_mutex_t mu;

@@ -43,6 +43,10 @@ typedef struct sqlite_stmt {
     sqlite3_stmt *st;
     int nmap;
     int *map; /* $N -> SQLite parameter index */
+    /* Our copy of each bound text/blob ($N), reused from bind to bind so
+     * binding copies without a malloc and SQLite binds it as static. */
+    char **copy;
+    size_t *copy_cap;
     const char *key_ptr;
     char *sql;
 } sqlite_stmt;
@@ -237,6 +241,9 @@ static void sqlite_close(rt_store *base) {
     for (int i = 0; i < s->nstmts; i++) {
         sqlite3_finalize(s->stmts[i]->st);
         free(s->stmts[i]->map);
+        for (int k = 0; k <= s->stmts[i]->nmap; k++) free(s->stmts[i]->copy[k]);
+        free(s->stmts[i]->copy);
+        free(s->stmts[i]->copy_cap);
         free(s->stmts[i]->sql);
         free(s->stmts[i]);
     }
@@ -294,6 +301,8 @@ static int sqlite_prepare(rt_store *base, const char *sql, rt_stmt **out) {
     int count = sqlite3_bind_parameter_count(st);
     c->nmap = count;
     c->map = rt__xcalloc((size_t)count + 1, sizeof *c->map);
+    c->copy = rt__xcalloc((size_t)count + 1, sizeof *c->copy);
+    c->copy_cap = rt__xcalloc((size_t)count + 1, sizeof *c->copy_cap);
     for (int i = 1; i <= count; i++) {
         char name[16];
         snprintf(name, sizeof name, "$%d", i);
@@ -316,23 +325,41 @@ static int sqlite_bind(rt_stmt *base, int idx, const rt_value *v) {
         return rt__store_fail(base->store, RT_MISUSE,
                               "parameter $%d out of range (statement has %d)",
                               idx, c->nmap);
+    /* SQLite refuses it too; checked first, as the statement may still
+     * be reading our copy of the previous value. */
+    if (sqlite3_stmt_busy(c->st))
+        return rt__store_fail(base->store, RT_MISUSE,
+                              "bind on a statement that is still running "
+                              "(rt_reset it first)");
     int at = c->map[idx], native;
     switch (v->type) {
     case RT_TNULL: native = sqlite3_bind_null(c->st, at); break;
     case RT_TINT: native = sqlite3_bind_int64(c->st, at, v->u.i); break;
     case RT_TREAL: native = sqlite3_bind_double(c->st, at, v->u.d); break;
     case RT_TTEXT:
-        native = v->u.b.p == NULL ? sqlite3_bind_null(c->st, at)
-                 : sqlite3_bind_text64(c->st, at, v->u.b.p,
-                                       v->u.b.n == (size_t)-1
-                                           ? strlen(v->u.b.p)
-                                           : v->u.b.n,
-                                       SQLITE_TRANSIENT, SQLITE_UTF8);
+        if (v->u.b.p == NULL) {
+            native = sqlite3_bind_null(c->st, at);
+            break;
+        }
+        /* fall through */
+    case RT_TBLOB: {
+        size_t n = v->type == RT_TTEXT && v->u.b.n == (size_t)-1
+                       ? strlen(v->u.b.p)
+                       : v->u.b.n;
+        if (n + 1 > c->copy_cap[idx]) {
+            free(c->copy[idx]);
+            c->copy_cap[idx] = n + 1 > 64 ? n + 1 : 64;
+            c->copy[idx] = rt__xmalloc(c->copy_cap[idx]);
+        }
+        if (n) memcpy(c->copy[idx], v->u.b.p, n);
+        c->copy[idx][n] = '\0';
+        native = v->type == RT_TTEXT
+                     ? sqlite3_bind_text64(c->st, at, c->copy[idx], n,
+                                           SQLITE_STATIC, SQLITE_UTF8)
+                     : sqlite3_bind_blob64(c->st, at, c->copy[idx], n,
+                                           SQLITE_STATIC);
         break;
-    case RT_TBLOB:
-        native = sqlite3_bind_blob64(c->st, at, v->u.b.p ? v->u.b.p : "",
-                                     v->u.b.n, SQLITE_TRANSIENT);
-        break;
+    }
     default:
         return rt__store_fail(base->store, RT_MISUSE, "bad value type %d",
                               (int)v->type);
