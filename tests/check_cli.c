@@ -62,17 +62,12 @@ static int cli_run(const char *bin, const char *url, const char *const *argv,
     return h_wait(pid, timeout_ms);
 }
 
-static int cli_count_lines(const char *s) {
-    int n = 0;
-    for (; *s; s++) n += *s == '\n';
-    return n;
-}
 
 /* stderr is exactly one non-empty line, ending in a newline. */
 static void cli_assert_one_line(pid_t pid) {
     const char *err = h_stderr(pid);
     size_t len = strlen(err);
-    ck_assert_msg(len > 1 && err[len - 1] == '\n' && cli_count_lines(err) == 1,
+    ck_assert_msg(len > 1 && err[len - 1] == '\n' && h_count_lines(err) == 1,
                   "want exactly one line on stderr, got:\n%s", err);
 }
 
@@ -86,15 +81,6 @@ static void cli_assert_lacks(const char *hay, const char *needle) {
                   needle, hay);
 }
 
-/* Poll a running child's stderr file for needle (the child is not reaped). */
-static bool cli_await_stderr(pid_t pid, const char *needle, int timeout_ms) {
-    int64_t deadline = h_now_ms() + timeout_ms;
-    do {
-        if (strstr(h_stderr(pid), needle)) return true;
-        cli_sleep_ms(5);
-    } while (h_now_ms() < deadline);
-    return false;
-}
 
 /* Signal a child that must still exist (not yet reaped). */
 static void cli_kill(pid_t pid, int sig) {
@@ -102,15 +88,6 @@ static void cli_kill(pid_t pid, int sig) {
                   strerror(errno));
 }
 
-/*
- * Create the schema with `ratchet migrate`: the database file then exists,
- * so h_await_int() can poll it while a run starts.
- */
-static void cli_migrate(const char *url) {
-    pid_t pid;
-    int code = cli_run(h_bin(), url, ARGS("migrate"), NULL, 30000, &pid);
-    EXPECT_EXIT(pid, code, 0);
-}
 
 /* Query text that must not be NULL; the caller frees it. */
 static char *cli_text(const char *url, const char *sql) {
@@ -312,7 +289,7 @@ START_TEST(test_reader_sees_commits) {
     const char *url = h_db_new(_i);
     const char *items =
         "SELECT coalesce(max(step_items), 0) FROM rt_run WHERE run_key = 'rd' AND step_index = 1";
-    cli_migrate(url);
+    h_migrate(url);
     pid_t pid = h_spawn(h_bin(), url,
                         ARGS("run", "rowcopy", "--key", "rd", "--param", "rows=100000",
                              "--param", "item_us=100", "--chunk-items", "100"),
@@ -355,7 +332,7 @@ static int cli_stop(pid_t pid, int sig, bool twice) {
 START_TEST(test_sigterm_random) {
     const char *url = h_db_new(_i);
     /* Schema first, so the signal handlers are installed within a few ms. */
-    cli_migrate(url);
+    h_migrate(url);
     int code;
     pid_t pid;
 
@@ -400,7 +377,7 @@ END_TEST
 static void cli_stop_variant(const char *url, const char *key, int sig, bool twice) {
     char sql[200];
     snprintf(sql, sizeof sql, "SELECT coalesce(max(items), 0) FROM rt_run WHERE run_key = '%s'", key);
-    cli_migrate(url);
+    h_migrate(url);
     pid_t pid = h_spawn(h_bin(), url,
                         ARGS("run", "rowcopy", "--key", key, "--param", "rows=5000",
                              "--param", "item_us=200", "--chunk-items", "200"),
@@ -436,7 +413,7 @@ END_TEST
 /* Without --key: resume the job's latest unfinished run, else start anew. */
 START_TEST(test_no_key) {
     const char *url = h_db_new(_i);
-    cli_migrate(url);
+    h_migrate(url);
     pid_t pid = h_spawn(h_bin(), url,
                         ARGS("run", "rowcopy", "--param", "rows=5000", "--param", "item_us=200",
                              "--chunk-items", "200"),
@@ -509,7 +486,7 @@ START_TEST(test_deadline) {
     pid_t pid = h_spawn(h_test_bin(), url, ARGS("run", "hang", "--key", "h", "--grace", "1"),
                         ARGS("RATCHET_TEST_HANG=1"));
     /* "stalling" is logged inside the stall step's open transaction. */
-    bool stalling = cli_await_stderr(pid, "stalling", 20000);
+    bool stalling = h_await_stderr(pid, "stalling", 20000);
     ck_assert_msg(stalling, "the hang job never logged 'stalling':\n%s", h_stderr(pid));
     int64_t t0 = h_now_ms();
     cli_kill(pid, SIGTERM);
@@ -748,7 +725,7 @@ static void cli_stop_between_transactions(int backend, const char *url, pid_t pi
 
 START_TEST(test_fenced_takeover) {
     const char *url = h_db_new(_i);
-    cli_migrate(url);
+    h_migrate(url);
     /* A short lease: a stopped holder is stalled, not dead (it still holds its
      * liveness lock), so B may take over only once its heartbeat is 1 s old. */
     const char *const argv[] = {"run", "rowcopy", "--key", "f", "--param", "rows=50000",
@@ -928,7 +905,7 @@ START_TEST(test_help_version) {
     const char *out = h_stdout(pid);
     ck_assert_msg(!strncmp(out, "ratchet " RT_VERSION, strlen("ratchet " RT_VERSION)),
                   "--version printed '%s'", out);
-    ck_assert_int_eq(cli_count_lines(out), 1);
+    ck_assert_int_eq(h_count_lines(out), 1);
 
     code = cli_run(h_bin(), url, ARGS("help", "run"), NULL, 30000, &pid);
     EXPECT_EXIT(pid, code, 0);

@@ -26,11 +26,6 @@ static bool lease_has(pid_t pid, const char *needle) {
     return strstr(h_stderr(pid), needle) != NULL;
 }
 
-static void lease_migrate(const char *url) {
-    pid_t pid = h_spawn(h_bin(), url, ARGS("migrate"), NULL);
-    EXPECT_EXIT(pid, h_wait(pid, 30000), 0);
-}
-
 static int lease_count(const char *hay, const char *needle) {
     int n = 0;
     for (const char *p = hay; (p = strstr(p, needle)); p++) n++;
@@ -107,7 +102,7 @@ END_TEST
 
 START_TEST(test_sigkill_holder_replica_resumes) {
     const char *url = h_db_new(_i);
-    lease_migrate(url);
+    h_migrate(url);
     const char *const argv_a[] = {"run", "rowcopy", "--key", "k", "--param", "rows=60000",
                                   "--param", "item_us=50", "--chunk-items", "100", NULL};
     pid_t a = h_spawn(h_bin(), url, argv_a, NULL);
@@ -143,7 +138,7 @@ START_TEST(test_fencing_sigstop) {
     char url[1024];
     snprintf(url, sizeof url, "%s options='-c idle_in_transaction_session_timeout=2s'",
              h_db_new(_i));
-    lease_migrate(url);
+    h_migrate(url);
     const char *const argv[] = {"run", "rowcopy", "--key", "f", "--param", "rows=50000",
                                 "--param", "item_us=40", "--chunk-items", "100",
                                 "--lease-ttl", "1", "--if-running", "wait", NULL};
@@ -179,7 +174,7 @@ END_TEST
 
 START_TEST(test_long_step_keeps_lease) {
     const char *url = h_db_new(_i);
-    lease_migrate(url);
+    h_migrate(url);
     pid_t a = h_spawn(h_test_bin(), url,
                       ARGS("run", "slowstep", "--key", "s", "--param", "ms=2000",
                            "--lease-ttl", "0.5"),
@@ -214,7 +209,7 @@ END_TEST
 
 START_TEST(test_scopes) {
     const char *url = h_db_new(_i);
-    lease_migrate(url);
+    h_migrate(url);
     /* Two CREATE TABLE IF NOT EXISTS at once can collide on PostgreSQL. */
     h_exec(url, "CREATE TABLE keyed_rows (run_key TEXT, n BIGINT)");
     pid_t a = h_spawn(h_test_bin(), url,
@@ -260,7 +255,7 @@ END_TEST
  */
 START_TEST(test_two_jobs_take_turns) {
     const char *url = h_db_new(_i);
-    lease_migrate(url);
+    h_migrate(url);
     h_exec(url, "CREATE TABLE keyed_rows (run_key TEXT, n BIGINT)");
     pid_t a = h_spawn(h_test_bin(), url,
                       ARGS("run", "rowcopy", "--key", "long", "--param", "rows=400000",
@@ -287,7 +282,7 @@ START_TEST(test_fast_takeover_off) {
     const char *plain = h_db_new(_i);
     char url[1024];
     snprintf(url, sizeof url, "%s fast_takeover=off", plain);
-    lease_migrate(url);
+    h_migrate(url);
     pid_t a = h_spawn(h_bin(), url,
                       ARGS("run", "rowcopy", "--key", "o", "--param", "rows=40000", "--param",
                            "item_us=50", "--lease-ttl", "1"),
@@ -313,7 +308,7 @@ END_TEST
 
 START_TEST(test_wait) {
     const char *url = h_db_new(_i);
-    lease_migrate(url);
+    h_migrate(url);
     pid_t w = h_spawn(h_bin(), url, ARGS("wait", "rowcopy", "--key", "none"), NULL);
     EXPECT_EXIT(w, h_wait(w, 30000), 2);
     ck_assert_int_eq(h_count_lines(h_stderr(w)), 1);

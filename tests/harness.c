@@ -376,3 +376,9 @@ void h_assert_rowcopy_exact(const char *url) {
     ck_assert_int_eq(dst_sum, src_sum);
     ck_assert_int_eq(bad, 0);
 }
+
+void h_migrate(const char *url) {
+    pid_t pid = h_spawn(h_bin(), url, (const char *const[]){"migrate", NULL}, NULL);
+    int code = h_wait(pid, 30000);
+    ck_assert_msg(code == 0, "migrate: exit %d; stderr:\n%s", code, h_stderr(pid));
+}

@@ -67,6 +67,9 @@ bool h_await_int(const char *url, const char *sql, int64_t want, int timeout_ms)
 /* rowcopy_dst equals rowcopy_src: count, distinct ids, sum of ids, payloads. */
 void h_assert_rowcopy_exact(const char *url);
 
+/* `ratchet migrate` on url (creates the database), which must exit 0. */
+void h_migrate(const char *url);
+
 /* Monotonic milliseconds. */
 int64_t h_now_ms(void);
 
