@@ -24,6 +24,7 @@ typedef struct cli {
     const char *cmd;
     int argc; /* the command's own arguments */
     char **argv;
+    const char *exe; /* argv[0] of the process */
     bool help;
 } cli;
 
@@ -35,6 +36,7 @@ static const char cli_usage[] =
     "\n"
     "commands:\n"
     "  run JOB       run or resume a run of JOB in the foreground\n"
+    "  daemon        run jobs on their cron schedules (any number of replicas)\n"
     "  status [JOB]  show runs: status, step, items, rate, last error\n"
     "  jobs          list the jobs in this binary, their steps and params\n"
     "  reset JOB     discard a run's progress (--key K)\n"
@@ -164,35 +166,10 @@ static int cli_open(const cli *c, rt_store **s) {
 
 static int cli_check_param(const rt_job *job, const char *name,
                            const char *value) {
-    if (!job->params) return RT_EXIT_OK;
-    for (const rt_param_def *p = job->params; p->name; p++) {
-        if (strcmp(p->name, name)) continue;
-        int64_t i;
-        double d;
-        bool b;
-        const char *want = NULL;
-        if (p->type == RT_PARAM_INT && !rt__parse_int64(value, &i))
-            want = "an integer";
-        if (p->type == RT_PARAM_REAL && !rt__parse_double(value, &d))
-            want = "a number";
-        if (p->type == RT_PARAM_BOOL && !rt__parse_bool(value, &b))
-            want = "a boolean (true/false)";
-        if (!want) return RT_EXIT_OK;
-        char msg[512];
-        snprintf(msg, sizeof msg, "--param %s=%s: the value is not %s", name,
-                 value, want);
-        return cli_error("%s", msg);
-    }
-    rt__buf known = {0};
-    for (const rt_param_def *p = job->params; p->name; p++) {
-        if (known.len) rt__buf_puts(&known, ", ");
-        rt__buf_puts(&known, p->name);
-    }
-    char msg[1024];
-    snprintf(msg, sizeof msg, "job %s has no param '%s' (known: %s)",
-             job->name, name, known.p ? known.p : "none");
-    rt__buf_free(&known);
-    return cli_error("%s", msg);
+    char err[1024];
+    if (rt__job_check_param(job, name, value, err, sizeof err) == RT_OK)
+        return RT_EXIT_OK;
+    return cli_error("%s", err);
 }
 
 static int cli_run(const cli *c) {
@@ -245,6 +222,15 @@ static int cli_run(const cli *c) {
             if (m < 0 || !rt__parse_double(v, &ttl) || ttl < 0.1 || ttl > 86400)
                 code = cli_error("run: --lease-ttl takes seconds from 0.1 to "
                                  "86400, got '%s'", m > 0 ? v : "");
+        } else if ((m = cli_opt(c->argc, c->argv, &i, "--start-at", &v))) {
+            /* Internal (the daemon's children): connect, then wait until
+             * this wall-clock time in ms before taking the lease. */
+            if (m < 0 || !rt__parse_int64(v, &n) || n < 0)
+                code = cli_error("run: --start-at takes epoch milliseconds, "
+                                 "got '%s'", m > 0 ? v : "");
+            else o.start_at_ms = n;
+        } else if (cli_opt(c->argc, c->argv, &i, "--record-skip", NULL)) {
+            o.record_skip = true; /* internal: a cron slot's run */
         } else if (c->argv[i][0] == '-') {
             code = cli_error("run: unknown option '%s' (see 'ratchet run --help')",
                              c->argv[i]);
@@ -280,6 +266,111 @@ static int cli_run(const cli *c) {
     }
     rt__store_close(s);
     rt__params_free(&o.params);
+    return code;
+}
+
+/* --------------------------------------------------------------- daemon */
+
+static const char cli_daemon_usage[] =
+    "usage: ratchet [--db URL] daemon [--only JOB,...] [--schedule JOB=EXPR]...\n"
+    "                       [--param JOB.NAME=VALUE]... [--overlap JOB=skip|queue]...\n"
+    "                       [--misfire JOB=catch-up|skip]... [--max-lateness JOB=S]...\n"
+    "                       [--grace S] [--lease-ttl S] [--chunk-items N] [--chunk-ms MS]\n"
+    "\n"
+    "Run jobs on their cron schedules until SIGTERM/SIGINT (then exit 0 within\n"
+    "the grace period). Any number of daemons may share one database: each\n"
+    "slot becomes exactly one run, keyed by the slot time in ISO-8601 UTC.\n"
+    "A daemon also resumes scheduled runs that were interrupted or whose\n"
+    "holder died.\n"
+    "\n"
+    "  --only JOB,...         schedule only these jobs\n"
+    "  --schedule JOB=EXPR    cron expression for JOB, overriding its own:\n"
+    "                         5 fields (min hour dom month dow), or 6 with\n"
+    "                         seconds first; @hourly @daily @weekly @monthly\n"
+    "                         @yearly; prefix TZ=Zone/Name for local time\n"
+    "  --param JOB.NAME=VALUE a param of JOB's scheduled runs; repeatable\n"
+    "  --overlap JOB=WHAT     a slot due while JOB's previous run still goes:\n"
+    "                         skip (recorded as skipped; default) or queue\n"
+    "  --misfire JOB=WHAT     slots missed while no daemon ran: catch-up (one\n"
+    "                         run for the newest missed slot; default) or skip\n"
+    "  --max-lateness JOB=S   catch up only a slot at most S seconds late\n"
+    "  --grace S              seconds from SIGTERM to exit (default 8); runs\n"
+    "                         get 80%% of it to commit and stop\n"
+    "  --lease-ttl S, --chunk-items N, --chunk-ms MS   as for 'run'\n"
+    "\n"
+    "systemd: READY=1, STOPPING=1 and WATCHDOG=1 go to $NOTIFY_SOCKET.\n";
+
+/* Append v to a growing array of strings. */
+static void cli_push(const char ***list, int *n, const char *v) {
+    *list = rt__xrealloc((void *)*list, sizeof **list * (size_t)(*n + 1));
+    (*list)[(*n)++] = v;
+}
+
+static int cli_daemon(const cli *c) {
+    rt__daemon_opts o;
+    memset(&o, 0, sizeof o);
+    o.chunk_items = 1000;
+    o.chunk_ms = 1000;
+    double grace = 8, ttl = 30;
+    int code = RT_EXIT_OK;
+    for (int i = 0; i < c->argc && code == RT_EXIT_OK; i++) {
+        const char *v = NULL;
+        int m;
+        int64_t n;
+        if ((m = cli_opt(c->argc, c->argv, &i, "--only", &v))) {
+            if (m < 0 || !*v) code = cli_error("daemon: --only needs JOB,...");
+            else o.only = v;
+        } else if ((m = cli_opt(c->argc, c->argv, &i, "--schedule", &v))) {
+            if (m < 0) code = cli_error("daemon: --schedule needs JOB=EXPR");
+            else cli_push(&o.schedules, &o.nschedules, v);
+        } else if ((m = cli_opt(c->argc, c->argv, &i, "--param", &v))) {
+            if (m < 0) code = cli_error("daemon: --param needs JOB.NAME=VALUE");
+            else cli_push(&o.params, &o.nparams, v);
+        } else if ((m = cli_opt(c->argc, c->argv, &i, "--overlap", &v))) {
+            if (m < 0) code = cli_error("daemon: --overlap needs JOB=skip|queue");
+            else cli_push(&o.overlaps, &o.noverlaps, v);
+        } else if ((m = cli_opt(c->argc, c->argv, &i, "--misfire", &v))) {
+            if (m < 0) code = cli_error("daemon: --misfire needs JOB=catch-up|skip");
+            else cli_push(&o.misfires, &o.nmisfires, v);
+        } else if ((m = cli_opt(c->argc, c->argv, &i, "--max-lateness", &v))) {
+            if (m < 0) code = cli_error("daemon: --max-lateness needs JOB=SECONDS");
+            else cli_push(&o.lateness, &o.nlateness, v);
+        } else if ((m = cli_opt(c->argc, c->argv, &i, "--grace", &v))) {
+            if (m < 0 || !rt__parse_double(v, &grace) || grace <= 0 ||
+                grace > 86400)
+                code = cli_error("daemon: --grace takes seconds > 0, got '%s'",
+                                 m > 0 ? v : "");
+        } else if ((m = cli_opt(c->argc, c->argv, &i, "--lease-ttl", &v))) {
+            if (m < 0 || !rt__parse_double(v, &ttl) || ttl < 0.1 || ttl > 86400)
+                code = cli_error("daemon: --lease-ttl takes seconds from 0.1 "
+                                 "to 86400, got '%s'", m > 0 ? v : "");
+        } else if ((m = cli_opt(c->argc, c->argv, &i, "--chunk-items", &v))) {
+            if (m < 0 || !rt__parse_int64(v, &n) || n < 0)
+                code = cli_error("daemon: --chunk-items takes a count >= 0, "
+                                 "got '%s'", m > 0 ? v : "");
+            else o.chunk_items = n;
+        } else if ((m = cli_opt(c->argc, c->argv, &i, "--chunk-ms", &v))) {
+            if (m < 0 || !rt__parse_int64(v, &n) || n < 0)
+                code = cli_error("daemon: --chunk-ms takes milliseconds >= 0, "
+                                 "got '%s'", m > 0 ? v : "");
+            else o.chunk_ms = n;
+        } else if (c->argv[i][0] == '-') {
+            code = cli_error("daemon: unknown option '%s' (see 'ratchet daemon "
+                             "--help')", c->argv[i]);
+        } else {
+            code = cli_error("daemon: unexpected argument '%s'", c->argv[i]);
+        }
+    }
+    o.url = c->db;
+    o.exe = c->exe;
+    o.grace_ms = (int64_t)llround(grace * 1000);
+    o.lease_ttl_ms = (int64_t)llround(ttl * 1000);
+    if (code == RT_EXIT_OK) code = rt__daemon(c->jobs, &o);
+    free((void *)o.schedules);
+    free((void *)o.params);
+    free((void *)o.overlaps);
+    free((void *)o.misfires);
+    free((void *)o.lateness);
     return code;
 }
 
@@ -473,6 +564,7 @@ typedef struct cli_command {
 
 static const cli_command cli_commands[] = {
     {"run", cli_run, cli_run_usage},
+    {"daemon", cli_daemon, cli_daemon_usage},
     {"status", cli_status, cli_status_usage},
     {"jobs", cli_jobs, cli_jobs_usage},
     {"reset", cli_reset, cli_reset_usage},
@@ -498,6 +590,7 @@ int rt_main(int argc, char **argv, const rt_job *const *jobs) {
     cli c;
     memset(&c, 0, sizeof c);
     c.jobs = jobs;
+    c.exe = argc > 0 ? argv[0] : "ratchet";
     c.db = getenv("RATCHET_DB");
     if (!c.db || !*c.db) c.db = CLI_DEFAULT_DB;
     /* Pull global options out wherever they stand; keep the rest in order. */

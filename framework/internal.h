@@ -95,6 +95,8 @@ extern volatile sig_atomic_t rt__stop_signal;
  * flight is interrupted first). store may be NULL; see rt__signals_store.
  */
 int rt__signals_install(int64_t grace_ms);
+/* The exit code when the deadline passes (default 75). */
+void rt__signals_deadline_code(int code);
 /* The store whose calls the handler may interrupt (async-safe pointer swap). */
 void rt__signals_store(rt_store *s);
 /* Whether the running step is atomic: then a stop interrupts it at once. */
@@ -165,6 +167,16 @@ int rt__run_load_unfinished(rt_store *s, const char *job, rt__run *out);
  */
 int rt__run_insert(rt_store *s, const rt_job *job, const char *key,
                    const rt__params *params, rt__run *out);
+/*
+ * The run of a cron slot, inserted if its key is absent: 'pending', or
+ * 'skipped' with skip_reason as its error. *created: this call inserted it.
+ */
+int rt__run_insert_slot(rt_store *s, const rt_job *job, const char *key,
+                        int64_t slot_ms, const rt__params *params,
+                        const char *skip_reason, bool *created);
+/* A pending run becomes 'skipped' with reason; *skipped: it was pending. */
+int rt__run_skip(rt_store *s, const char *job, const char *key,
+                 const char *reason, bool *skipped);
 /* Delete a run and its params; RT_NOTFOUND if absent. */
 int rt__run_delete(rt_store *s, const char *job, const char *key);
 
@@ -174,6 +186,9 @@ char *rt__job_steps_text(const rt_job *job);
 void rt__job_fingerprint(const rt_job *job, char out[17]);
 int rt__job_step_count(const rt_job *job);
 const rt_job *rt__job_find(const rt_job *const *jobs, const char *name);
+/* Is value right for the job's declared param name? err: one line. */
+int rt__job_check_param(const rt_job *job, const char *name,
+                        const char *value, char *err, size_t errlen);
 
 /* ------------------------------------------------------------ lease.c */
 
@@ -206,6 +221,13 @@ int rt__lease_open(rt__lease *l, const char *url, const char *job,
  */
 int rt__lease_acquire(rt__lease *l, const char *run_key, bool *took_over);
 int rt__lease_set_key(rt__lease *l, const char *run_key);
+/*
+ * Without taking it: could scope be taken now? *free when nobody holds it,
+ * its lease expired, or its holder is dead (its liveness lock is free).
+ * holder_key receives the holder's run key ("" when free or unknown).
+ */
+int rt__lease_peek(rt_store *s, const char *scope, bool *free,
+                   char *holder_key, size_t n);
 /* Heartbeat every TTL/3 on the lease's connection, in a thread. */
 int rt__lease_start(rt__lease *l);
 /* Stop heartbeating; give the lease up unless it was lost. */
@@ -226,10 +248,42 @@ typedef struct rt__run_opts {
     const char *url;      /* the database URL (the lease opens its own) */
     int if_running;       /* RT_IF_RUNNING_* */
     int64_t lease_ttl_ms;
+    /* Set by the daemon for the runs it starts (see daemon.c): */
+    int64_t start_at_ms;  /* wall clock; connect first, then wait for it */
+    bool record_skip;     /* held by another run: record this one skipped */
 } rt__run_opts;
 
 /* Run or resume; returns an exit code (RT_EXIT_*) and logs what happened. */
 int rt__runner_run(rt_store *s, const rt_job *job, const rt__run_opts *o);
+
+/* ----------------------------------------------------------- notify.c */
+
+/* Send one sd_notify message ("READY=1") to $NOTIFY_SOCKET, if set. */
+int rt__notify(const char *message);
+/* systemd's watchdog period in ms ($WATCHDOG_USEC for this pid), 0 if off. */
+int64_t rt__notify_watchdog_ms(void);
+
+/* ----------------------------------------------------------- daemon.c */
+
+typedef struct rt__daemon_opts {
+    const char *url;
+    const char *exe;          /* this program, to start `run` children */
+    const char *only;         /* comma-separated job names, or NULL */
+    const char **schedules;   /* "JOB=EXPR" overrides */
+    int nschedules;
+    const char **params;      /* "JOB.NAME=VALUE" */
+    int nparams;
+    const char **overlaps;    /* "JOB=skip|queue" */
+    int noverlaps;
+    const char **misfires;    /* "JOB=catch-up|skip" */
+    int nmisfires;
+    const char **lateness;    /* "JOB=SECONDS" */
+    int nlateness;
+    int64_t grace_ms, lease_ttl_ms, chunk_items, chunk_ms;
+} rt__daemon_opts;
+
+/* `ratchet daemon`: returns an exit code (0 stopped on request, 2 usage). */
+int rt__daemon(const rt_job *const *jobs, const rt__daemon_opts *o);
 
 /* ----------------------------------------------------------- status.c */
 

@@ -185,6 +185,36 @@ int rt__lease_acquire(rt__lease *l, const char *run_key, bool *took_over) {
     return RT_HELD;
 }
 
+int rt__lease_peek(rt_store *s, const char *scope, bool *free,
+                   char *holder_key, size_t n) {
+    rt_value arg = rt_text(scope);
+    rt_stmt *st;
+    *free = true;
+    holder_key[0] = '\0';
+    int rc = rt__store_query(
+        s,
+        "SELECT run_key, CASE WHEN expires_ms < rt_now_ms() THEN 1 ELSE 0 "
+        "END, fast FROM rt_lease WHERE scope = $1",
+        1, &arg, &st);
+    if (rc == RT_DONE) return RT_OK;
+    if (rc != RT_ROW) return rc;
+    const char *key = s->ops->column_text(st, 0);
+    snprintf(holder_key, n, "%s", key ? key : "");
+    bool expired = s->ops->column_int64(st, 1) != 0;
+    bool fast = s->ops->column_int64(st, 2) != 0;
+    s->ops->reset(st);
+    *free = expired;
+    if (!expired && fast && s->fast_takeover && s->ops->liveness_try) {
+        uint64_t lock = lease_hash(scope);
+        bool got = false;
+        rc = s->ops->liveness_try(s, lock, &got);
+        if (got) s->ops->liveness_release(s, lock);
+        *free = got; /* the holder's lock is gone: it died */
+    }
+    if (*free) holder_key[0] = '\0';
+    return rc;
+}
+
 int rt__lease_set_key(rt__lease *l, const char *run_key) {
     rt_value args[] = {rt_text(l->scope), rt_text(l->owner), rt_text(run_key)};
     /* Once per run, so it may wait out another run's chunk (SQLite). */

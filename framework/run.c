@@ -80,6 +80,37 @@ void rt__job_fingerprint(const rt_job *job, char out[17]) {
     snprintf(out, 17, "%016llx", (unsigned long long)h);
 }
 
+int rt__job_check_param(const rt_job *job, const char *name,
+                        const char *value, char *err, size_t errlen) {
+    if (!job->params) return RT_OK;
+    for (const rt_param_def *p = job->params; p->name; p++) {
+        if (strcmp(p->name, name)) continue;
+        int64_t i;
+        double d;
+        bool b;
+        const char *want = NULL;
+        if (p->type == RT_PARAM_INT && !rt__parse_int64(value, &i))
+            want = "an integer";
+        if (p->type == RT_PARAM_REAL && !rt__parse_double(value, &d))
+            want = "a number";
+        if (p->type == RT_PARAM_BOOL && !rt__parse_bool(value, &b))
+            want = "a boolean (true/false)";
+        if (!want) return RT_OK;
+        snprintf(err, errlen, "--param %s=%s: the value is not %s", name,
+                 value, want);
+        return RT_INVALID;
+    }
+    rt__buf known = {0};
+    for (const rt_param_def *p = job->params; p->name; p++) {
+        if (known.len) rt__buf_puts(&known, ", ");
+        rt__buf_puts(&known, p->name);
+    }
+    snprintf(err, errlen, "job %s has no param '%s' (known: %s)", job->name,
+             name, known.p ? known.p : "none");
+    rt__buf_free(&known);
+    return RT_INVALID;
+}
+
 const rt_job *rt__job_find(const rt_job *const *jobs, const char *name) {
     for (int i = 0; jobs[i]; i++)
         if (!strcmp(jobs[i]->name, name)) return jobs[i];
@@ -176,47 +207,60 @@ int rt__run_load_unfinished(rt_store *s, const char *job, rt__run *out) {
                           1, &arg, out);
 }
 
-int rt__run_insert(rt_store *s, const rt_job *job, const char *key,
-                   const rt__params *params, rt__run *out) {
+/* In an open transaction: INSERT the run if its key is absent, with its
+ * params. *id is the new run's id, or 0 when the key existed. */
+static int run_insert_row(rt_store *s, const rt_job *job, const char *key,
+                          const rt__params *params, int64_t slot_ms,
+                          const char *skip_reason, int64_t *id) {
     char fp[17];
     rt__job_fingerprint(job, fp);
     char *steps = rt__job_steps_text(job);
-    int rc = rt__store_begin(s);
-    if (rc != RT_OK) {
-        free(steps);
-        return rc;
-    }
     rt_value args[] = {rt_text(job->name), rt_text(key), rt_text(fp),
-                       rt_text(steps), rt_text(job->steps[0].name)};
-    int64_t changes = 0;
-    rc = rt__store_exec(
+                       rt_text(steps), rt_text(job->steps[0].name),
+                       slot_ms >= 0 ? rt_int(slot_ms) : rt_null(),
+                       skip_reason ? rt_text(skip_reason) : rt_null()};
+    rt_stmt *st;
+    *id = 0;
+    int rc = rt__store_query(
         s,
         "INSERT INTO rt_run (job, run_key, status, fingerprint, steps, "
-        "step_index, step_name, created_ms, updated_ms) "
-        "VALUES ($1, $2, 'pending', $3, $4, 0, $5, rt_now_ms(), rt_now_ms()) "
-        "ON CONFLICT (job, run_key) DO NOTHING",
-        5, args, &changes);
+        "step_index, step_name, slot_ms, error, created_ms, updated_ms, "
+        "finished_ms) VALUES ($1, $2, CASE WHEN CAST($7 AS TEXT) IS NULL THEN 'pending' "
+        "ELSE 'skipped' END, $3, $4, 0, $5, $6, $7, rt_now_ms(), rt_now_ms(), "
+        "CASE WHEN CAST($7 AS TEXT) IS NULL THEN NULL ELSE rt_now_ms() END) "
+        "ON CONFLICT (job, run_key) DO NOTHING RETURNING id",
+        7, args, &st);
     free(steps);
-    if (rc == RT_OK && changes == 0) rc = RT_HELD;
-    rt__run fresh;
-    memset(&fresh, 0, sizeof fresh);
-    if (rc == RT_OK) {
-        rt_value key_args[] = {rt_text(job->name), rt_text(key)};
-        rc = run_load_where(s,
-                            "SELECT " RUN_COLUMNS
-                            "FROM rt_run WHERE job = $1 AND run_key = $2",
-                            2, key_args, &fresh);
+    if (rc == RT_ROW) {
+        *id = s->ops->column_int64(st, 0);
+        rc = s->ops->step(st);
     }
-    for (int i = 0; rc == RT_OK && i < params->n; i++) {
-        rt_value pargs[] = {rt_int(fresh.id), rt_text(params->v[i].name),
+    if (rc != RT_DONE) return rc;
+    for (int i = 0; *id && i < params->n; i++) {
+        rt_value pargs[] = {rt_int(*id), rt_text(params->v[i].name),
                             rt_text(params->v[i].value)};
         rc = rt__store_exec(s,
                             "INSERT INTO rt_param (run_id, name, value) "
                             "VALUES ($1, $2, $3)",
                             3, pargs, NULL);
-        if (rc == RT_OK)
-            rt__params_set(&fresh.params, params->v[i].name,
-                           params->v[i].value);
+        if (rc != RT_OK) return rc;
+    }
+    return RT_OK;
+}
+
+int rt__run_insert(rt_store *s, const rt_job *job, const char *key,
+                   const rt__params *params, rt__run *out) {
+    int rc = rt__store_begin(s);
+    if (rc != RT_OK) return rc;
+    int64_t id = 0;
+    rc = run_insert_row(s, job, key, params, -1, NULL, &id);
+    if (rc == RT_OK && !id) rc = RT_HELD;
+    rt__run fresh;
+    memset(&fresh, 0, sizeof fresh);
+    if (rc == RT_OK) {
+        rt_value arg = rt_int(id);
+        rc = run_load_where(s, "SELECT " RUN_COLUMNS "FROM rt_run WHERE id = $1",
+                            1, &arg, &fresh);
     }
     if (rc == RT_OK) rc = rt__store_commit(s);
     if (rc != RT_OK) {
@@ -224,6 +268,36 @@ int rt__run_insert(rt_store *s, const rt_job *job, const char *key,
         return rt__store_abort(s, rc);
     }
     *out = fresh;
+    return RT_OK;
+}
+
+int rt__run_insert_slot(rt_store *s, const rt_job *job, const char *key,
+                        int64_t slot_ms, const rt__params *params,
+                        const char *skip_reason, bool *created) {
+    int rc = rt__store_begin(s);
+    if (rc != RT_OK) return rc;
+    int64_t id = 0;
+    rc = run_insert_row(s, job, key, params, slot_ms, skip_reason, &id);
+    if (rc == RT_OK) rc = rt__store_commit(s);
+    if (rc != RT_OK) return rt__store_abort(s, rc);
+    *created = id != 0;
+    return RT_OK;
+}
+
+int rt__run_skip(rt_store *s, const char *job, const char *key,
+                 const char *reason, bool *skipped) {
+    rt_value args[] = {rt_text(job), rt_text(key), rt_text(reason)};
+    int rc = rt__store_begin(s);
+    if (rc != RT_OK) return rc;
+    int64_t changes = 0;
+    rc = rt__store_exec(s,
+                        "UPDATE rt_run SET status = 'skipped', error = $3, "
+                        "updated_ms = rt_now_ms(), finished_ms = rt_now_ms() "
+                        "WHERE job = $1 AND run_key = $2 AND status = 'pending'",
+                        3, args, &changes);
+    if (rc == RT_OK) rc = rt__store_commit(s);
+    if (rc != RT_OK) return rt__store_abort(s, rc);
+    *skipped = changes == 1;
     return RT_OK;
 }
 

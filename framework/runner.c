@@ -19,6 +19,7 @@
  * replay.
  */
 #define _POSIX_C_SOURCE 200809L
+#include <errno.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
@@ -547,6 +548,37 @@ static void runner_sleep_ms(int64_t ms) {
     nanosleep(&ts, NULL); /* a stop signal cuts it short */
 }
 
+/* Sleep until the wall clock reaches at_ms; false when a stop came first. */
+static bool runner_sleep_until(int64_t at_ms) {
+    struct timespec at = {(time_t)(at_ms / 1000), (long)(at_ms % 1000) * 1000000L};
+    while (!rt__stop_flag &&
+           clock_nanosleep(CLOCK_REALTIME, TIMER_ABSTIME, &at, NULL) == EINTR) {
+    }
+    return !rt__stop_flag;
+}
+
+/*
+ * A cron slot came due while another run of the job holds it: the daemon's
+ * overlap policy is skip, so the slot is recorded as skipped.
+ */
+static int runner_skip_slot(runner *r, rt__lease *l, const rt__run_opts *o) {
+    char reason[512];
+    snprintf(reason, sizeof reason,
+             "slot skipped: run '%s' of %s was still going (held by %s)",
+             l->holder_key, r->job->name, l->holder);
+    bool skipped = false;
+    rt__log_fields f = RT_LOG_FIELDS_NONE;
+    f.job = r->job->name;
+    f.key = o->key;
+    if (rt__run_skip(r->s, r->job->name, o->key, reason, &skipped) != RT_OK) {
+        rt__log(RT_LOG_ERROR, "db_error", &f, "recording the skipped slot: %s",
+                r->s->errmsg);
+        return RT_EXIT_FAILED;
+    }
+    if (skipped) rt__log(RT_LOG_INFO, "slot_skipped", &f, "%s", reason);
+    return RT_EXIT_OK;
+}
+
 /*
  * Take the scope's lease, or do what --if-running says when a live process
  * holds it. Returns -1 when the lease is ours, else the exit code.
@@ -562,6 +594,11 @@ static int runner_lease(runner *r, rt__lease *l, const char *scope,
     if (rc != RT_OK) {
         rt__log(RT_LOG_ERROR, "db_open", &f, "%s", err);
         return rc == RT_INVALID ? RT_EXIT_USAGE : RT_EXIT_FAILED;
+    }
+    if (o->start_at_ms && !runner_sleep_until(o->start_at_ms)) {
+        rt__log(RT_LOG_INFO, "interrupted", &f, "%s",
+                "stopped before the run's start time; nothing was done");
+        return RT_EXIT_INTERRUPTED;
     }
     int64_t waited_since = 0;
     bool said_waiting = false;
@@ -594,6 +631,8 @@ static int runner_lease(runner *r, rt__lease *l, const char *scope,
             return RT_EXIT_HELD;
         }
         if (rc == RT_HELD && o->if_running == RT_IF_RUNNING_SKIP) {
+            if (o->record_skip && o->key && strcmp(l->holder_key, o->key))
+                return runner_skip_slot(r, l, o);
             rt__log(RT_LOG_INFO, "skipped", &f,
                     "%s is held by %s (run '%s'); skipped", scope, l->holder,
                     l->holder_key);
@@ -624,6 +663,12 @@ static int runner_go(runner *r, const rt__run_opts *o) {
     if (!strcmp(r->run.status, "done")) {
         runner_log(r, RT_LOG_INFO, "already_done", -1, "%s",
                    "run already finished; nothing to do");
+        return RT_EXIT_OK;
+    }
+    if (!strcmp(r->run.status, "skipped")) {
+        runner_log(r, RT_LOG_INFO, "already_skipped", -1,
+                   "run was skipped (%s); 'ratchet reset' discards it",
+                   r->run.error ? r->run.error : "no reason recorded");
         return RT_EXIT_OK;
     }
     if (!strcmp(r->run.status, "failed")) {

@@ -30,6 +30,7 @@ static volatile sig_atomic_t sig_atomic_step;
 static timer_t sig_timer;
 static bool sig_timer_ok;
 static int64_t sig_grace_ms;
+static int sig_deadline_code = RT_EXIT_INTERRUPTED;
 static struct sigaction sig_old_term, sig_old_int, sig_old_alrm;
 static bool sig_installed;
 
@@ -122,8 +123,10 @@ static void sig_on_deadline(int sig) {
     }
     ssize_t w = write(STDERR_FILENO, line, (size_t)(p - line));
     (void)w;
-    _exit(RT_EXIT_INTERRUPTED);
+    _exit(sig_deadline_code);
 }
+
+void rt__signals_deadline_code(int code) { sig_deadline_code = code; }
 
 int rt__signals_install(int64_t grace_ms) {
     sig_grace_ms = grace_ms;

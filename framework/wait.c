@@ -61,15 +61,17 @@ int rt_wait(const char *db_url, const char *job, const char *key,
         if (rc != RT_OK) break;
         bool done = !strcmp(run.status, "done");
         bool failed = !strcmp(run.status, "failed");
-        if (failed)
-            snprintf(err, errlen, "run '%s' of %s failed: %s", run.key, job,
+        bool skipped = !strcmp(run.status, "skipped");
+        if (failed || skipped)
+            snprintf(err, errlen, "run '%s' of %s %s: %s", run.key, job,
+                     failed ? "failed" : "was skipped",
                      run.error ? run.error : "no message");
         else if (!done)
             snprintf(err, errlen, "run '%s' of %s is still %s", run.key, job,
                      run.status);
         rt__run_free(&run);
         if (done) break;
-        if (failed) {
+        if (failed || skipped) {
             rc = RT_ERROR;
             break;
         }

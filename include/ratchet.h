@@ -130,16 +130,39 @@ typedef struct rt_param_def {
  */
 typedef enum { RT_EXCLUSIVE_JOB = 0, RT_EXCLUSIVE_KEY = 1 } rt_exclusive;
 
+/*
+ * Scheduling (`ratchet daemon`). A slot that comes due while the job's
+ * previous run still holds the lease is skipped (recorded as a 'skipped'
+ * run) or queued (run once the holder finishes, oldest slot first).
+ */
+typedef enum { RT_OVERLAP_SKIP = 0, RT_OVERLAP_QUEUE = 1 } rt_overlap;
+/*
+ * Slots missed while no daemon ran: catch up (one run, keyed by the newest
+ * missed slot) or skip (that slot is recorded as skipped).
+ */
+typedef enum { RT_MISFIRE_CATCH_UP = 0, RT_MISFIRE_SKIP = 1 } rt_misfire;
+
 typedef struct rt_job {
     const char *name;
     const char *description;
     const rt_step *steps;
     const rt_param_def *params;
     rt_exclusive exclusive;
+    /*
+     * A cron expression ("0 3 * * *", "TZ=Europe/Paris 0 3 * * *",
+     * "@hourly", six fields with seconds first); NULL = not scheduled.
+     * `ratchet daemon --schedule JOB=EXPR` overrides it.
+     */
+    const char *schedule;
+    rt_overlap overlap;
+    rt_misfire misfire;
+    /* Catch up only a missed slot at most this late; 0 = no limit. */
+    int64_t max_lateness_s;
 } rt_job;
 
 /*
- * The whole command-line interface: `ratchet run|status|jobs|reset|migrate`.
+ * The whole command-line interface: `ratchet run|daemon|status|jobs|reset|
+ * wait|migrate`.
  * jobs is a NULL-terminated array. Returns the process exit code (0, 1, 2,
  * 3 or 75; see README). May install SIGTERM/SIGINT handlers and exit the
  * process itself when the stop deadline passes.

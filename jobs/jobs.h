@@ -6,5 +6,6 @@
 
 extern const rt_job rowcopy_job;
 extern const rt_job aggregate_job;
+extern const rt_job tick_job;
 
 #endif

@@ -1,6 +1,7 @@
 /* main.c — the ratchet binary: rt_main() over the example jobs. */
 #include "jobs.h"
 
-static const rt_job *const jobs[] = {&rowcopy_job, &aggregate_job, NULL};
+static const rt_job *const jobs[] = {&rowcopy_job, &aggregate_job, &tick_job,
+                                    NULL};
 
 int main(int argc, char **argv) { return rt_main(argc, argv, jobs); }

@@ -7,5 +7,7 @@ Suite *unit_suite(void);
 Suite *cli_suite(void);
 Suite *pg_suite(void);
 Suite *lease_suite(void);
+Suite *cron_suite(void);
+Suite *daemon_suite(void);
 
 #endif

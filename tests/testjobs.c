@@ -247,13 +247,22 @@ static const rt_step keyed_steps[] = {{"fill", keyed_step}, {NULL, NULL}};
 static const rt_job keyed_job = {.name = "keyed", .steps = keyed_steps,
                                  .exclusive = RT_EXCLUSIVE_KEY};
 
+/* ---- tick_keyed: the tick job with a declared schedule, exclusive per key */
+
+static rt_job tick_keyed_job;
+
 int main(int argc, char **argv) {
+    tick_keyed_job = tick_job;
+    tick_keyed_job.name = "tick_keyed";
+    tick_keyed_job.exclusive = RT_EXCLUSIVE_KEY;
+    tick_keyed_job.schedule = "TZ=Europe/Paris * * * * * *";
     const char *shape = getenv("RATCHET_TEST_SHAPE");
     if (shape && !strcmp(shape, "renamed")) shape_job.steps = shape_renamed;
     if (shape && !strcmp(shape, "appended")) shape_job.steps = shape_appended;
     if (shape && !strcmp(shape, "removed")) shape_job.steps = shape_removed;
     const rt_job *const jobs[] = {&rowcopy_job, &aggregate_job, &hang_job, &shape_job,
                                   &fail_job, &cursorbytes_job, &looseparams_job, &longsql_job,
-                                  &pgsettings_job, &slowstep_job, &keyed_job, NULL};
+                                  &pgsettings_job, &slowstep_job, &keyed_job, &tick_keyed_job,
+                                  NULL};
     return rt_main(argc, argv, jobs);
 }

@@ -1,0 +1,57 @@
+-- Scheduled runs: slot_ms is the cron slot a run was created for (NULL for
+-- runs started by hand), and a slot can be recorded as 'skipped' (the job was
+-- still running, or the slot was missed while no daemon ran).
+--
+-- SQLite cannot change a CHECK constraint in place, so rt_run is rebuilt.
+-- rt_param is rebuilt first, pointing at the new table: dropping the old
+-- rt_run then cascades to nothing, and renaming the new one carries the
+-- reference along.
+CREATE TABLE rt_run_new (
+    id           INTEGER PRIMARY KEY,
+    job          TEXT    NOT NULL,
+    run_key      TEXT    NOT NULL,
+    status       TEXT    NOT NULL
+                 CHECK (status IN ('pending', 'running', 'interrupted', 'done',
+                                   'failed', 'skipped')),
+    fingerprint  TEXT    NOT NULL,
+    steps        TEXT    NOT NULL,
+    step_index   INTEGER NOT NULL DEFAULT 0,
+    step_name    TEXT,
+    cursor_int   INTEGER,
+    cursor_bytes BLOB,
+    items        INTEGER NOT NULL DEFAULT 0,
+    step_items   INTEGER NOT NULL DEFAULT 0,
+    step_total   INTEGER,
+    epoch        INTEGER NOT NULL DEFAULT 0,
+    attempt      INTEGER NOT NULL DEFAULT 0,
+    error        TEXT,
+    created_ms   INTEGER NOT NULL,
+    started_ms   INTEGER,
+    updated_ms   INTEGER NOT NULL,
+    finished_ms  INTEGER,
+    slot_ms      INTEGER,
+    UNIQUE (job, run_key)
+);
+INSERT INTO rt_run_new (id, job, run_key, status, fingerprint, steps,
+    step_index, step_name, cursor_int, cursor_bytes, items, step_items,
+    step_total, epoch, attempt, error, created_ms, started_ms, updated_ms,
+    finished_ms)
+SELECT id, job, run_key, status, fingerprint, steps, step_index, step_name,
+    cursor_int, cursor_bytes, items, step_items, step_total, epoch, attempt,
+    error, created_ms, started_ms, updated_ms, finished_ms FROM rt_run;
+
+CREATE TABLE rt_param_new (
+    run_id INTEGER NOT NULL REFERENCES rt_run_new (id) ON DELETE CASCADE,
+    name   TEXT    NOT NULL,
+    value  TEXT    NOT NULL,
+    PRIMARY KEY (run_id, name)
+);
+INSERT INTO rt_param_new (run_id, name, value)
+SELECT run_id, name, value FROM rt_param;
+
+DROP TABLE rt_param;
+DROP TABLE rt_run;
+ALTER TABLE rt_run_new RENAME TO rt_run;
+ALTER TABLE rt_param_new RENAME TO rt_param;
+CREATE INDEX rt_run_job_status ON rt_run (job, status, id);
+CREATE INDEX rt_run_job_slot ON rt_run (job, slot_ms);
