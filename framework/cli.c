@@ -7,7 +7,6 @@
  */
 #define _POSIX_C_SOURCE 200809L
 #include <math.h>
-#include <stdarg.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -109,19 +108,6 @@ static const char cli_migrate_usage[] =
     "\n"
     "Create or upgrade the schema (every command does this as needed).\n";
 
-static int cli_error(const char *fmt, ...) RT_PRINTF(1, 2);
-
-/* One line naming the problem; returns exit code 2. */
-static int cli_error(const char *fmt, ...) {
-    char msg[1024];
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(msg, sizeof msg, fmt, ap);
-    va_end(ap);
-    rt__log(RT_LOG_ERROR, "usage", NULL, "%s", msg);
-    return RT_EXIT_USAGE;
-}
-
 /*
  * Match --name or --name=value at argv[*i]. For options with a value, *value
  * is set (consuming the next argument if needed). Returns 1 matched, 0 not,
@@ -169,7 +155,7 @@ static int cli_check_param(const rt_job *job, const char *name,
     char err[1024];
     if (rt__job_check_param(job, name, value, err, sizeof err) == RT_OK)
         return RT_EXIT_OK;
-    return cli_error("%s", err);
+    return rt__usage_error("%s", err);
 }
 
 static int cli_run(const cli *c) {
@@ -185,12 +171,12 @@ static int cli_run(const cli *c) {
         int m;
         int64_t n;
         if ((m = cli_opt(c->argc, c->argv, &i, "--key", &v))) {
-            if (m < 0 || !*v) code = cli_error("run: --key needs a non-empty value");
+            if (m < 0 || !*v) code = rt__usage_error("run: --key needs a non-empty value");
             else o.key = v;
         } else if ((m = cli_opt(c->argc, c->argv, &i, "--param", &v))) {
             const char *eq = m > 0 ? strchr(v, '=') : NULL;
             if (!eq || eq == v) {
-                code = cli_error("run: --param needs NAME=VALUE, got '%s'",
+                code = rt__usage_error("run: --param needs NAME=VALUE, got '%s'",
                                  m > 0 ? v : "");
             } else {
                 char *name = rt__xstrndup(v, (size_t)(eq - v));
@@ -200,51 +186,51 @@ static int cli_run(const cli *c) {
         } else if ((m = cli_opt(c->argc, c->argv, &i, "--grace", &v))) {
             if (m < 0 || !rt__parse_double(v, &grace) || grace <= 0 ||
                 grace > 86400)
-                code = cli_error("run: --grace takes seconds > 0, got '%s'",
+                code = rt__usage_error("run: --grace takes seconds > 0, got '%s'",
                                  m > 0 ? v : "");
         } else if ((m = cli_opt(c->argc, c->argv, &i, "--chunk-items", &v))) {
             if (m < 0 || !rt__parse_int64(v, &n) || n < 0)
-                code = cli_error("run: --chunk-items takes a count >= 0, got '%s'",
+                code = rt__usage_error("run: --chunk-items takes a count >= 0, got '%s'",
                                  m > 0 ? v : "");
             else o.chunk_items = n;
         } else if ((m = cli_opt(c->argc, c->argv, &i, "--chunk-ms", &v))) {
             if (m < 0 || !rt__parse_int64(v, &n) || n < 0)
-                code = cli_error("run: --chunk-ms takes milliseconds >= 0, got '%s'",
+                code = rt__usage_error("run: --chunk-ms takes milliseconds >= 0, got '%s'",
                                  m > 0 ? v : "");
             else o.chunk_ms = n;
         } else if ((m = cli_opt(c->argc, c->argv, &i, "--if-running", &v))) {
             if (m > 0 && !strcmp(v, "fail")) o.if_running = RT_IF_RUNNING_FAIL;
             else if (m > 0 && !strcmp(v, "skip")) o.if_running = RT_IF_RUNNING_SKIP;
             else if (m > 0 && !strcmp(v, "wait")) o.if_running = RT_IF_RUNNING_WAIT;
-            else code = cli_error("run: --if-running takes fail, skip or wait, "
+            else code = rt__usage_error("run: --if-running takes fail, skip or wait, "
                                   "got '%s'", m > 0 ? v : "");
         } else if ((m = cli_opt(c->argc, c->argv, &i, "--lease-ttl", &v))) {
             if (m < 0 || !rt__parse_double(v, &ttl) || ttl < 0.1 || ttl > 86400)
-                code = cli_error("run: --lease-ttl takes seconds from 0.1 to "
+                code = rt__usage_error("run: --lease-ttl takes seconds from 0.1 to "
                                  "86400, got '%s'", m > 0 ? v : "");
         } else if ((m = cli_opt(c->argc, c->argv, &i, "--start-at", &v))) {
             /* Internal (the daemon's children): connect, then wait until
              * this wall-clock time in ms before taking the lease. */
             if (m < 0 || !rt__parse_int64(v, &n) || n < 0)
-                code = cli_error("run: --start-at takes epoch milliseconds, "
+                code = rt__usage_error("run: --start-at takes epoch milliseconds, "
                                  "got '%s'", m > 0 ? v : "");
             else o.start_at_ms = n;
         } else if (cli_opt(c->argc, c->argv, &i, "--record-skip", NULL)) {
             o.record_skip = true; /* internal: a cron slot's run */
         } else if (c->argv[i][0] == '-') {
-            code = cli_error("run: unknown option '%s' (see 'ratchet run --help')",
+            code = rt__usage_error("run: unknown option '%s' (see 'ratchet run --help')",
                              c->argv[i]);
         } else if (!job_name) {
             job_name = c->argv[i];
         } else {
-            code = cli_error("run: unexpected argument '%s'", c->argv[i]);
+            code = rt__usage_error("run: unexpected argument '%s'", c->argv[i]);
         }
     }
     const rt_job *job = NULL;
     if (code == RT_EXIT_OK && !job_name)
-        code = cli_error("run: which job? (see 'ratchet jobs')");
+        code = rt__usage_error("run: which job? (see 'ratchet jobs')");
     if (code == RT_EXIT_OK && !(job = rt__job_find(c->jobs, job_name)))
-        code = cli_error("run: unknown job '%s' (see 'ratchet jobs')",
+        code = rt__usage_error("run: unknown job '%s' (see 'ratchet jobs')",
                          job_name);
     for (int i = 0; code == RT_EXIT_OK && i < o.params.n; i++)
         code = cli_check_param(job, o.params.v[i].name, o.params.v[i].value);
@@ -318,47 +304,47 @@ static int cli_daemon(const cli *c) {
         int m;
         int64_t n;
         if ((m = cli_opt(c->argc, c->argv, &i, "--only", &v))) {
-            if (m < 0 || !*v) code = cli_error("daemon: --only needs JOB,...");
+            if (m < 0 || !*v) code = rt__usage_error("daemon: --only needs JOB,...");
             else o.only = v;
         } else if ((m = cli_opt(c->argc, c->argv, &i, "--schedule", &v))) {
-            if (m < 0) code = cli_error("daemon: --schedule needs JOB=EXPR");
+            if (m < 0) code = rt__usage_error("daemon: --schedule needs JOB=EXPR");
             else cli_push(&o.schedules, &o.nschedules, v);
         } else if ((m = cli_opt(c->argc, c->argv, &i, "--param", &v))) {
-            if (m < 0) code = cli_error("daemon: --param needs JOB.NAME=VALUE");
+            if (m < 0) code = rt__usage_error("daemon: --param needs JOB.NAME=VALUE");
             else cli_push(&o.params, &o.nparams, v);
         } else if ((m = cli_opt(c->argc, c->argv, &i, "--overlap", &v))) {
-            if (m < 0) code = cli_error("daemon: --overlap needs JOB=skip|queue");
+            if (m < 0) code = rt__usage_error("daemon: --overlap needs JOB=skip|queue");
             else cli_push(&o.overlaps, &o.noverlaps, v);
         } else if ((m = cli_opt(c->argc, c->argv, &i, "--misfire", &v))) {
-            if (m < 0) code = cli_error("daemon: --misfire needs JOB=catch-up|skip");
+            if (m < 0) code = rt__usage_error("daemon: --misfire needs JOB=catch-up|skip");
             else cli_push(&o.misfires, &o.nmisfires, v);
         } else if ((m = cli_opt(c->argc, c->argv, &i, "--max-lateness", &v))) {
-            if (m < 0) code = cli_error("daemon: --max-lateness needs JOB=SECONDS");
+            if (m < 0) code = rt__usage_error("daemon: --max-lateness needs JOB=SECONDS");
             else cli_push(&o.lateness, &o.nlateness, v);
         } else if ((m = cli_opt(c->argc, c->argv, &i, "--grace", &v))) {
             if (m < 0 || !rt__parse_double(v, &grace) || grace <= 0 ||
                 grace > 86400)
-                code = cli_error("daemon: --grace takes seconds > 0, got '%s'",
+                code = rt__usage_error("daemon: --grace takes seconds > 0, got '%s'",
                                  m > 0 ? v : "");
         } else if ((m = cli_opt(c->argc, c->argv, &i, "--lease-ttl", &v))) {
             if (m < 0 || !rt__parse_double(v, &ttl) || ttl < 0.1 || ttl > 86400)
-                code = cli_error("daemon: --lease-ttl takes seconds from 0.1 "
+                code = rt__usage_error("daemon: --lease-ttl takes seconds from 0.1 "
                                  "to 86400, got '%s'", m > 0 ? v : "");
         } else if ((m = cli_opt(c->argc, c->argv, &i, "--chunk-items", &v))) {
             if (m < 0 || !rt__parse_int64(v, &n) || n < 0)
-                code = cli_error("daemon: --chunk-items takes a count >= 0, "
+                code = rt__usage_error("daemon: --chunk-items takes a count >= 0, "
                                  "got '%s'", m > 0 ? v : "");
             else o.chunk_items = n;
         } else if ((m = cli_opt(c->argc, c->argv, &i, "--chunk-ms", &v))) {
             if (m < 0 || !rt__parse_int64(v, &n) || n < 0)
-                code = cli_error("daemon: --chunk-ms takes milliseconds >= 0, "
+                code = rt__usage_error("daemon: --chunk-ms takes milliseconds >= 0, "
                                  "got '%s'", m > 0 ? v : "");
             else o.chunk_ms = n;
         } else if (c->argv[i][0] == '-') {
-            code = cli_error("daemon: unknown option '%s' (see 'ratchet daemon "
+            code = rt__usage_error("daemon: unknown option '%s' (see 'ratchet daemon "
                              "--help')", c->argv[i]);
         } else {
-            code = cli_error("daemon: unexpected argument '%s'", c->argv[i]);
+            code = rt__usage_error("daemon: unexpected argument '%s'", c->argv[i]);
         }
     }
     o.url = c->db;
@@ -380,7 +366,7 @@ static const char *const cli_param_types[] = {"text", "int", "real", "bool"};
 
 static int cli_jobs(const cli *c) {
     if (c->argc > 0)
-        return cli_error("jobs: unexpected argument '%s'", c->argv[0]);
+        return rt__usage_error("jobs: unexpected argument '%s'", c->argv[0]);
     for (int i = 0; c->jobs[i]; i++) {
         const rt_job *j = c->jobs[i];
         printf("%s%s%s\n", j->name, j->description ? " — " : "",
@@ -404,18 +390,18 @@ static int cli_reset(const cli *c) {
         const char *v = NULL;
         int m;
         if ((m = cli_opt(c->argc, c->argv, &i, "--key", &v))) {
-            if (m < 0) return cli_error("reset: --key needs a value");
+            if (m < 0) return rt__usage_error("reset: --key needs a value");
             key = v;
         } else if (c->argv[i][0] == '-') {
-            return cli_error("reset: unknown option '%s'", c->argv[i]);
+            return rt__usage_error("reset: unknown option '%s'", c->argv[i]);
         } else if (!job) {
             job = c->argv[i];
         } else {
-            return cli_error("reset: unexpected argument '%s'", c->argv[i]);
+            return rt__usage_error("reset: unexpected argument '%s'", c->argv[i]);
         }
     }
     if (!job || !key)
-        return cli_error("reset: usage: ratchet reset JOB --key K");
+        return rt__usage_error("reset: usage: ratchet reset JOB --key K");
     rt_store *s = NULL;
     int code = cli_open(c, &s);
     if (code != RT_EXIT_OK) return code;
@@ -431,7 +417,7 @@ static int cli_reset(const cli *c) {
         rt__run_free(&run);
     }
     if (rc == RT_NOTFOUND) {
-        code = cli_error("reset: no run of job '%s' with key '%s'", job, key);
+        code = rt__usage_error("reset: no run of job '%s' with key '%s'", job, key);
     } else if (rc != RT_OK) {
         rt__log(RT_LOG_ERROR, "db_error", NULL, "%s", s->errmsg);
         code = RT_EXIT_FAILED;
@@ -444,7 +430,7 @@ static int cli_reset(const cli *c) {
 
 static int cli_migrate(const cli *c) {
     if (c->argc > 0)
-        return cli_error("migrate: unexpected argument '%s'", c->argv[0]);
+        return rt__usage_error("migrate: unexpected argument '%s'", c->argv[0]);
     char err[RT_ERRMSG_MAX];
     rt_store *s;
     int rc = rt__store_open(c->db, &s, err, sizeof err);
@@ -475,21 +461,21 @@ static int cli_wait(const cli *c) {
         const char *v = NULL;
         int m;
         if ((m = cli_opt(c->argc, c->argv, &i, "--key", &v))) {
-            if (m < 0 || !*v) return cli_error("wait: --key needs a value");
+            if (m < 0 || !*v) return rt__usage_error("wait: --key needs a value");
             key = v;
         } else if ((m = cli_opt(c->argc, c->argv, &i, "--timeout", &v))) {
             if (m < 0 || !rt__parse_double(v, &timeout) || timeout < 0)
-                return cli_error("wait: --timeout takes seconds >= 0, got '%s'",
+                return rt__usage_error("wait: --timeout takes seconds >= 0, got '%s'",
                                  m > 0 ? v : "");
         } else if (c->argv[i][0] == '-') {
-            return cli_error("wait: unknown option '%s'", c->argv[i]);
+            return rt__usage_error("wait: unknown option '%s'", c->argv[i]);
         } else if (!job) {
             job = c->argv[i];
         } else {
-            return cli_error("wait: unexpected argument '%s'", c->argv[i]);
+            return rt__usage_error("wait: unexpected argument '%s'", c->argv[i]);
         }
     }
-    if (!job) return cli_error("wait: which job? usage: ratchet wait JOB [--key K]");
+    if (!job) return rt__usage_error("wait: which job? usage: ratchet wait JOB [--key K]");
     char err[RT_ERRMSG_MAX];
     int rc = rt_wait(c->db, job, key, timeout, err, sizeof err);
     rt__log_fields f = RT_LOG_FIELDS_NONE;
@@ -508,7 +494,7 @@ static int cli_wait(const cli *c) {
     case RT_NOTFOUND:
     case RT_INVALID:
     case RT_SCHEMA:
-        return cli_error("wait: %s", err);
+        return rt__usage_error("wait: %s", err);
     default:
         rt__log(RT_LOG_ERROR, "db_error", &f, "%s", err);
         return RT_EXIT_FAILED;
@@ -528,14 +514,14 @@ static int cli_status(const cli *c) {
             json = true;
         } else if ((m = cli_opt(c->argc, c->argv, &i, "--limit", &v))) {
             if (m < 0 || !rt__parse_int64(v, &limit) || limit < 1)
-                return cli_error("status: --limit takes a count >= 1, got '%s'",
+                return rt__usage_error("status: --limit takes a count >= 1, got '%s'",
                                  m > 0 ? v : "");
         } else if (c->argv[i][0] == '-') {
-            return cli_error("status: unknown option '%s'", c->argv[i]);
+            return rt__usage_error("status: unknown option '%s'", c->argv[i]);
         } else if (!job) {
             job = c->argv[i];
         } else {
-            return cli_error("status: unexpected argument '%s'", c->argv[i]);
+            return rt__usage_error("status: unexpected argument '%s'", c->argv[i]);
         }
     }
     rt_store *s = NULL;
@@ -601,7 +587,7 @@ int rt_main(int argc, char **argv, const rt_job *const *jobs) {
         const char *v = NULL;
         int m;
         if ((m = cli_opt(argc, argv, &i, "--db", &v))) {
-            if (m < 0 || !*v) code = cli_error("--db needs a URL");
+            if (m < 0 || !*v) code = rt__usage_error("--db needs a URL");
             else c.db = v;
         } else if (!strcmp(argv[i], "--help") || !strcmp(argv[i], "-h")) {
             c.help = true;
@@ -620,13 +606,13 @@ int rt_main(int argc, char **argv, const rt_job *const *jobs) {
         } else if (!strcmp(rest[0], "help")) {
             const cli_command *k = nrest > 1 ? cli_find(rest[1]) : NULL;
             if (nrest > 1 && !k)
-                code = cli_error("help: unknown command '%s'", rest[1]);
+                code = rt__usage_error("help: unknown command '%s'", rest[1]);
             else
                 fputs(k ? k->usage : cli_usage, stdout);
         } else {
             const cli_command *k = cli_find(rest[0]);
             if (!k) {
-                code = cli_error("unknown command '%s' (see 'ratchet --help')",
+                code = rt__usage_error("unknown command '%s' (see 'ratchet --help')",
                                  rest[0]);
             } else if (c.help) {
                 fputs(k->usage, stdout);

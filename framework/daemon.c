@@ -36,7 +36,6 @@
 #include <errno.h>
 #include <limits.h>
 #include <signal.h>
-#include <stdarg.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/wait.h>
@@ -84,18 +83,6 @@ typedef struct scheduler {
     int64_t trouble_logged_ns;
 } scheduler;
 
-static int daemon_usage(const char *fmt, ...) RT_PRINTF(1, 2);
-
-static int daemon_usage(const char *fmt, ...) {
-    char msg[1024];
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(msg, sizeof msg, fmt, ap);
-    va_end(ap);
-    rt__log(RT_LOG_ERROR, "usage", NULL, "daemon: %s", msg);
-    return RT_EXIT_USAGE;
-}
-
 /* "2026-11-23T12:00:05Z": slots are whole seconds. */
 static void daemon_slot_key(int64_t ms, char *out, size_t n) {
     char iso[40];
@@ -133,11 +120,11 @@ static int daemon_split(scheduler *d, const char *opt, const char *arg, char sep
                         sched **sc, const char **rest) {
     const char *at = strchr(arg, sep);
     if (!at || at == arg)
-        return daemon_usage("%s needs JOB%cVALUE, got '%s'", opt, sep, arg);
+        return rt__usage_error("daemon: %s needs JOB%cVALUE, got '%s'", opt, sep, arg);
     *sc = daemon_find(d, arg, (size_t)(at - arg));
     *rest = at + 1;
     if (*sc) return RT_EXIT_OK;
-    return daemon_usage("%s '%s': job '%.*s' is not scheduled by this daemon",
+    return rt__usage_error("daemon: %s '%s': job '%.*s' is not scheduled by this daemon",
                         opt, arg, (int)(at - arg), arg);
 }
 
@@ -150,7 +137,7 @@ static int daemon_pick(scheduler *d, const rt_job *const *jobs) {
         char name[256];
         snprintf(name, sizeof name, "%.*s", (int)len, p);
         if (!rt__job_find(jobs, name))
-            return daemon_usage("--only: unknown job '%s' (see 'ratchet jobs')",
+            return rt__usage_error("daemon: --only: unknown job '%s' (see 'ratchet jobs')",
                                 name);
         if (!end) break;
         p = end + 1;
@@ -169,7 +156,7 @@ static int daemon_pick(scheduler *d, const rt_job *const *jobs) {
         if (!daemon_only_has(o->only, jobs[i]->name)) continue;
         if (!expr) {
             if (o->only)
-                return daemon_usage("job %s has no schedule; give --schedule "
+                return rt__usage_error("daemon: job %s has no schedule; give --schedule "
                                     "'%s=EXPR'", jobs[i]->name, jobs[i]->name);
             continue;
         }
@@ -183,19 +170,19 @@ static int daemon_pick(scheduler *d, const rt_job *const *jobs) {
     for (int k = 0; k < o->nschedules; k++) {
         const char *eq = strchr(o->schedules[k], '=');
         if (!eq || eq == o->schedules[k])
-            return daemon_usage("--schedule needs JOB=EXPR, got '%s'",
+            return rt__usage_error("daemon: --schedule needs JOB=EXPR, got '%s'",
                                 o->schedules[k]);
         char name[256];
         snprintf(name, sizeof name, "%.*s", (int)(eq - o->schedules[k]),
                  o->schedules[k]);
         if (!rt__job_find(jobs, name))
-            return daemon_usage("--schedule: unknown job '%s' (see 'ratchet "
+            return rt__usage_error("daemon: --schedule: unknown job '%s' (see 'ratchet "
                                 "jobs')", name);
         if (!daemon_only_has(o->only, name))
-            return daemon_usage("--schedule: job '%s' is not in --only", name);
+            return rt__usage_error("daemon: --schedule: job '%s' is not in --only", name);
     }
     if (!d->n)
-        return daemon_usage("no job has a schedule; give --schedule "
+        return rt__usage_error("daemon: no job has a schedule; give --schedule "
                             "'JOB=EXPR' (see 'ratchet daemon --help')");
     return RT_EXIT_OK;
 }
@@ -205,9 +192,9 @@ static int daemon_parse_cron(scheduler *d) {
         sched *sc = &d->v[i];
         char err[512];
         if (rt__cron_parse(sc->expr, &sc->cron, err, sizeof err) != RT_OK)
-            return daemon_usage("job %s: %s", sc->job->name, err);
+            return rt__usage_error("daemon: job %s: %s", sc->job->name, err);
         if (rt__cron_next(sc->cron, rt__wall_ms()) < 0)
-            return daemon_usage("job %s: cron '%s' never fires", sc->job->name,
+            return rt__usage_error("daemon: job %s: cron '%s' never fires", sc->job->name,
                                 sc->expr);
     }
     return RT_EXIT_OK;
@@ -224,12 +211,12 @@ static int daemon_policies(scheduler *d) {
             return code;
         const char *eq = strchr(v, '=');
         if (!eq || eq == v)
-            return daemon_usage("--param needs JOB.NAME=VALUE, got '%s'",
+            return rt__usage_error("daemon: --param needs JOB.NAME=VALUE, got '%s'",
                                 o->params[k]);
         char name[256], err[1024];
         snprintf(name, sizeof name, "%.*s", (int)(eq - v), v);
         if (rt__job_check_param(sc->job, name, eq + 1, err, sizeof err))
-            return daemon_usage("%s", err);
+            return rt__usage_error("daemon: %s", err);
         rt__params_set(&sc->params, name, eq + 1);
     }
     for (int k = 0; k < o->noverlaps; k++) {
@@ -237,7 +224,7 @@ static int daemon_policies(scheduler *d) {
             return code;
         if (!strcmp(v, "skip")) sc->overlap = RT_OVERLAP_SKIP;
         else if (!strcmp(v, "queue")) sc->overlap = RT_OVERLAP_QUEUE;
-        else return daemon_usage("--overlap %s: takes skip or queue",
+        else return rt__usage_error("daemon: --overlap %s: takes skip or queue",
                                  o->overlaps[k]);
     }
     for (int k = 0; k < o->nmisfires; k++) {
@@ -245,7 +232,7 @@ static int daemon_policies(scheduler *d) {
             return code;
         if (!strcmp(v, "catch-up")) sc->misfire = RT_MISFIRE_CATCH_UP;
         else if (!strcmp(v, "skip")) sc->misfire = RT_MISFIRE_SKIP;
-        else return daemon_usage("--misfire %s: takes catch-up or skip",
+        else return rt__usage_error("daemon: --misfire %s: takes catch-up or skip",
                                  o->misfires[k]);
     }
     for (int k = 0; k < o->nlateness; k++) {
@@ -254,7 +241,7 @@ static int daemon_policies(scheduler *d) {
             return code;
         double secs;
         if (!rt__parse_double(v, &secs) || secs < 0 || secs > 1e9)
-            return daemon_usage("--max-lateness %s: takes seconds >= 0",
+            return rt__usage_error("daemon: --max-lateness %s: takes seconds >= 0",
                                 o->lateness[k]);
         sc->max_lateness_ms = (int64_t)(secs * 1000);
     }

@@ -78,6 +78,8 @@ bool rt__log_json(void);
 bool rt__log_enabled(int level);
 void rt__log(int level, const char *event, const rt__log_fields *f,
              const char *fmt, ...) RT_PRINTF(4, 5);
+/* Log one line naming a usage error (event "usage"); returns exit code 2. */
+int rt__usage_error(const char *fmt, ...) RT_PRINTF(1, 2);
 /* Live progress line on a TTY (no-op otherwise); throttled. */
 void rt__progress(const rt__log_fields *f, int step_no, int steps,
                   int64_t total, double rate, bool force);

@@ -130,3 +130,13 @@ void rt__progress(const rt__log_fields *f, int step_no, int steps,
     rt__buf_free(&b);
     log_progress_shown = true;
 }
+
+int rt__usage_error(const char *fmt, ...) {
+    char msg[1024];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(msg, sizeof msg, fmt, ap);
+    va_end(ap);
+    rt__log(RT_LOG_ERROR, "usage", NULL, "%s", msg);
+    return RT_EXIT_USAGE;
+}
