@@ -36,9 +36,15 @@ static const char cli_usage[] =
     "commands:\n"
     "  run JOB       run or resume a run of JOB in the foreground\n"
     "  daemon        run jobs on their cron schedules (any number of replicas)\n"
+    "  enqueue JOB   queue a run of JOB for workers\n"
+    "  worker        claim queued runs and run them (--concurrency N)\n"
     "  status [JOB]  show runs: status, step, items, rate, last error\n"
     "  jobs          list the jobs in this binary, their steps and params\n"
     "  reset JOB     discard a run's progress (--key K)\n"
+    "  retry RUN     make a failed, cancelled or skipped run pending again\n"
+    "  cancel RUN    cancel a run (a running one stops at its next commit)\n"
+    "  history [JOB] list finished runs, newest first\n"
+    "  prune         delete finished runs (--older-than DURATION)\n"
     "  wait JOB      block until a run is finished (--key K, --timeout S)\n"
     "  migrate       create or upgrade the database schema\n"
     "  help [CMD]    show help for a command\n"
@@ -57,11 +63,14 @@ static const char cli_run_usage[] =
     "usage: ratchet [--db URL] run JOB [--key K] [--param NAME=VALUE]...\n"
     "                              [--grace S] [--chunk-items N] [--chunk-ms MS]\n"
     "                              [--if-running fail|skip|wait] [--lease-ttl S]\n"
+    "                              [--restart-step NAME]\n"
     "\n"
     "Run or resume the run (JOB, K) in the foreground. Without --key, resume\n"
     "JOB's latest unfinished run or start a new one keyed by the current time.\n"
     "A finished key is not run again (exit 0). Params are fixed when a run\n"
-    "starts.\n"
+    "starts. A run resumes at its step by name; if JOB's steps were removed,\n"
+    "renamed or reordered since it began, it is refused (exit 2) unless\n"
+    "--restart-step says where to go on (steps appended at the end are fine).\n"
     "\n"
     "  --key K              the run's key (a date, a customer id, ...)\n"
     "  --param NAME=VALUE   a run parameter; repeatable\n"
@@ -76,6 +85,10 @@ static const char cli_run_usage[] =
     "  --lease-ttl S        seconds without a heartbeat after which a stalled\n"
     "                       holder is taken over (default 30); a dead one is\n"
     "                       taken over at once\n"
+    "  --restart-step NAME  continue an unfinished run at step NAME of JOB's\n"
+    "                       current definition, from the step's start (its\n"
+    "                       cursor and item count cleared; the run's total\n"
+    "                       items kept); also after the steps changed\n"
     "\n"
     "On SIGTERM/SIGINT a chunked step commits the items it finished and an\n"
     "atomic step rolls back; the process exits 75. Run again to resume.\n";
@@ -129,6 +142,49 @@ static int cli_opt(int argc, char **argv, int *i, const char *name,
     return 1;
 }
 
+/* The options run, daemon and worker share. */
+typedef struct cli_run_opts {
+    double grace, ttl;
+    int64_t chunk_items, chunk_ms;
+} cli_run_opts;
+
+#define CLI_RUN_OPTS_DEFAULT {8, 30, 1000, 1000}
+
+/*
+ * --grace, --lease-ttl, --chunk-items, --chunk-ms at argv[*i] for command
+ * cmd: 1 when it was one of them (*code is 2 if its value is bad), else 0.
+ */
+static int cli_run_option(const cli *c, int *i, const char *cmd,
+                          cli_run_opts *r, int *code) {
+    const char *v = NULL;
+    int m;
+    int64_t n;
+    if ((m = cli_opt(c->argc, c->argv, i, "--grace", &v))) {
+        if (m < 0 || !rt__parse_double(v, &r->grace) || r->grace <= 0 ||
+            r->grace > 86400)
+            *code = rt__usage_error("%s: --grace takes seconds > 0, got '%s'",
+                                    cmd, m > 0 ? v : "");
+    } else if ((m = cli_opt(c->argc, c->argv, i, "--lease-ttl", &v))) {
+        if (m < 0 || !rt__parse_double(v, &r->ttl) || r->ttl < 0.1 ||
+            r->ttl > 86400)
+            *code = rt__usage_error("%s: --lease-ttl takes seconds from 0.1 to "
+                                    "86400, got '%s'", cmd, m > 0 ? v : "");
+    } else if ((m = cli_opt(c->argc, c->argv, i, "--chunk-items", &v))) {
+        if (m < 0 || !rt__parse_int64(v, &n) || n < 0)
+            *code = rt__usage_error("%s: --chunk-items takes a count >= 0, got "
+                                    "'%s'", cmd, m > 0 ? v : "");
+        else r->chunk_items = n;
+    } else if ((m = cli_opt(c->argc, c->argv, i, "--chunk-ms", &v))) {
+        if (m < 0 || !rt__parse_int64(v, &n) || n < 0)
+            *code = rt__usage_error("%s: --chunk-ms takes milliseconds >= 0, "
+                                    "got '%s'", cmd, m > 0 ? v : "");
+        else r->chunk_ms = n;
+    } else {
+        return 0;
+    }
+    return 1;
+}
+
 static int cli_open(const cli *c, rt_store **s) {
     char err[RT_ERRMSG_MAX];
     int rc = rt__store_open(c->db, s, err, sizeof err);
@@ -161,9 +217,7 @@ static int cli_check_param(const rt_job *job, const char *name,
 static int cli_run(const cli *c) {
     rt__run_opts o;
     memset(&o, 0, sizeof o);
-    o.chunk_items = 1000;
-    o.chunk_ms = 1000;
-    double grace = 8, ttl = 30;
+    cli_run_opts ro = CLI_RUN_OPTS_DEFAULT;
     const char *job_name = NULL;
     int code = RT_EXIT_OK;
     for (int i = 0; i < c->argc && code == RT_EXIT_OK; i++) {
@@ -173,6 +227,8 @@ static int cli_run(const cli *c) {
         if ((m = cli_opt(c->argc, c->argv, &i, "--key", &v))) {
             if (m < 0 || !*v) code = rt__usage_error("run: --key needs a non-empty value");
             else o.key = v;
+        } else if (cli_run_option(c, &i, "run", &ro, &code)) {
+            /* one of the options all three share */
         } else if ((m = cli_opt(c->argc, c->argv, &i, "--param", &v))) {
             const char *eq = m > 0 ? strchr(v, '=') : NULL;
             if (!eq || eq == v) {
@@ -183,31 +239,17 @@ static int cli_run(const cli *c) {
                 rt__params_set(&o.params, name, eq + 1);
                 free(name);
             }
-        } else if ((m = cli_opt(c->argc, c->argv, &i, "--grace", &v))) {
-            if (m < 0 || !rt__parse_double(v, &grace) || grace <= 0 ||
-                grace > 86400)
-                code = rt__usage_error("run: --grace takes seconds > 0, got '%s'",
-                                 m > 0 ? v : "");
-        } else if ((m = cli_opt(c->argc, c->argv, &i, "--chunk-items", &v))) {
-            if (m < 0 || !rt__parse_int64(v, &n) || n < 0)
-                code = rt__usage_error("run: --chunk-items takes a count >= 0, got '%s'",
-                                 m > 0 ? v : "");
-            else o.chunk_items = n;
-        } else if ((m = cli_opt(c->argc, c->argv, &i, "--chunk-ms", &v))) {
-            if (m < 0 || !rt__parse_int64(v, &n) || n < 0)
-                code = rt__usage_error("run: --chunk-ms takes milliseconds >= 0, got '%s'",
-                                 m > 0 ? v : "");
-            else o.chunk_ms = n;
         } else if ((m = cli_opt(c->argc, c->argv, &i, "--if-running", &v))) {
             if (m > 0 && !strcmp(v, "fail")) o.if_running = RT_IF_RUNNING_FAIL;
             else if (m > 0 && !strcmp(v, "skip")) o.if_running = RT_IF_RUNNING_SKIP;
             else if (m > 0 && !strcmp(v, "wait")) o.if_running = RT_IF_RUNNING_WAIT;
             else code = rt__usage_error("run: --if-running takes fail, skip or wait, "
                                   "got '%s'", m > 0 ? v : "");
-        } else if ((m = cli_opt(c->argc, c->argv, &i, "--lease-ttl", &v))) {
-            if (m < 0 || !rt__parse_double(v, &ttl) || ttl < 0.1 || ttl > 86400)
-                code = rt__usage_error("run: --lease-ttl takes seconds from 0.1 to "
-                                 "86400, got '%s'", m > 0 ? v : "");
+        } else if ((m = cli_opt(c->argc, c->argv, &i, "--restart-step", &v))) {
+            if (m < 0 || !*v)
+                code = rt__usage_error("run: --restart-step needs a step name "
+                                       "(see 'ratchet jobs')");
+            else o.restart_step = v;
         } else if ((m = cli_opt(c->argc, c->argv, &i, "--start-at", &v))) {
             /* Internal (the daemon's children): connect, then wait until
              * this wall-clock time in ms before taking the lease. */
@@ -234,13 +276,29 @@ static int cli_run(const cli *c) {
                          job_name);
     for (int i = 0; code == RT_EXIT_OK && i < o.params.n; i++)
         code = cli_check_param(job, o.params.v[i].name, o.params.v[i].value);
+    if (code == RT_EXIT_OK && o.restart_step) {
+        int k = 0;
+        while (job->steps[k].name && strcmp(job->steps[k].name, o.restart_step))
+            k++;
+        if (!job->steps[k].name) {
+            char *known = rt__job_steps_text(job);
+            for (char *p = known; *p; p++)
+                if (*p == '\n') *p = ',';
+            code = rt__usage_error("run: --restart-step: job %s has no step "
+                                   "'%s' (its steps are [%s])",
+                                   job->name, o.restart_step, known);
+            free(known);
+        }
+    }
     rt_store *s = NULL;
     o.url = c->db;
-    o.lease_ttl_ms = (int64_t)llround(ttl * 1000);
+    o.lease_ttl_ms = (int64_t)llround(ro.ttl * 1000);
+    o.chunk_items = ro.chunk_items;
+    o.chunk_ms = ro.chunk_ms;
     if (code == RT_EXIT_OK) rt__store_set_label(job->name);
     if (code == RT_EXIT_OK) code = cli_open(c, &s);
     if (code == RT_EXIT_OK) {
-        if (rt__signals_install((int64_t)llround(grace * 1000)) != RT_OK)
+        if (rt__signals_install((int64_t)llround(ro.grace * 1000)) != RT_OK)
             rt__log(RT_LOG_WARN, "signals", NULL,
                     "could not arm the stop deadline timer");
         rt__signals_store(s);
@@ -261,7 +319,8 @@ static const char cli_daemon_usage[] =
     "usage: ratchet [--db URL] daemon [--only JOB,...] [--schedule JOB=EXPR]...\n"
     "                       [--param JOB.NAME=VALUE]... [--overlap JOB=skip|queue]...\n"
     "                       [--misfire JOB=catch-up|skip]... [--max-lateness JOB=S]...\n"
-    "                       [--grace S] [--lease-ttl S] [--chunk-items N] [--chunk-ms MS]\n"
+    "                       [--workers N] [--grace S] [--lease-ttl S]\n"
+    "                       [--chunk-items N] [--chunk-ms MS]\n"
     "\n"
     "Run jobs on their cron schedules until SIGTERM/SIGINT (then exit 0 within\n"
     "the grace period). Any number of daemons may share one database: each\n"
@@ -280,6 +339,8 @@ static const char cli_daemon_usage[] =
     "  --misfire JOB=WHAT     slots missed while no daemon ran: catch-up (one\n"
     "                         run for the newest missed slot; default) or skip\n"
     "  --max-lateness JOB=S   catch up only a slot at most S seconds late\n"
+    "  --workers N            worker processes for queued runs ('ratchet\n"
+    "                         enqueue'), default 1; 0 = schedule only\n"
     "  --grace S              seconds from SIGTERM to exit (default 8); runs\n"
     "                         get 80%% of it to commit and stop\n"
     "  --lease-ttl S, --chunk-items N, --chunk-ms MS   as for 'run'\n"
@@ -295,17 +356,23 @@ static void cli_push(const char ***list, int *n, const char *v) {
 static int cli_daemon(const cli *c) {
     rt__daemon_opts o;
     memset(&o, 0, sizeof o);
-    o.chunk_items = 1000;
-    o.chunk_ms = 1000;
-    double grace = 8, ttl = 30;
+    o.workers = 1;
+    cli_run_opts ro = CLI_RUN_OPTS_DEFAULT;
     int code = RT_EXIT_OK;
     for (int i = 0; i < c->argc && code == RT_EXIT_OK; i++) {
         const char *v = NULL;
         int m;
         int64_t n;
-        if ((m = cli_opt(c->argc, c->argv, &i, "--only", &v))) {
+        if ((m = cli_opt(c->argc, c->argv, &i, "--workers", &v))) {
+            if (m < 0 || !rt__parse_int64(v, &n) || n < 0 || n > 256)
+                code = rt__usage_error("daemon: --workers takes 0 to 256, got '%s'",
+                                       m > 0 ? v : "");
+            else o.workers = (int)n;
+        } else if ((m = cli_opt(c->argc, c->argv, &i, "--only", &v))) {
             if (m < 0 || !*v) code = rt__usage_error("daemon: --only needs JOB,...");
             else o.only = v;
+        } else if (cli_run_option(c, &i, "daemon", &ro, &code)) {
+            /* one of the options all three share */
         } else if ((m = cli_opt(c->argc, c->argv, &i, "--schedule", &v))) {
             if (m < 0) code = rt__usage_error("daemon: --schedule needs JOB=EXPR");
             else cli_push(&o.schedules, &o.nschedules, v);
@@ -321,25 +388,6 @@ static int cli_daemon(const cli *c) {
         } else if ((m = cli_opt(c->argc, c->argv, &i, "--max-lateness", &v))) {
             if (m < 0) code = rt__usage_error("daemon: --max-lateness needs JOB=SECONDS");
             else cli_push(&o.lateness, &o.nlateness, v);
-        } else if ((m = cli_opt(c->argc, c->argv, &i, "--grace", &v))) {
-            if (m < 0 || !rt__parse_double(v, &grace) || grace <= 0 ||
-                grace > 86400)
-                code = rt__usage_error("daemon: --grace takes seconds > 0, got '%s'",
-                                 m > 0 ? v : "");
-        } else if ((m = cli_opt(c->argc, c->argv, &i, "--lease-ttl", &v))) {
-            if (m < 0 || !rt__parse_double(v, &ttl) || ttl < 0.1 || ttl > 86400)
-                code = rt__usage_error("daemon: --lease-ttl takes seconds from 0.1 "
-                                 "to 86400, got '%s'", m > 0 ? v : "");
-        } else if ((m = cli_opt(c->argc, c->argv, &i, "--chunk-items", &v))) {
-            if (m < 0 || !rt__parse_int64(v, &n) || n < 0)
-                code = rt__usage_error("daemon: --chunk-items takes a count >= 0, "
-                                 "got '%s'", m > 0 ? v : "");
-            else o.chunk_items = n;
-        } else if ((m = cli_opt(c->argc, c->argv, &i, "--chunk-ms", &v))) {
-            if (m < 0 || !rt__parse_int64(v, &n) || n < 0)
-                code = rt__usage_error("daemon: --chunk-ms takes milliseconds >= 0, "
-                                 "got '%s'", m > 0 ? v : "");
-            else o.chunk_ms = n;
         } else if (c->argv[i][0] == '-') {
             code = rt__usage_error("daemon: unknown option '%s' (see 'ratchet daemon "
                              "--help')", c->argv[i]);
@@ -349,14 +397,171 @@ static int cli_daemon(const cli *c) {
     }
     o.url = c->db;
     o.exe = c->exe;
-    o.grace_ms = (int64_t)llround(grace * 1000);
-    o.lease_ttl_ms = (int64_t)llround(ttl * 1000);
+    o.grace_ms = (int64_t)llround(ro.grace * 1000);
+    o.lease_ttl_ms = (int64_t)llround(ro.ttl * 1000);
+    o.chunk_items = ro.chunk_items;
+    o.chunk_ms = ro.chunk_ms;
     if (code == RT_EXIT_OK) code = rt__daemon(c->jobs, &o);
     free((void *)o.schedules);
     free((void *)o.params);
     free((void *)o.overlaps);
     free((void *)o.misfires);
     free((void *)o.lateness);
+    return code;
+}
+
+/* -------------------------------------------------------------- enqueue */
+
+static const char cli_enqueue_usage[] =
+    "usage: ratchet [--db URL] enqueue JOB [--key K] [--param NAME=VALUE]...\n"
+    "                               [--run-at TIME] [--priority N] [--max-attempts N]\n"
+    "\n"
+    "Queue a run of JOB for workers ('ratchet worker', 'ratchet daemon'). A key\n"
+    "that exists is reported and left as it is (exit 0). Without --key a unique\n"
+    "key is made. Prints JOB/KEY.\n"
+    "\n"
+    "  --run-at TIME       not before TIME: 2026-11-23T12:00:00Z, or +30s, +5m,\n"
+    "                      +2h, +1d from now\n"
+    "  --priority N        higher runs first (default 0)\n"
+    "  --max-attempts N    failed attempts before the run fails (default: the\n"
+    "                      job's, 3)\n";
+
+static int cli_enqueue(const cli *c) {
+    rt_enqueue_opts o;
+    memset(&o, 0, sizeof o);
+    const char *job_name = NULL;
+    const char **params = rt__xcalloc((size_t)c->argc + 1, sizeof *params);
+    int nparams = 0, code = RT_EXIT_OK;
+    for (int i = 0; i < c->argc && code == RT_EXIT_OK; i++) {
+        const char *v = NULL;
+        int m;
+        int64_t n;
+        if ((m = cli_opt(c->argc, c->argv, &i, "--key", &v))) {
+            if (m < 0 || !*v) code = rt__usage_error("enqueue: --key needs a non-empty value");
+            else o.key = v;
+        } else if ((m = cli_opt(c->argc, c->argv, &i, "--param", &v))) {
+            if (m < 0 || !strchr(v, '=') || *v == '=')
+                code = rt__usage_error("enqueue: --param needs NAME=VALUE, got '%s'",
+                                       m > 0 ? v : "");
+            else params[nparams++] = v;
+        } else if ((m = cli_opt(c->argc, c->argv, &i, "--run-at", &v))) {
+            if (m < 0 || !rt__parse_time_ms(v, rt__wall_ms(), &o.run_at_ms))
+                code = rt__usage_error("enqueue: --run-at takes an ISO-8601 time "
+                                       "(2026-11-23T12:00:00Z) or +DURATION (+30s, "
+                                       "+5m, +2h, +1d), got '%s'", m > 0 ? v : "");
+        } else if ((m = cli_opt(c->argc, c->argv, &i, "--priority", &v))) {
+            if (m < 0 || !rt__parse_int64(v, &n) || n < -1000000 || n > 1000000)
+                code = rt__usage_error("enqueue: --priority takes an integer, got '%s'",
+                                       m > 0 ? v : "");
+            else o.priority = (int)n;
+        } else if ((m = cli_opt(c->argc, c->argv, &i, "--max-attempts", &v))) {
+            if (m < 0 || !rt__parse_int64(v, &n) || n < 1 || n > 1000)
+                code = rt__usage_error("enqueue: --max-attempts takes 1 to 1000, "
+                                       "got '%s'", m > 0 ? v : "");
+            else o.max_attempts = (int)n;
+        } else if (c->argv[i][0] == '-') {
+            code = rt__usage_error("enqueue: unknown option '%s'", c->argv[i]);
+        } else if (!job_name) {
+            job_name = c->argv[i];
+        } else {
+            code = rt__usage_error("enqueue: unexpected argument '%s'", c->argv[i]);
+        }
+    }
+    const rt_job *job = NULL;
+    if (code == RT_EXIT_OK && !job_name)
+        code = rt__usage_error("enqueue: which job? (see 'ratchet jobs')");
+    if (code == RT_EXIT_OK && !(job = rt__job_find(c->jobs, job_name)))
+        code = rt__usage_error("enqueue: unknown job '%s' (see 'ratchet jobs')",
+                               job_name);
+    o.params = params;
+    char err[RT_ERRMSG_MAX], key[256];
+    for (int i = 0; code == RT_EXIT_OK && i < nparams; i++) {
+        char *name = rt__xstrndup(params[i], (size_t)(strchr(params[i], '=') - params[i]));
+        if (rt__job_check_param(job, name, strchr(params[i], '=') + 1, err,
+                                sizeof err) != RT_OK)
+            code = rt__usage_error("enqueue: %s", err);
+        free(name);
+    }
+    rt_store *s = NULL;
+    if (code == RT_EXIT_OK) code = cli_open(c, &s);
+    if (code == RT_EXIT_OK) {
+        bool created = false;
+        int rc = rt__enqueue(s, true, job, &o, key, sizeof key, &created, err,
+                             sizeof err);
+        if (rc == RT_INVALID) {
+            code = rt__usage_error("enqueue: %s", err);
+        } else if (rc != RT_OK) {
+            rt__log(RT_LOG_ERROR, "db_error", NULL, "%s", err);
+            code = RT_EXIT_FAILED;
+        } else if (created) {
+            printf("%s/%s\n", job->name, key);
+        } else {
+            rt__run run;
+            if (rt__run_load(s, job->name, key, &run) == RT_OK) {
+                rt__log_fields f = RT_LOG_FIELDS_NONE;
+                f.job = job->name;
+                f.key = key;
+                rt__log(RT_LOG_INFO, "exists", &f,
+                        "run exists already (%s); left as it is", run.status);
+                rt__run_free(&run);
+            }
+            printf("%s/%s\n", job->name, key);
+        }
+    }
+    rt__store_close(s);
+    free(params);
+    return code;
+}
+
+/* --------------------------------------------------------------- worker */
+
+static const char cli_worker_usage[] =
+    "usage: ratchet [--db URL] worker [--concurrency N] [--only JOB,...] [--grace S]\n"
+    "                              [--lease-ttl S] [--chunk-items N] [--chunk-ms MS]\n"
+    "\n"
+    "Claim queued runs (priority, then run-at, then age) and run them, until\n"
+    "SIGTERM/SIGINT (then exit 0 within the grace period). Any number of\n"
+    "workers may share one database; a job-scoped job still runs one run at a\n"
+    "time. A failed attempt is retried with exponential backoff (1 s doubling,\n"
+    "with jitter) up to the run's max attempts, then the run is failed.\n"
+    "\n"
+    "  --concurrency N   N worker processes under this one (default 1)\n"
+    "  --only JOB,...    claim only these jobs' runs\n"
+    "  --grace S         seconds from SIGTERM to exit (default 8)\n"
+    "  --lease-ttl S, --chunk-items N, --chunk-ms MS   as for 'run'\n";
+
+static int cli_worker(const cli *c) {
+    rt__worker_opts o;
+    memset(&o, 0, sizeof o);
+    o.concurrency = 1;
+    cli_run_opts ro = CLI_RUN_OPTS_DEFAULT;
+    int code = RT_EXIT_OK;
+    for (int i = 0; i < c->argc && code == RT_EXIT_OK; i++) {
+        const char *v = NULL;
+        int m;
+        int64_t n;
+        if ((m = cli_opt(c->argc, c->argv, &i, "--concurrency", &v))) {
+            if (m < 0 || !rt__parse_int64(v, &n) || n < 1 || n > 256)
+                code = rt__usage_error("worker: --concurrency takes 1 to 256, got '%s'",
+                                       m > 0 ? v : "");
+            else o.concurrency = (int)n;
+        } else if (cli_run_option(c, &i, "worker", &ro, &code)) {
+            /* one of the options all three share */
+        } else if ((m = cli_opt(c->argc, c->argv, &i, "--only", &v))) {
+            if (m < 0 || !*v) code = rt__usage_error("worker: --only needs JOB,...");
+            else o.only = v;
+        } else {
+            code = rt__usage_error("worker: unknown %s '%s'",
+                                   c->argv[i][0] == '-' ? "option" : "argument",
+                                   c->argv[i]);
+        }
+    }
+    o.url = c->db;
+    o.grace_ms = (int64_t)llround(ro.grace * 1000);
+    o.lease_ttl_ms = (int64_t)llround(ro.ttl * 1000);
+    o.chunk_items = ro.chunk_items;
+    o.chunk_ms = ro.chunk_ms;
+    if (code == RT_EXIT_OK) code = rt__worker(c->jobs, &o);
     return code;
 }
 
@@ -501,9 +706,14 @@ static int cli_wait(const cli *c) {
     }
 }
 
-/* --------------------------------------------------------------- status */
+/* ------------------------------------------------------ status, history */
 
-static int cli_status(const cli *c) {
+/* rt__status_render, rt__ops_history */
+typedef int (*cli_render_fn)(rt_store *s, const char *job, int64_t limit,
+                             bool json, rt__buf *out);
+
+/* `status` and `history`: [JOB] [--json] [--limit N], then a list. */
+static int cli_list(const cli *c, cli_render_fn render) {
     const char *job = NULL;
     bool json = false;
     int64_t limit = 50;
@@ -514,21 +724,22 @@ static int cli_status(const cli *c) {
             json = true;
         } else if ((m = cli_opt(c->argc, c->argv, &i, "--limit", &v))) {
             if (m < 0 || !rt__parse_int64(v, &limit) || limit < 1)
-                return rt__usage_error("status: --limit takes a count >= 1, got '%s'",
-                                 m > 0 ? v : "");
+                return rt__usage_error("%s: --limit takes a count >= 1, got '%s'",
+                                       c->cmd, m > 0 ? v : "");
         } else if (c->argv[i][0] == '-') {
-            return rt__usage_error("status: unknown option '%s'", c->argv[i]);
+            return rt__usage_error("%s: unknown option '%s'", c->cmd, c->argv[i]);
         } else if (!job) {
             job = c->argv[i];
         } else {
-            return rt__usage_error("status: unexpected argument '%s'", c->argv[i]);
+            return rt__usage_error("%s: unexpected argument '%s'", c->cmd,
+                                   c->argv[i]);
         }
     }
     rt_store *s = NULL;
     int code = cli_open(c, &s);
     if (code != RT_EXIT_OK) return code;
     rt__buf out = {0};
-    int rc = rt__status_render(s, job, limit, json, &out);
+    int rc = render(s, job, limit, json, &out);
     if (rc == RT_OK) {
         fwrite(out.p ? out.p : "", 1, out.len, stdout);
     } else {
@@ -536,6 +747,138 @@ static int cli_status(const cli *c) {
         code = RT_EXIT_FAILED;
     }
     rt__buf_free(&out);
+    rt__store_close(s);
+    return code;
+}
+
+static int cli_status(const cli *c) { return cli_list(c, rt__status_render); }
+
+static const char cli_history_usage[] =
+    "usage: ratchet [--db URL] history [JOB] [--limit N] [--json]\n"
+    "\n"
+    "Finished runs (done, failed, skipped, cancelled), newest first: id, job,\n"
+    "key, status, attempts, items, start, finish, duration, error. --json\n"
+    "prints one JSON document. --limit N shows at most N runs (default 50).\n";
+
+static int cli_history(const cli *c) { return cli_list(c, rt__ops_history); }
+
+/* -------------------------------------------------------- retry, cancel */
+
+static const char cli_retry_usage[] =
+    "usage: ratchet [--db URL] retry RUN\n"
+    "\n"
+    "Make a failed, cancelled or skipped run pending again, its error and\n"
+    "attempt count cleared. Its progress is kept: it resumes at the step and\n"
+    "cursor where it stopped. A queued run goes back to the workers; any other\n"
+    "is resumed by 'ratchet run JOB --key K'. RUN is a run id (as 'ratchet\n"
+    "history' shows) or JOB/KEY. Exit 2 when the run does not exist or is in\n"
+    "another state.\n";
+
+static const char cli_cancel_usage[] =
+    "usage: ratchet [--db URL] cancel RUN\n"
+    "\n"
+    "Cancel a run. A pending or interrupted run, or a running one whose\n"
+    "process is gone, is cancelled at once. A running run stops at its next\n"
+    "commit (item boundary): the chunk it finished commits, the run ends\n"
+    "'cancelled' and its process exits 0. 'ratchet retry' resumes a cancelled\n"
+    "run. RUN is a run id or JOB/KEY. Exit 2 when the run does not exist or is\n"
+    "finished.\n";
+
+/* rt__ops_retry, rt__ops_cancel */
+typedef int (*cli_run_op_fn)(rt_store *s, const rt_job *const *jobs,
+                             const rt__run_ref *ref, rt__buf *out);
+
+/* `retry RUN`, `cancel RUN`: one line on stdout, or one error line. */
+static int cli_run_op(const cli *c, cli_run_op_fn op) {
+    if (c->argc == 0)
+        return rt__usage_error("%s: which run? usage: ratchet %s RUN (a run id "
+                               "or JOB/KEY)", c->cmd, c->cmd);
+    if (c->argv[0][0] == '-')
+        return rt__usage_error("%s: unknown option '%s'", c->cmd, c->argv[0]);
+    if (c->argc > 1)
+        return rt__usage_error("%s: unexpected argument '%s'", c->cmd,
+                               c->argv[1]);
+    char err[RT_ERRMSG_MAX];
+    rt__run_ref ref;
+    if (rt__run_ref_parse(c->argv[0], &ref, err, sizeof err) != RT_OK)
+        return rt__usage_error("%s: %s", c->cmd, err);
+    rt_store *s = NULL;
+    int code = cli_open(c, &s);
+    if (code == RT_EXIT_OK) {
+        rt__buf out = {0};
+        int rc = op(s, c->jobs, &ref, &out);
+        if (rc == RT_OK) {
+            fwrite(out.p ? out.p : "", 1, out.len, stdout);
+        } else if (rc == RT_NOTFOUND) {
+            code = rt__usage_error("%s: %s", c->cmd, s->errmsg);
+        } else if (rc == RT_INVALID) {
+            rt__log(RT_LOG_ERROR, "refused", NULL, "%s: %s", c->cmd, s->errmsg);
+            code = RT_EXIT_USAGE;
+        } else {
+            rt__log(RT_LOG_ERROR, "db_error", NULL, "%s: %s", c->cmd, s->errmsg);
+            code = RT_EXIT_FAILED;
+        }
+        rt__buf_free(&out);
+    }
+    rt__store_close(s);
+    rt__run_ref_free(&ref);
+    return code;
+}
+
+static int cli_retry(const cli *c) { return cli_run_op(c, rt__ops_retry); }
+static int cli_cancel(const cli *c) { return cli_run_op(c, rt__ops_cancel); }
+
+/* ---------------------------------------------------------------- prune */
+
+static const char cli_prune_usage[] =
+    "usage: ratchet [--db URL] prune --older-than DURATION\n"
+    "\n"
+    "Delete the finished runs (done, failed, skipped, cancelled) that finished\n"
+    "more than DURATION ago - N followed by s, m, h or d: 45s, 90m, 12h, 30d -\n"
+    "with their params. Unfinished runs are never deleted. Times are the\n"
+    "database's clock.\n";
+
+/* N followed by s, m, h or d, as milliseconds. */
+static bool cli_age(const char *v, int64_t *ms) {
+    size_t n = strlen(v);
+    if (n < 2 || !strchr("smhd", v[n - 1])) return false;
+    for (size_t i = 0; i + 1 < n; i++)
+        if (v[i] < '0' || v[i] > '9') return false;
+    return rt__parse_duration_ms(v, ms);
+}
+
+static int cli_prune(const cli *c) {
+    const char *age = NULL;
+    for (int i = 0; i < c->argc; i++) {
+        const char *v = NULL;
+        int m;
+        if ((m = cli_opt(c->argc, c->argv, &i, "--older-than", &v))) {
+            if (m < 0) return rt__usage_error("prune: --older-than needs a DURATION");
+            age = v;
+        } else if (c->argv[i][0] == '-') {
+            return rt__usage_error("prune: unknown option '%s'", c->argv[i]);
+        } else {
+            return rt__usage_error("prune: unexpected argument '%s'", c->argv[i]);
+        }
+    }
+    int64_t ms = 0;
+    if (!age)
+        return rt__usage_error("prune: --older-than DURATION is required (e.g. 30d)");
+    if (!cli_age(age, &ms))
+        return rt__usage_error("prune: --older-than takes N followed by s, m, h "
+                               "or d (e.g. 30d, 12h), got '%s'", age);
+    rt_store *s = NULL;
+    int code = cli_open(c, &s);
+    if (code != RT_EXIT_OK) return code;
+    int64_t deleted = 0;
+    int rc = rt__ops_prune(s, ms, &deleted);
+    if (rc == RT_OK) {
+        printf("pruned %lld finished run%s that finished more than %s ago\n",
+               (long long)deleted, deleted == 1 ? "" : "s", age);
+    } else {
+        rt__log(RT_LOG_ERROR, "db_error", NULL, "prune: %s", s->errmsg);
+        code = RT_EXIT_FAILED;
+    }
     rt__store_close(s);
     return code;
 }
@@ -551,9 +894,15 @@ typedef struct cli_command {
 static const cli_command cli_commands[] = {
     {"run", cli_run, cli_run_usage},
     {"daemon", cli_daemon, cli_daemon_usage},
+    {"enqueue", cli_enqueue, cli_enqueue_usage},
+    {"worker", cli_worker, cli_worker_usage},
     {"status", cli_status, cli_status_usage},
     {"jobs", cli_jobs, cli_jobs_usage},
     {"reset", cli_reset, cli_reset_usage},
+    {"retry", cli_retry, cli_retry_usage},
+    {"cancel", cli_cancel, cli_cancel_usage},
+    {"history", cli_history, cli_history_usage},
+    {"prune", cli_prune, cli_prune_usage},
     {"wait", cli_wait, cli_wait_usage},
     {"migrate", cli_migrate, cli_migrate_usage},
     {NULL, NULL, NULL},

@@ -26,6 +26,9 @@
  *            stalled (lease expired), or that stayed pending after their
  *            slot (their starter died), and starts them: the child resumes
  *            or takes over as `run` does.
+ *   queue    unless --workers 0, the daemon also runs a worker pool
+ *            (`ratchet worker --concurrency N` as a child): the daemon is
+ *            scheduler and worker in one.
  *   stop     SIGTERM/SIGINT: scheduling stops, children get SIGTERM (they
  *            commit or roll back their chunk and exit within 80% of the
  *            grace period), and the daemon exits 0. Children get SIGTERM
@@ -81,6 +84,8 @@ typedef struct scheduler {
     char exe[PATH_MAX];
     char grace[32], ttl[32], items[32], chunk_ms[32];
     int64_t trouble_logged_ns;
+    pid_t worker_pid;          /* the worker pool, 0 when none runs */
+    int64_t worker_restart_ns; /* not before (monotonic) */
 } scheduler;
 
 /* "2026-11-23T12:00:05Z": slots are whole seconds. */
@@ -102,19 +107,6 @@ static sched *daemon_find(scheduler *d, const char *name, size_t len) {
     return NULL;
 }
 
-static bool daemon_only_has(const char *only, const char *name) {
-    if (!only) return true;
-    size_t n = strlen(name);
-    for (const char *p = only; *p;) {
-        const char *end = strchr(p, ',');
-        size_t len = end ? (size_t)(end - p) : strlen(p);
-        if (len == n && !strncmp(p, name, n)) return true;
-        if (!end) break;
-        p = end + 1;
-    }
-    return false;
-}
-
 /* Split "JOB<sep>REST" of option opt into its scheduled job and REST. */
 static int daemon_split(scheduler *d, const char *opt, const char *arg, char sep,
                         sched **sc, const char **rest) {
@@ -131,17 +123,8 @@ static int daemon_split(scheduler *d, const char *opt, const char *arg, char sep
 /* Which jobs run on which schedule: --only, job schedules, --schedule. */
 static int daemon_pick(scheduler *d, const rt_job *const *jobs) {
     const rt__daemon_opts *o = d->o;
-    for (const char *p = o->only; p && *p;) {
-        const char *end = strchr(p, ',');
-        size_t len = end ? (size_t)(end - p) : strlen(p);
-        char name[256];
-        snprintf(name, sizeof name, "%.*s", (int)len, p);
-        if (!rt__job_find(jobs, name))
-            return rt__usage_error("daemon: --only: unknown job '%s' (see 'ratchet jobs')",
-                                name);
-        if (!end) break;
-        p = end + 1;
-    }
+    int code = rt__job_list_check(jobs, o->only, "daemon");
+    if (code) return code;
     int njobs = 0;
     while (jobs[njobs]) njobs++;
     d->v = rt__xcalloc((size_t)njobs + 1, sizeof *d->v);
@@ -153,7 +136,7 @@ static int daemon_pick(scheduler *d, const rt_job *const *jobs) {
                 !strncmp(o->schedules[k], jobs[i]->name, strlen(jobs[i]->name)))
                 expr = eq + 1;
         }
-        if (!daemon_only_has(o->only, jobs[i]->name)) continue;
+        if (!rt__job_listed(o->only, jobs[i]->name)) continue;
         if (!expr) {
             if (o->only)
                 return rt__usage_error("daemon: job %s has no schedule; give --schedule "
@@ -178,7 +161,7 @@ static int daemon_pick(scheduler *d, const rt_job *const *jobs) {
         if (!rt__job_find(jobs, name))
             return rt__usage_error("daemon: --schedule: unknown job '%s' (see 'ratchet "
                                 "jobs')", name);
-        if (!daemon_only_has(o->only, name))
+        if (!rt__job_listed(o->only, name))
             return rt__usage_error("daemon: --schedule: job '%s' is not in --only", name);
     }
     if (!d->n)
@@ -263,6 +246,43 @@ static int daemon_count_kids(const scheduler *d, const sched *sc) {
     return n;
 }
 
+/* Start this program with argv as a child that dies with the daemon. */
+static pid_t daemon_exec(scheduler *d, const char **argv) {
+    pid_t parent = getpid();
+    pid_t pid = fork();
+    if (pid != 0) return pid;
+#ifdef __linux__
+    prctl(PR_SET_PDEATHSIG, SIGTERM);
+#endif
+    if (getppid() != parent) _exit(RT_EXIT_INTERRUPTED);
+    sigset_t none;
+    sigemptyset(&none);
+    sigprocmask(SIG_SETMASK, &none, NULL);
+    execv(d->exe, (char *const *)argv);
+    static const char msg[] = "ratchet daemon: cannot execute the child\n";
+    ssize_t w = write(STDERR_FILENO, msg, sizeof msg - 1);
+    (void)w;
+    _exit(127);
+}
+
+/* The worker pool for queued runs (`ratchet worker`), as a child. */
+static void daemon_spawn_worker(scheduler *d) {
+    char n[16], grace[32];
+    snprintf(n, sizeof n, "%d", d->o->workers);
+    snprintf(grace, sizeof grace, "%.3f", (double)d->o->grace_ms * 0.9 / 1000);
+    const char *argv[] = {d->exe, "worker", "--concurrency", n, "--grace", grace,
+                          "--lease-ttl", d->ttl, "--chunk-items", d->items,
+                          "--chunk-ms", d->chunk_ms, d->o->only ? "--only" : NULL,
+                          d->o->only, NULL};
+    d->worker_pid = daemon_exec(d, argv);
+    if (d->worker_pid < 0) {
+        rt__log(RT_LOG_ERROR, "spawn", NULL, "cannot start the worker pool: %s",
+                strerror(errno));
+        d->worker_pid = 0;
+    }
+    d->worker_restart_ns = rt__mono_ns() + 1000000000LL;
+}
+
 /* Start `run JOB --key KEY ...` as a child. */
 static int daemon_spawn(scheduler *d, const sched *sc, const char *key,
                         int64_t start_at_ms, const char *if_running,
@@ -292,23 +312,8 @@ static int daemon_spawn(scheduler *d, const sched *sc, const char *key,
     }
     if (record_skip) argv[n++] = "--record-skip";
     argv[n] = NULL;
-    pid_t parent = getpid();
-    pid_t pid = fork();
+    pid_t pid = daemon_exec(d, argv);
     if (pid < 0) return RT_NOMEM;
-    if (pid == 0) {
-#ifdef __linux__
-        prctl(PR_SET_PDEATHSIG, SIGTERM);
-#endif
-        if (getppid() != parent) _exit(RT_EXIT_INTERRUPTED);
-        sigset_t none;
-        sigemptyset(&none);
-        sigprocmask(SIG_SETMASK, &none, NULL);
-        execv(d->exe, (char *const *)argv);
-        static const char msg[] = "ratchet daemon: cannot execute the child\n";
-        ssize_t w = write(STDERR_FILENO, msg, sizeof msg - 1);
-        (void)w;
-        _exit(127);
-    }
     d->kids = rt__xrealloc(d->kids, sizeof *d->kids * (size_t)(d->nkids + 1));
     child *k = &d->kids[d->nkids++];
     k->pid = pid;
@@ -322,6 +327,14 @@ static void daemon_reap(scheduler *d) {
     int status;
     pid_t pid;
     while ((pid = waitpid(-1, &status, WNOHANG)) > 0) {
+        if (pid == d->worker_pid) {
+            d->worker_pid = 0;
+            if (!rt__stop_flag)
+                rt__log(RT_LOG_ERROR, "worker_exit", NULL,
+                        "the worker pool exited (status %d); restarting it",
+                        status);
+            continue;
+        }
         for (int i = 0; i < d->nkids; i++) {
             if (d->kids[i].pid != pid) continue;
             child k = d->kids[i];
@@ -527,7 +540,7 @@ static void daemon_work(scheduler *d, sched *sc) {
         else snprintf(scope, sizeof scope, "%.400s/%.63s", sc->job->name, keys[i]);
         bool free_now = false;
         if (rt__lease_peek(d->s, scope, &free_now, holder_key,
-                           sizeof holder_key) != RT_OK) {
+                           sizeof holder_key, NULL, 0) != RT_OK) {
             daemon_trouble(d, "reading a lease");
             return;
         }
@@ -535,6 +548,14 @@ static void daemon_work(scheduler *d, sched *sc) {
             if (per_job) return;
             continue;
         }
+        /* It may have finished between the query and the peek. */
+        rt__run run;
+        if (rt__run_load(d->s, sc->job->name, keys[i], &run) != RT_OK) continue;
+        bool open = !strcmp(run.status, "pending") ||
+                    !strcmp(run.status, "running") ||
+                    !strcmp(run.status, "interrupted");
+        rt__run_free(&run);
+        if (!open) continue;
         rt__log_fields f = RT_LOG_FIELDS_NONE;
         f.job = sc->job->name;
         f.key = keys[i];
@@ -560,10 +581,15 @@ static int daemon_stop(scheduler *d, int64_t stop_ns) {
             "stop requested; %d run(s) in progress are asked to stop",
             d->nkids);
     for (int i = 0; i < d->nkids; i++) kill(d->kids[i].pid, SIGTERM);
+    if (d->worker_pid) kill(d->worker_pid, SIGTERM);
     int64_t deadline = stop_ns + (d->o->grace_ms - 200) * 1000000;
-    while (d->nkids > 0 && rt__mono_ns() < deadline) {
+    while ((d->nkids > 0 || d->worker_pid) && rt__mono_ns() < deadline) {
         daemon_reap(d);
-        if (d->nkids) daemon_sleep_ms(5);
+        if (d->nkids || d->worker_pid) daemon_sleep_ms(5);
+    }
+    if (d->worker_pid) {
+        kill(d->worker_pid, SIGKILL);
+        waitpid(d->worker_pid, NULL, 0);
     }
     for (int i = 0; i < d->nkids; i++) {
         rt__log(RT_LOG_ERROR, "run_killed", NULL,
@@ -584,6 +610,9 @@ static int daemon_loop(scheduler *d) {
     unsigned seed = (unsigned)(rt__mono_ns() ^ (int64_t)getpid());
     while (!rt__stop_flag) {
         daemon_reap(d);
+        if (d->o->workers > 0 && !d->worker_pid &&
+            rt__mono_ns() >= d->worker_restart_ns)
+            daemon_spawn_worker(d);
         int64_t now = rt__wall_ms();
         int64_t wake_ms = now + 50;
         for (int i = 0; i < d->n && !rt__stop_flag; i++)

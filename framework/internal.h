@@ -41,6 +41,11 @@ int64_t rt__wall_ms(void);
 bool rt__parse_int64(const char *s, int64_t *out);
 bool rt__parse_double(const char *s, double *out);
 bool rt__parse_bool(const char *s, bool *out);
+/* "90s", "15m", "12h", "30d" (or plain seconds) as milliseconds. */
+bool rt__parse_duration_ms(const char *s, int64_t *out);
+/* "2026-11-23T12:00:00Z" (".123" and "+01:00" allowed) or "+DURATION"
+ * from now_ms, as ms since the epoch. */
+bool rt__parse_time_ms(const char *s, int64_t now_ms, int64_t *out);
 /* Growable string. */
 typedef struct rt__buf {
     char *p;
@@ -155,6 +160,13 @@ typedef struct rt__run {
     int attempt;
     char *error;
     int64_t created_ms, started_ms, updated_ms, finished_ms;
+    int64_t slot_ms;       /* the cron slot; -1 when not scheduled */
+    bool queued;           /* enqueued: workers claim it */
+    int64_t priority;
+    int64_t run_at_ms;     /* not before; -1 = any time */
+    int max_attempts;      /* 0 = the default */
+    bool cancel_requested;
+    int failures;          /* failed attempts so far (queued runs) */
     rt__params params;
 } rt__run;
 
@@ -169,6 +181,21 @@ int rt__run_load_unfinished(rt_store *s, const char *job, rt__run *out);
  */
 int rt__run_insert(rt_store *s, const rt_job *job, const char *key,
                    const rt__params *params, rt__run *out);
+/* A run to create. */
+typedef struct rt__run_new {
+    const char *key;
+    const rt__params *params;  /* may be NULL */
+    int64_t slot_ms;           /* -1: not a cron slot */
+    const char *skip_reason;   /* non-NULL: created 'skipped' */
+    bool queued;
+    int64_t priority;
+    int64_t run_at_ms;         /* <= 0: any time */
+    int max_attempts;          /* 0: the job's */
+} rt__run_new;
+/* In the caller's transaction: insert the run unless its key exists;
+ * *id is the new run's id, 0 when the key existed. */
+int rt__run_create(rt_store *s, const rt_job *job, const rt__run_new *n,
+                   int64_t *id);
 /*
  * The run of a cron slot, inserted if its key is absent: 'pending', or
  * 'skipped' with skip_reason as its error. *created: this call inserted it.
@@ -188,6 +215,28 @@ char *rt__job_steps_text(const rt_job *job);
 void rt__job_fingerprint(const rt_job *job, char out[17]);
 int rt__job_step_count(const rt_job *job);
 const rt_job *rt__job_find(const rt_job *const *jobs, const char *name);
+/* Is name in the comma-separated list (--only)? A NULL list has them all. */
+bool rt__job_listed(const char *list, const char *name);
+/* Every name in list is a job; else a usage error (exit code 2) for cmd. */
+int rt__job_list_check(const rt_job *const *jobs, const char *list,
+                       const char *cmd);
+/* A failed attempt of a queued run, to record. */
+typedef struct rt__attempt {
+    bool again;               /* back to the queue, else 'failed' */
+    int failures;             /* the new count */
+    const char *error;
+    int64_t delay_ms;         /* the backoff when again */
+    const char *retry_status; /* 'pending' (step error), 'interrupted' (crash) */
+    bool only_running;        /* only while the run is still 'running' */
+} rt__attempt;
+/* Record it, fenced by epoch, in a transaction of its own. */
+int rt__run_attempt_failed(rt_store *s, int64_t id, int64_t epoch,
+                           const rt__attempt *a, int64_t *changes);
+/* Failed attempts a queued run may have: the run's, the job's, or 3. */
+int rt__run_max_attempts(const rt__run *r, const rt_job *job);
+/* The wait before attempt failures+1: 1 s doubling to the job's cap
+ * (default 300 s), with jitter. */
+int64_t rt__retry_backoff_ms(const rt_job *job, int failures);
 /* Is value right for the job's declared param name? err: one line. */
 int rt__job_check_param(const rt_job *job, const char *name,
                         const char *value, char *err, size_t errlen);
@@ -196,6 +245,7 @@ int rt__job_check_param(const rt_job *job, const char *name,
 
 typedef struct rt__lease {
     rt_store *s;              /* the lease's own connection */
+    bool borrowed;            /* s was given: rt__lease_close keeps it */
     char job[128], scope[512], owner[128];
     uint64_t key;             /* the scope's liveness lock */
     int64_t ttl_ms;
@@ -213,7 +263,9 @@ typedef struct rt__lease {
     pthread_cond_t cv;
 } rt__lease;
 
-/* Open the lease's own connection to url for scope ("JOB" or "JOB/KEY"). */
+/* Open the lease's own connection to url for scope ("JOB" or "JOB/KEY");
+ * when l->s is set on entry, use that connection (a worker's, kept open
+ * across runs) instead. */
 int rt__lease_open(rt__lease *l, const char *url, const char *job,
                    const char *scope, int64_t ttl_ms, char *err, size_t errlen);
 /*
@@ -223,13 +275,17 @@ int rt__lease_open(rt__lease *l, const char *url, const char *job,
  */
 int rt__lease_acquire(rt__lease *l, const char *run_key, bool *took_over);
 int rt__lease_set_key(rt__lease *l, const char *run_key);
+/* Read the lease once without deciding anything: its statement is then
+ * ready (and planned by the server) when the start must be quick. */
+void rt__lease_warm(rt__lease *l);
 /*
  * Without taking it: could scope be taken now? *free when nobody holds it,
  * its lease expired, or its holder is dead (its liveness lock is free).
- * holder_key receives the holder's run key ("" when free or unknown).
+ * holder_key receives the holder's run key ("" when free or unknown),
+ * owner (may be NULL) the lease row's owner ("" when there is none).
  */
 int rt__lease_peek(rt_store *s, const char *scope, bool *free,
-                   char *holder_key, size_t n);
+                   char *holder_key, size_t n, char *owner, size_t owner_len);
 /* Heartbeat every TTL/3 on the lease's connection, in a thread. */
 int rt__lease_start(rt__lease *l);
 /* Stop heartbeating; give the lease up unless it was lost. */
@@ -250,13 +306,28 @@ typedef struct rt__run_opts {
     const char *url;      /* the database URL (the lease opens its own) */
     int if_running;       /* RT_IF_RUNNING_* */
     int64_t lease_ttl_ms;
+    /* --restart-step: an existing unfinished run takes the current
+     * definition and continues at this step, its cursor cleared; NULL: no */
+    const char *restart_step;
     /* Set by the daemon for the runs it starts (see daemon.c): */
     int64_t start_at_ms;  /* wall clock; connect first, then wait for it */
     bool record_skip;     /* held by another run: record this one skipped */
+    bool quiet_skip;      /* a worker that lost a race: no info line */
+    rt_store *lease_store; /* the lease's connection, kept by the caller */
 } rt__run_opts;
 
 /* Run or resume; returns an exit code (RT_EXIT_*) and logs what happened. */
 int rt__runner_run(rt_store *s, const rt_job *job, const rt__run_opts *o);
+
+/* ---------------------------------------------------------- enqueue.c */
+
+/*
+ * Enqueue on store s: in a transaction of its own (own_tx) or in the
+ * caller's. See rt_enqueue; err gets a one-line message.
+ */
+int rt__enqueue(rt_store *s, bool own_tx, const rt_job *job,
+                const rt_enqueue_opts *o, char *key_out, size_t key_len,
+                bool *created, char *err, size_t errlen);
 
 /* ----------------------------------------------------------- notify.c */
 
@@ -264,6 +335,18 @@ int rt__runner_run(rt_store *s, const rt_job *job, const rt__run_opts *o);
 int rt__notify(const char *message);
 /* systemd's watchdog period in ms ($WATCHDOG_USEC for this pid), 0 if off. */
 int64_t rt__notify_watchdog_ms(void);
+
+/* ----------------------------------------------------------- worker.c */
+
+typedef struct rt__worker_opts {
+    const char *url;
+    const char *only;         /* comma-separated job names, or NULL */
+    int concurrency;          /* worker processes */
+    int64_t grace_ms, lease_ttl_ms, chunk_items, chunk_ms;
+} rt__worker_opts;
+
+/* `ratchet worker`: returns an exit code (0 stopped on request, 2 usage). */
+int rt__worker(const rt_job *const *jobs, const rt__worker_opts *o);
 
 /* ----------------------------------------------------------- daemon.c */
 
@@ -281,6 +364,7 @@ typedef struct rt__daemon_opts {
     int nmisfires;
     const char **lateness;    /* "JOB=SECONDS" */
     int nlateness;
+    int workers;              /* worker pool size; 0 = no worker */
     int64_t grace_ms, lease_ttl_ms, chunk_items, chunk_ms;
 } rt__daemon_opts;
 
@@ -292,6 +376,26 @@ int rt__daemon(const rt_job *const *jobs, const rt__daemon_opts *o);
 /* Runs of job (all when NULL), newest first, as a table or one JSON document. */
 int rt__status_render(rt_store *s, const char *job, int64_t limit, bool json,
                       rt__buf *out);
+/* Appends one row read from st: a JSON object's members, or a table line. */
+typedef void (*rt__status_row_fn)(rt__buf *out, rt_stmt *st, bool json);
+/*
+ * Run sql and list its rows: header then one line per row, or one JSON
+ * document {"runs":[{...},...]}. An error leaves a partial list in out.
+ */
+int rt__status_rows(rt_store *s, const char *sql, int nargs,
+                    const rt_value *args, bool json, const char *header,
+                    rt__status_row_fn row, rt__buf *out);
+/* An integer column, -1 when NULL. */
+int64_t rt__status_int(rt_stmt *st, int col);
+/* ,"name":"2026-11-22T15:08:00.123Z" or ,"name":null when ms < 0. */
+void rt__status_json_time(rt__buf *b, const char *name, int64_t ms);
+/* s as a JSON string, or null when NULL. */
+void rt__status_json_text(rt__buf *b, const char *s);
+/* A run's first members: "id":12,"job":"...","key":"...","status":"..." */
+void rt__status_json_run(rt__buf *b, int64_t id, const char *job,
+                         const char *key, const char *status);
+/* A duration for people: "850ms", "12.3s", "5m", "3h", "2d"; "-" if < 0. */
+void rt__status_age(char *out, size_t n, int64_t ms);
 
 /* -------------------------------------------------------------- ctx.c */
 
@@ -324,5 +428,48 @@ struct rt_ctx {
 void rt__ctx_fields(const rt_ctx *ctx, rt__log_fields *f);
 /* RT_STOPPED when a stop was requested and the step is atomic. */
 int rt__ctx_check_stop(rt_ctx *ctx);
+
+/* -------------------------------------------------------------- ops.c */
+
+/* The error a run cancelled by `ratchet cancel` keeps. */
+#define RT_CANCELLED_ERROR "cancelled by operator"
+
+/* A run as an operator names it: its id, or JOB/KEY. */
+typedef struct rt__run_ref {
+    int64_t id;        /* > 0: the run with this id; 0: by job and key */
+    char *job, *key;   /* malloc'd; NULL when by id */
+} rt__run_ref;
+
+/*
+ * Parse RUN: digits are an id, anything else is JOB/KEY split at the first
+ * '/' (the key may hold more slashes). RT_INVALID with one line in err
+ * when it is neither (no '/', an empty job or key, id 0).
+ */
+int rt__run_ref_parse(const char *text, rt__run_ref *out, char *err,
+                      size_t errlen);
+void rt__run_ref_free(rt__run_ref *ref);
+
+/*
+ * The operator's commands. Each returns RT_OK with one line for people in
+ * out; RT_NOTFOUND (no such run) or RT_INVALID (the run is in the wrong
+ * state for it) with one line in s->errmsg; or a database error.
+ *
+ * retry: a failed, cancelled or skipped run becomes pending, its progress
+ * (step, cursor, items) kept; error, attempts, failures, run-at and
+ * finish time cleared. cancel: a pending or interrupted run (or a running
+ * one whose process is gone) is cancelled at once; a running one gets
+ * cancel_requested and ends 'cancelled' at its next commit (runner.c).
+ * jobs tell whose lease to look at; a job not among them is only asked.
+ */
+int rt__ops_retry(rt_store *s, const rt_job *const *jobs,
+                  const rt__run_ref *ref, rt__buf *out);
+int rt__ops_cancel(rt_store *s, const rt_job *const *jobs,
+                   const rt__run_ref *ref, rt__buf *out);
+/* Finished runs of job (all when NULL), newest finish first. */
+int rt__ops_history(rt_store *s, const char *job, int64_t limit, bool json,
+                    rt__buf *out);
+/* Delete the finished runs (and their params) that finished more than
+ * older_than_ms ago on the database's clock; *deleted: how many. */
+int rt__ops_prune(rt_store *s, int64_t older_than_ms, int64_t *deleted);
 
 #endif

@@ -57,8 +57,15 @@ static void lease_owner_id(char *out, size_t n) {
 int rt__lease_open(rt__lease *l, const char *url, const char *job,
                    const char *scope, int64_t ttl_ms, char *err,
                    size_t errlen) {
+    rt_store *reuse = l->s;
     memset(l, 0, sizeof *l);
-    int rc = rt__store_open(url, &l->s, err, errlen);
+    int rc = RT_OK;
+    if (reuse) {
+        l->s = reuse;
+        l->borrowed = true;
+    } else {
+        rc = rt__store_open(url, &l->s, err, errlen);
+    }
     if (rc != RT_OK) return rc;
     if (l->s->ops->set_busy_timeout) l->s->ops->set_busy_timeout(l->s, 200);
     snprintf(l->job, sizeof l->job, "%s", job);
@@ -185,16 +192,24 @@ int rt__lease_acquire(rt__lease *l, const char *run_key, bool *took_over) {
     return RT_HELD;
 }
 
+void rt__lease_warm(rt__lease *l) {
+    bool exists, expired, fast;
+    char owner[128];
+    int64_t hb;
+    lease_read(l, &exists, &expired, &fast, owner, sizeof owner, &hb);
+}
+
 int rt__lease_peek(rt_store *s, const char *scope, bool *free,
-                   char *holder_key, size_t n) {
+                   char *holder_key, size_t n, char *owner, size_t owner_len) {
     rt_value arg = rt_text(scope);
     rt_stmt *st;
     *free = true;
     holder_key[0] = '\0';
+    if (owner) owner[0] = '\0';
     int rc = rt__store_query(
         s,
         "SELECT run_key, CASE WHEN expires_ms < rt_now_ms() THEN 1 ELSE 0 "
-        "END, fast FROM rt_lease WHERE scope = $1",
+        "END, fast, owner FROM rt_lease WHERE scope = $1",
         1, &arg, &st);
     if (rc == RT_DONE) return RT_OK;
     if (rc != RT_ROW) return rc;
@@ -202,7 +217,9 @@ int rt__lease_peek(rt_store *s, const char *scope, bool *free,
     snprintf(holder_key, n, "%s", key ? key : "");
     bool expired = s->ops->column_int64(st, 1) != 0;
     bool fast = s->ops->column_int64(st, 2) != 0;
+    if (owner) snprintf(owner, owner_len, "%s", s->ops->column_text(st, 3));
     s->ops->reset(st);
+    rc = RT_OK;
     *free = expired;
     if (!expired && fast && s->fast_takeover && s->ops->liveness_try) {
         uint64_t lock = lease_hash(scope);
@@ -313,6 +330,7 @@ static void lease_stop_thread(rt__lease *l) {
 void rt__lease_release(rt__lease *l) {
     if (!l->s) return;
     lease_stop_thread(l);
+    l->s->finishing = true; /* give it up even while stopping */
     if (!l->lost) {
         rt_value args[] = {rt_text(l->scope), rt_text(l->owner)};
         if (rt__store_begin(l->s) == RT_OK) {
@@ -325,13 +343,14 @@ void rt__lease_release(rt__lease *l) {
                 rt__store_abort(l->s, RT_DBERR);
         }
     }
+    l->s->finishing = false;
     lease_unlock(l);
 }
 
 void rt__lease_close(rt__lease *l) {
     if (!l->s) return;
     lease_stop_thread(l);
-    rt__store_close(l->s);
+    if (!l->borrowed) rt__store_close(l->s);
     l->s = NULL;
     pthread_mutex_destroy(&l->mu);
     pthread_cond_destroy(&l->cv);

@@ -4,8 +4,10 @@
  * fingerprint). The runner decides what to do with a run; this file only
  * moves it between the database and memory.
  */
+#define _POSIX_C_SOURCE 200809L
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "internal.h"
 
@@ -111,6 +113,71 @@ int rt__job_check_param(const rt_job *job, const char *name,
     return RT_INVALID;
 }
 
+int rt__run_attempt_failed(rt_store *s, int64_t id, int64_t epoch,
+                           const rt__attempt *a, int64_t *changes) {
+    rt_value args[] = {rt_int(id), rt_int(epoch), rt_int(a->again),
+                       rt_int(a->failures), rt_text(a->error),
+                       rt_int(a->delay_ms), rt_text(a->retry_status),
+                       rt_int(a->only_running)};
+    int rc = rt__store_begin(s);
+    if (rc == RT_OK)
+        rc = rt__store_exec(
+            s,
+            "UPDATE rt_run SET status = CASE WHEN $3 = 1 THEN $7 ELSE "
+            "'failed' END, failures = $4, error = $5, run_at_ms = CASE WHEN "
+            "$3 = 1 THEN rt_now_ms() + $6 ELSE run_at_ms END, updated_ms = "
+            "rt_now_ms(), finished_ms = CASE WHEN $3 = 1 THEN NULL ELSE "
+            "rt_now_ms() END WHERE id = $1 AND epoch = $2 AND ($8 = 0 OR "
+            "status = 'running')",
+            8, args, changes);
+    return rc == RT_OK ? rt__store_commit(s) : rt__store_abort(s, rc);
+}
+
+int rt__run_max_attempts(const rt__run *r, const rt_job *job) {
+    if (r->max_attempts > 0) return r->max_attempts;
+    return job->max_attempts > 0 ? job->max_attempts : 3;
+}
+
+int64_t rt__retry_backoff_ms(const rt_job *job, int failures) {
+    int64_t cap = (job->max_backoff_s > 0 ? job->max_backoff_s : 300) * 1000;
+    int64_t d = 1000;
+    for (int i = 1; i < failures && d < cap; i++) d *= 2;
+    if (d > cap) d = cap;
+    /* Jitter: somewhere in [d/2, d], so failed runs do not return in step. */
+    static _Thread_local unsigned seed;
+    if (!seed) seed = (unsigned)(rt__mono_ns() ^ (int64_t)getpid() << 16);
+    return d / 2 + (int64_t)(rand_r(&seed) % (unsigned)(d / 2 + 1));
+}
+
+bool rt__job_listed(const char *list, const char *name) {
+    if (!list) return true;
+    size_t n = strlen(name);
+    for (const char *p = list; *p;) {
+        const char *end = strchr(p, ',');
+        size_t len = end ? (size_t)(end - p) : strlen(p);
+        if (len == n && !strncmp(p, name, n)) return true;
+        if (!end) break;
+        p = end + 1;
+    }
+    return false;
+}
+
+int rt__job_list_check(const rt_job *const *jobs, const char *list,
+                       const char *cmd) {
+    for (const char *p = list; p && *p;) {
+        const char *end = strchr(p, ',');
+        size_t len = end ? (size_t)(end - p) : strlen(p);
+        char name[256];
+        snprintf(name, sizeof name, "%.*s", (int)len, p);
+        if (!rt__job_find(jobs, name))
+            return rt__usage_error("%s: --only: unknown job '%s' (see 'ratchet "
+                                   "jobs')", cmd, name);
+        if (!end) break;
+        p = end + 1;
+    }
+    return RT_EXIT_OK;
+}
+
 const rt_job *rt__job_find(const rt_job *const *jobs, const char *name) {
     for (int i = 0; jobs[i]; i++)
         if (!strcmp(jobs[i]->name, name)) return jobs[i];
@@ -120,7 +187,9 @@ const rt_job *rt__job_find(const rt_job *const *jobs, const char *name) {
 #define RUN_COLUMNS                                                            \
     "id, job, run_key, status, fingerprint, steps, step_index, step_name, "    \
     "cursor_int, cursor_bytes, items, step_items, step_total, epoch, "         \
-    "attempt, error, created_ms, started_ms, updated_ms, finished_ms "
+    "attempt, error, created_ms, started_ms, updated_ms, finished_ms, "       \
+    "slot_ms, queued, priority, run_at_ms, max_attempts, cancel_requested, "  \
+    "failures "
 
 static char *run_text(rt_stmt *st, int col) {
     return rt__xstrdup(st->store->ops->column_text(st, col));
@@ -162,6 +231,13 @@ static void run_from_row(rt_stmt *st, rt__run *r) {
     r->started_ms = run_int(st, 17, -1);
     r->updated_ms = run_int(st, 18, 0);
     r->finished_ms = run_int(st, 19, -1);
+    r->slot_ms = run_int(st, 20, -1);
+    r->queued = run_int(st, 21, 0) != 0;
+    r->priority = run_int(st, 22, 0);
+    r->run_at_ms = run_int(st, 23, -1);
+    r->max_attempts = (int)run_int(st, 24, 0);
+    r->cancel_requested = run_int(st, 25, 0) != 0;
+    r->failures = (int)run_int(st, 26, 0);
 }
 
 static int run_load_params(rt_store *s, rt__run *r) {
@@ -207,38 +283,40 @@ int rt__run_load_unfinished(rt_store *s, const char *job, rt__run *out) {
                           1, &arg, out);
 }
 
-/* In an open transaction: INSERT the run if its key is absent, with its
- * params. *id is the new run's id, or 0 when the key existed. */
-static int run_insert_row(rt_store *s, const rt_job *job, const char *key,
-                          const rt__params *params, int64_t slot_ms,
-                          const char *skip_reason, int64_t *id) {
+int rt__run_create(rt_store *s, const rt_job *job, const rt__run_new *n,
+                   int64_t *id) {
     char fp[17];
     rt__job_fingerprint(job, fp);
     char *steps = rt__job_steps_text(job);
-    rt_value args[] = {rt_text(job->name), rt_text(key), rt_text(fp),
-                       rt_text(steps), rt_text(job->steps[0].name),
-                       slot_ms >= 0 ? rt_int(slot_ms) : rt_null(),
-                       skip_reason ? rt_text(skip_reason) : rt_null()};
+    rt_value args[] = {
+        rt_text(job->name), rt_text(n->key), rt_text(fp), rt_text(steps),
+        rt_text(job->steps[0].name),
+        n->slot_ms >= 0 ? rt_int(n->slot_ms) : rt_null(),
+        n->skip_reason ? rt_text(n->skip_reason) : rt_null(),
+        rt_int(n->queued), rt_int(n->priority),
+        n->run_at_ms > 0 ? rt_int(n->run_at_ms) : rt_null(),
+        n->max_attempts > 0 ? rt_int(n->max_attempts) : rt_null()};
     rt_stmt *st;
     *id = 0;
     int rc = rt__store_query(
         s,
         "INSERT INTO rt_run (job, run_key, status, fingerprint, steps, "
-        "step_index, step_name, slot_ms, error, created_ms, updated_ms, "
-        "finished_ms) VALUES ($1, $2, CASE WHEN CAST($7 AS TEXT) IS NULL THEN 'pending' "
-        "ELSE 'skipped' END, $3, $4, 0, $5, $6, $7, rt_now_ms(), rt_now_ms(), "
-        "CASE WHEN CAST($7 AS TEXT) IS NULL THEN NULL ELSE rt_now_ms() END) "
-        "ON CONFLICT (job, run_key) DO NOTHING RETURNING id",
-        7, args, &st);
+        "step_index, step_name, slot_ms, error, queued, priority, run_at_ms, "
+        "max_attempts, created_ms, updated_ms, finished_ms) VALUES ($1, $2, "
+        "CASE WHEN CAST($7 AS TEXT) IS NULL THEN 'pending' ELSE 'skipped' "
+        "END, $3, $4, 0, $5, $6, $7, $8, $9, $10, $11, rt_now_ms(), "
+        "rt_now_ms(), CASE WHEN CAST($7 AS TEXT) IS NULL THEN NULL ELSE "
+        "rt_now_ms() END) ON CONFLICT (job, run_key) DO NOTHING RETURNING id",
+        11, args, &st);
     free(steps);
     if (rc == RT_ROW) {
         *id = s->ops->column_int64(st, 0);
         rc = s->ops->step(st);
     }
     if (rc != RT_DONE) return rc;
-    for (int i = 0; *id && i < params->n; i++) {
-        rt_value pargs[] = {rt_int(*id), rt_text(params->v[i].name),
-                            rt_text(params->v[i].value)};
+    for (int i = 0; *id && n->params && i < n->params->n; i++) {
+        rt_value pargs[] = {rt_int(*id), rt_text(n->params->v[i].name),
+                            rt_text(n->params->v[i].value)};
         rc = rt__store_exec(s,
                             "INSERT INTO rt_param (run_id, name, value) "
                             "VALUES ($1, $2, $3)",
@@ -253,7 +331,8 @@ int rt__run_insert(rt_store *s, const rt_job *job, const char *key,
     int rc = rt__store_begin(s);
     if (rc != RT_OK) return rc;
     int64_t id = 0;
-    rc = run_insert_row(s, job, key, params, -1, NULL, &id);
+    rt__run_new n = {.key = key, .params = params, .slot_ms = -1};
+    rc = rt__run_create(s, job, &n, &id);
     if (rc == RT_OK && !id) rc = RT_HELD;
     rt__run fresh;
     memset(&fresh, 0, sizeof fresh);
@@ -277,7 +356,9 @@ int rt__run_insert_slot(rt_store *s, const rt_job *job, const char *key,
     int rc = rt__store_begin(s);
     if (rc != RT_OK) return rc;
     int64_t id = 0;
-    rc = run_insert_row(s, job, key, params, slot_ms, skip_reason, &id);
+    rt__run_new n = {.key = key, .params = params, .slot_ms = slot_ms,
+                     .skip_reason = skip_reason};
+    rc = rt__run_create(s, job, &n, &id);
     if (rc == RT_OK) rc = rt__store_commit(s);
     if (rc != RT_OK) return rt__store_abort(s, rc);
     *created = id != 0;

@@ -73,34 +73,193 @@ static char *runner_steps_csv(const char *steps) {
 }
 
 /*
- * Same fingerprint: compatible. Steps only appended at the end: compatible
- * (the stored list is updated when the run is claimed). Anything else —
- * removed, renamed, reordered — is refused: resuming by index would run the
- * wrong code against the saved cursor.
+ * The index of step name in the job, -1 if it has none. Names, not indexes,
+ * are the durable key; hint (the stored index) settles a repeated name.
  */
-static int runner_check_definition(runner *r, bool *appended) {
+static int runner_step_index(const runner *r, const char *name, int hint) {
+    if (hint >= 0 && hint < r->nsteps && !strcmp(r->job->steps[hint].name, name))
+        return hint;
+    for (int i = 0; i < r->nsteps; i++)
+        if (!strcmp(r->job->steps[i].name, name)) return i;
+    return -1;
+}
+
+/* A step list as stored ("a\nb\nc"), cut into names. */
+typedef struct runner_names {
+    char *text; /* a copy, cut at each '\n' */
+    char **v;
+    int n;
+} runner_names;
+
+static void runner_names_split(runner_names *l, const char *steps) {
+    l->text = rt__xstrdup(steps);
+    l->n = *steps ? 1 : 0;
+    for (const char *p = steps; *p; p++) l->n += *p == '\n';
+    l->v = rt__xmalloc(sizeof *l->v * (size_t)(l->n + 1));
+    char *p = l->text;
+    for (int i = 0; i < l->n; i++) {
+        l->v[i] = p;
+        p = strchr(p, '\n');
+        if (p) *p++ = '\0';
+    }
+}
+
+static int runner_names_find(const runner_names *l, const char *name) {
+    for (int i = 0; i < l->n; i++)
+        if (!strcmp(l->v[i], name)) return i;
+    return -1;
+}
+
+static void runner_names_free(runner_names *l) {
+    free(l->text);
+    free(l->v);
+}
+
+/* out, ready for one more clause. */
+static rt__buf *runner_clause(rt__buf *out) {
+    if (out->len) rt__buf_puts(out, ", ");
+    return out;
+}
+
+/*
+ * What changed from the stored step list to the job's, in words, clauses
+ * joined by ", ": "step 'b' was removed", "step 'b' was renamed or replaced
+ * by 'x'", "step 'x' was inserted before 'c'", "step 'd' was added", "steps
+ * were reordered". A removed and an added step between the same kept steps
+ * pair up as a rename.
+ */
+static void runner_describe_change(const char *was_text, const char *now_text,
+                                   rt__buf *out) {
+    runner_names was, now;
+    runner_names_split(&was, was_text);
+    runner_names_split(&now, now_text);
+    /* gap: how many kept steps (in both lists) come before each step. */
+    int *was_gap = rt__xmalloc(sizeof *was_gap * (size_t)(was.n + 1));
+    int *now_gap = rt__xmalloc(sizeof *now_gap * (size_t)(now.n + 1));
+    bool *paired = rt__xmalloc(sizeof *paired * (size_t)(now.n + 1));
+    int was_kept = 0, now_kept = 0;
+    for (int i = 0; i < was.n; i++) {
+        was_gap[i] = was_kept;
+        if (runner_names_find(&now, was.v[i]) >= 0) was_kept++;
+    }
+    for (int j = 0; j < now.n; j++) {
+        now_gap[j] = now_kept;
+        paired[j] = false;
+        if (runner_names_find(&was, now.v[j]) >= 0) now_kept++;
+    }
+    /* The kept steps in another order (a repeated name is beyond words). */
+    bool reordered = false;
+    for (int i = 0, j = 0; was_kept == now_kept && i < was.n && !reordered;
+         i++) {
+        if (runner_names_find(&now, was.v[i]) < 0) continue;
+        while (j < now.n && runner_names_find(&was, now.v[j]) < 0) j++;
+        reordered = j < now.n && strcmp(was.v[i], now.v[j]) != 0;
+        j++;
+    }
+    for (int i = 0; i < was.n; i++) {
+        if (runner_names_find(&now, was.v[i]) >= 0) continue;
+        int j = 0;
+        while (j < now.n && (paired[j] || now_gap[j] != was_gap[i] ||
+                             runner_names_find(&was, now.v[j]) >= 0))
+            j++;
+        if (j < now.n) {
+            paired[j] = true;
+            rt__buf_printf(runner_clause(out),
+                           "step '%s' was renamed or replaced by '%s'",
+                           was.v[i], now.v[j]);
+        } else {
+            rt__buf_printf(runner_clause(out), "step '%s' was removed",
+                           was.v[i]);
+        }
+    }
+    for (int j = 0; j < now.n; j++) {
+        if (paired[j] || runner_names_find(&was, now.v[j]) >= 0) continue;
+        int k = j + 1;
+        while (k < now.n && runner_names_find(&was, now.v[k]) < 0) k++;
+        if (k < now.n)
+            rt__buf_printf(runner_clause(out),
+                           "step '%s' was inserted before '%s'", now.v[j],
+                           now.v[k]);
+        else
+            rt__buf_printf(runner_clause(out), "step '%s' was added",
+                           now.v[j]);
+    }
+    if (reordered) rt__buf_puts(runner_clause(out), "steps were reordered");
+    /* Only a repeated name can get here without a clause. */
+    if (!out->len) rt__buf_puts(out, "its step list changed");
+    free(was_gap);
+    free(now_gap);
+    free(paired);
+    runner_names_free(&was);
+    runner_names_free(&now);
+}
+
+/*
+ * How the run meets the job's definition, decided before anything is
+ * written. Same fingerprint: compatible. Steps only appended at the end:
+ * compatible, and *adopt says the stored list follows the job when the run
+ * is claimed. Anything else — removed, renamed, reordered — is refused,
+ * naming the difference: resuming would run the wrong code against the
+ * saved cursor. restart_step (--restart-step) takes the job's definition
+ * whatever it is; *restart_at is that step's index, else -1.
+ */
+static int runner_check_definition(runner *r, const char *restart_step,
+                                   bool *adopt, int *restart_at) {
     char fp[17];
     rt__job_fingerprint(r->job, fp);
-    *appended = false;
-    if (!strcmp(fp, r->run.fingerprint)) return RT_OK;
+    bool same = !strcmp(fp, r->run.fingerprint);
+    *adopt = false;
+    *restart_at = -1;
+    if (restart_step) {
+        *restart_at = runner_step_index(r, restart_step, -1);
+        if (*restart_at >= 0) {
+            *adopt = !same;
+            return RT_OK;
+        }
+        char *known = rt__job_steps_text(r->job);
+        char *known_csv = runner_steps_csv(known);
+        rt__store_fail(r->s, RT_INVALID,
+                       "--restart-step: job %s has no step '%s' (its steps "
+                       "are [%s])",
+                       r->job->name, restart_step, known_csv);
+        free(known_csv);
+        free(known);
+        return RT_INVALID;
+    }
+    if (same) return RT_OK;
     char *now = rt__job_steps_text(r->job);
     size_t n = strlen(r->run.steps);
-    bool prefix = !strncmp(now, r->run.steps, n) && now[n] == '\n';
-    if (prefix) {
+    if (!strncmp(now, r->run.steps, n) && now[n] == '\n') {
         free(now);
-        *appended = true;
+        *adopt = true;
         return RT_OK;
     }
-    char *was_csv = runner_steps_csv(r->run.steps);
-    char *now_csv = runner_steps_csv(now);
+    rt__buf why = {0};
+    runner_describe_change(r->run.steps, now, &why);
+    rt__buf where = {0};
+    /* The two lists help, unless they would push the ways out off the
+     * message (RT_ERRMSG_MAX). */
+    if (n + strlen(now) < 400) {
+        char *was_csv = runner_steps_csv(r->run.steps);
+        char *now_csv = runner_steps_csv(now);
+        rt__buf_printf(&where, "old steps [%s], new [%s]; ", was_csv,
+                       now_csv);
+        free(was_csv);
+        free(now_csv);
+    }
+    if (r->run.step_name)
+        rt__buf_printf(&where, "the run is at step '%s'", r->run.step_name);
+    else
+        rt__buf_printf(&where, "the run is at step %d", r->run.step_index + 1);
     rt__store_fail(r->s, RT_CHANGED,
-                   "job %s changed since run '%s' began: its steps were [%s], "
-                   "now [%s]; finish the run with the old definition or "
-                   "discard its progress with 'ratchet reset %s --key %s'",
-                   r->job->name, r->run.key, was_csv, now_csv, r->job->name,
+                   "job %s changed since run '%s' began: %s (%s); run it "
+                   "again with --restart-step NAME to continue at step NAME "
+                   "of the new definition, or discard its progress with "
+                   "'ratchet reset %s --key %s'",
+                   r->job->name, r->run.key, why.p, where.p, r->job->name,
                    r->run.key);
-    free(was_csv);
-    free(now_csv);
+    rt__buf_free(&why);
+    rt__buf_free(&where);
     free(now);
     return RT_CHANGED;
 }
@@ -127,6 +286,11 @@ static int runner_find(runner *r, const rt__run_opts *o) {
     int rc;
     if (o->key) {
         rc = rt__run_load(s, r->job->name, o->key, &r->run);
+        if (rc == RT_NOTFOUND && o->restart_step)
+            return rt__store_fail(s, RT_INVALID,
+                                  "run '%s' of %s does not exist; "
+                                  "--restart-step continues an unfinished run",
+                                  o->key, r->job->name);
         if (rc == RT_NOTFOUND) {
             rc = rt__run_insert(s, r->job, o->key, &o->params, &r->run);
             if (rc == RT_HELD) /* created by another process just now */
@@ -139,6 +303,11 @@ static int runner_find(runner *r, const rt__run_opts *o) {
     rc = rt__run_load_unfinished(s, r->job->name, &r->run);
     if (rc == RT_OK) return runner_check_params(r, &o->params);
     if (rc != RT_NOTFOUND) return rc;
+    if (o->restart_step)
+        return rt__store_fail(s, RT_INVALID,
+                              "%s has no unfinished run; --restart-step "
+                              "continues one (name it with --key)",
+                              r->job->name);
     char key[64];
     rt__iso8601_ms(rt__wall_ms(), key, sizeof key);
     for (int i = 2; i < 100; i++) {
@@ -151,8 +320,17 @@ static int runner_find(runner *r, const rt__run_opts *o) {
     return rc;
 }
 
-/* Bump the epoch: from now on only this process can commit to the run. */
-static int runner_claim(runner *r, bool appended) {
+/*
+ * Bump the epoch: from now on only this process can commit to the run. The
+ * same transaction adopts the job's step list when asked (steps appended,
+ * or --restart-step) and, for a restart (restart_at >= 0), moves the run to
+ * that step with its cursor and step counts cleared; the run's item total
+ * stays. The claim is fenced on the epoch the definition was checked
+ * against, and the progress comes back from the UPDATE itself: the row as
+ * of the fence, whatever an older holder committed meanwhile. The position
+ * is the step of that name in the job (names are the durable key).
+ */
+static int runner_claim(runner *r, bool adopt, int restart_at) {
     rt_store *s = r->s;
     char fp[17];
     rt__job_fingerprint(r->job, fp);
@@ -162,8 +340,17 @@ static int runner_claim(runner *r, bool appended) {
         free(steps);
         return rc;
     }
-    rt_value args[] = {rt_int(r->run.id), rt_text(fp), rt_text(steps),
-                       rt_int(appended)};
+    bool restart = restart_at >= 0;
+    rt_value args[] = {
+        rt_int(r->run.id),
+        rt_text(fp),
+        rt_text(steps),
+        rt_int(adopt),
+        rt_int(r->run.epoch),
+        rt_int(restart),
+        rt_int(restart ? restart_at : 0),
+        restart ? rt_text(r->job->steps[restart_at].name) : rt_null(),
+    };
     rt_stmt *st;
     rc = rt__store_query(
         s,
@@ -171,28 +358,141 @@ static int runner_claim(runner *r, bool appended) {
         "attempt = attempt + 1, started_ms = coalesce(started_ms, "
         "rt_now_ms()), updated_ms = rt_now_ms(), "
         "fingerprint = CASE WHEN $4 = 1 THEN $2 ELSE fingerprint END, "
-        "steps = CASE WHEN $4 = 1 THEN $3 ELSE steps END "
-        "WHERE id = $1 AND status IN ('pending', 'running', 'interrupted') "
-        "RETURNING epoch, attempt",
-        4, args, &st);
-    free(steps);
+        "steps = CASE WHEN $4 = 1 THEN $3 ELSE steps END, "
+        "step_index = CASE WHEN $6 = 1 THEN $7 ELSE step_index END, "
+        "step_name = CASE WHEN $6 = 1 THEN $8 ELSE step_name END, "
+        "cursor_int = CASE WHEN $6 = 1 THEN NULL ELSE cursor_int END, "
+        "cursor_bytes = CASE WHEN $6 = 1 THEN NULL ELSE cursor_bytes END, "
+        "step_items = CASE WHEN $6 = 1 THEN 0 ELSE step_items END, "
+        "step_total = CASE WHEN $6 = 1 THEN NULL ELSE step_total END "
+        "WHERE id = $1 AND epoch = $5 "
+        "AND status IN ('pending', 'running', 'interrupted') "
+        "RETURNING epoch, attempt, step_index, step_name, cursor_int, "
+        "cursor_bytes, items, step_items, step_total",
+        8, args, &st);
     if (rc == RT_ROW) {
-        r->run.epoch = s->ops->column_int64(st, 0);
-        r->run.attempt = (int)s->ops->column_int64(st, 1);
-        rc = s->ops->step(st);
-        if (rc == RT_DONE) rc = rt__store_commit(s);
+        const rt_store_ops *ops = s->ops;
+        rt__run *run = &r->run;
+        run->epoch = ops->column_int64(st, 0);
+        run->attempt = (int)ops->column_int64(st, 1);
+        run->step_index = (int)ops->column_int64(st, 2);
+        free(run->step_name);
+        run->step_name = ops->column_type(st, 3) == RT_TNULL
+                             ? NULL
+                             : rt__xstrdup(ops->column_text(st, 3));
+        run->has_cursor_bytes = ops->column_type(st, 5) != RT_TNULL;
+        run->has_cursor =
+            ops->column_type(st, 4) != RT_TNULL || run->has_cursor_bytes;
+        run->cursor_int = ops->column_type(st, 4) == RT_TNULL
+                              ? 0
+                              : ops->column_int64(st, 4);
+        run->cursor_len = 0;
+        if (run->has_cursor_bytes) {
+            size_t n = 0;
+            const void *p = ops->column_blob(st, 5, &n);
+            run->cursor_bytes = rt__xrealloc(run->cursor_bytes, n + 1);
+            if (n) memcpy(run->cursor_bytes, p, n);
+            run->cursor_len = n;
+        }
+        run->items = ops->column_int64(st, 6);
+        run->step_items = ops->column_int64(st, 7);
+        run->step_total = ops->column_type(st, 8) == RT_TNULL
+                              ? -1
+                              : ops->column_int64(st, 8);
+        rc = ops->step(st);
     } else if (rc == RT_DONE) {
         rc = rt__store_fail(s, RT_NOTFOUND,
-                            "run finished or was removed meanwhile");
+                            "run finished, was claimed by another process "
+                            "or was removed meanwhile; run again to see "
+                            "where it stands");
     }
-    return rc == RT_OK ? RT_OK : rt__store_abort(s, rc);
+    /* Where the run is: the step of its name. Only a row written by hand
+     * can disagree with its index; the index follows the name. */
+    int at = r->run.step_index;
+    if (rc == RT_DONE && r->run.step_name) {
+        at = runner_step_index(r, r->run.step_name, r->run.step_index);
+        if (at < 0)
+            rc = rt__store_fail(s, RT_CHANGED,
+                                "run '%s' is at step '%s', which job %s does "
+                                "not have; 'ratchet reset %s --key %s' "
+                                "discards it",
+                                r->run.key, r->run.step_name, r->job->name,
+                                r->job->name, r->run.key);
+    }
+    if (rc == RT_DONE && at != r->run.step_index) {
+        rt_value fix[] = {rt_int(r->run.id), rt_int(at)};
+        rc = rt__store_exec(s, "UPDATE rt_run SET step_index = $2 WHERE id = $1",
+                            2, fix, NULL);
+        if (rc == RT_OK) rc = RT_DONE;
+        r->run.step_index = at;
+    }
+    if (rc == RT_DONE) rc = rt__store_commit(s);
+    if (rc != RT_OK) {
+        free(steps);
+        return rt__store_abort(s, rc);
+    }
+    /* Committed: the run in memory follows the database. */
+    if (adopt) {
+        free(r->run.steps);
+        r->run.steps = steps;
+        free(r->run.fingerprint);
+        r->run.fingerprint = rt__xstrdup(fp);
+    } else {
+        free(steps);
+    }
+    return RT_OK;
 }
 
 /* ------------------------------------------------------------ the loop */
 
+/* The fenced progress UPDATE of every commit ($1 id, $2 epoch). A cancel
+ * requested by `ratchet cancel` turns the status into 'cancelled' here, in
+ * the transaction that commits the chunk's work. */
+#define RUNNER_PROGRESS_SQL                                                    \
+    "UPDATE rt_run SET step_index = $3, step_name = $4, cursor_int = $5, "    \
+    "cursor_bytes = $6, items = $7, step_items = $8, step_total = $9, "       \
+    "status = CASE WHEN $10 <> 'done' AND cancel_requested = 1 THEN "         \
+    "'cancelled' ELSE $10 END, "                                               \
+    "error = CASE WHEN $10 <> 'done' AND cancel_requested = 1 THEN '"         \
+    RT_CANCELLED_ERROR "' END, updated_ms = rt_now_ms(), "                    \
+    "finished_ms = CASE WHEN $10 = 'done' OR cancel_requested = 1 THEN "      \
+    "rt_now_ms() END WHERE id = $1 AND epoch = $2"
+
+/*
+ * Run the progress UPDATE and read cancel_requested back: RT_OK, RT_DONE
+ * when no row matched (fenced), or an error. A server answers both in one
+ * round trip (RETURNING); in process a SELECT is a mere call, where SQLite's
+ * RETURNING would cost a statement journal, allocated and freed, per commit.
+ */
+static int runner_progress_update(runner *r, const rt_value *args,
+                                  bool *cancel) {
+    rt_stmt *st;
+    int rc;
+    *cancel = false;
+    if (r->s->in_process) {
+        int64_t changes = 0;
+        rc = rt__store_exec(r->s, RUNNER_PROGRESS_SQL, 10, args, &changes);
+        if (rc != RT_OK) return rc;
+        if (changes == 0) return RT_DONE;
+        rc = rt__store_query(r->s,
+                             "SELECT cancel_requested FROM rt_run WHERE id = $1",
+                             1, args, &st);
+    } else {
+        rc = rt__store_query(r->s,
+                             RUNNER_PROGRESS_SQL " RETURNING cancel_requested",
+                             10, args, &st);
+    }
+    if (rc != RT_ROW) return rc;
+    *cancel = r->s->ops->column_int64(st, 0) != 0;
+    rc = r->s->ops->step(st);
+    return rc == RT_DONE ? RT_OK : rc;
+}
+
 /*
  * The fenced progress update, in the step's transaction, then COMMIT.
- * RT_FENCED when the run's epoch moved on (taken over).
+ * RT_FENCED when the run's epoch moved on (taken over). When an operator
+ * asked to cancel, the chunk still commits and the run ends 'cancelled' in
+ * this very transaction.
  */
 static int runner_commit(runner *r, bool step_done) {
     rt_ctx *c = &r->ctx;
@@ -213,16 +513,10 @@ static int runner_commit(runner *r, bool step_done) {
         /* A stop already requested: record it with this commit. */
         rt_text(last ? "done" : rt__stop_flag ? "interrupted" : "running"),
     };
-    int64_t changes = 0;
-    int rc = rt__store_exec(
-        r->s,
-        "UPDATE rt_run SET step_index = $3, step_name = $4, cursor_int = $5, "
-        "cursor_bytes = $6, items = $7, step_items = $8, step_total = $9, "
-        "status = $10, error = NULL, updated_ms = rt_now_ms(), "
-        "finished_ms = CASE WHEN $10 = 'done' THEN rt_now_ms() END "
-        "WHERE id = $1 AND epoch = $2",
-        10, args, &changes);
-    if (rc == RT_OK && changes == 0)
+    bool cancel = false;
+    int rc = runner_progress_update(r, args, &cancel);
+    cancel = cancel && !last; /* the last commit finished the run anyway */
+    if (rc == RT_DONE)
         rc = rt__store_fail(r->s, RT_FENCED,
                             "run was taken over (epoch %lld is no longer "
                             "current); this process rolled back and stops",
@@ -256,14 +550,17 @@ static int runner_commit(runner *r, bool step_done) {
         r->run.step_items = c->step_items;
         r->run.step_total = c->total;
     }
-    if (last || rt__stop_flag) {
+    if (last || cancel || rt__stop_flag) {
         free(r->run.status);
-        r->run.status = rt__xstrdup(last ? "done" : "interrupted");
+        r->run.status = rt__xstrdup(last     ? "done"
+                                    : cancel ? "cancelled"
+                                             : "interrupted");
     }
     return RT_OK;
 }
 
-/* A fenced status change outside step work: interrupted or failed. */
+/* A fenced status change outside step work: interrupted, failed or
+ * cancelled. */
 static int runner_set_status(runner *r, const char *status, const char *error) {
     rt_value args[] = {rt_int(r->run.id), rt_int(r->run.epoch),
                        rt_text(status), error ? rt_text(error) : rt_null()};
@@ -272,11 +569,33 @@ static int runner_set_status(runner *r, const char *status, const char *error) {
     rc = rt__store_exec(r->s,
                         "UPDATE rt_run SET status = $3, error = $4, "
                         "updated_ms = rt_now_ms(), finished_ms = CASE WHEN "
-                        "$3 = 'failed' THEN rt_now_ms() END "
+                        "$3 IN ('failed', 'cancelled') THEN rt_now_ms() END "
                         "WHERE id = $1 AND epoch = $2",
                         4, args, NULL);
     if (rc == RT_OK) return rt__store_commit(r->s);
     return rt__store_abort(r->s, rc);
+}
+
+static int runner_db_error(runner *r, const char *what);
+
+/*
+ * A queued run's attempt failed (its transaction is rolled back): it goes
+ * back to the queue after a backoff, or, after its last attempt, fails.
+ */
+static int runner_attempt_failed(runner *r, const char *error) {
+    int max = rt__run_max_attempts(&r->run, r->job);
+    int failures = r->run.failures + 1;
+    bool again = failures < max;
+    int64_t delay = again ? rt__retry_backoff_ms(r->job, failures) : 0;
+    rt__attempt at = {again, failures, error, delay, "pending", false};
+    int rc = rt__run_attempt_failed(r->s, r->run.id, r->run.epoch, &at, NULL);
+    if (rc != RT_OK) return runner_db_error(r, "recording the failed attempt");
+    char msg[RT_ERRMSG_MAX + 160];
+    snprintf(msg, sizeof msg, "%s (failed attempt %d of %d%s)", error,
+             failures, max, again ? "; retried after the backoff in ms" : "");
+    runner_log(r, again ? RT_LOG_WARN : RT_LOG_ERROR, again ? "retry" : "failed",
+               again ? delay : runner_elapsed_ms(r->started_ns), "%s", msg);
+    return RT_EXIT_FAILED;
 }
 
 /* Load the committed position into the context before each call. */
@@ -327,11 +646,23 @@ static int runner_begin(runner *r) {
     }
 }
 
+/* `ratchet cancel` reached the run: the commit that saw it ended it. */
+static int runner_cancelled(runner *r) {
+    rt__progress_clear();
+    runner_log(r, RT_LOG_INFO, "cancelled", runner_elapsed_ms(r->started_ns),
+               "%s", "cancelled by operator; the work committed so far is "
+               "kept, 'ratchet retry' resumes the run");
+    return RT_EXIT_OK;
+}
+
 static int runner_interrupted(runner *r) {
     rt__progress_clear();
     /* Usually the last chunk's commit recorded it; else one more write. */
-    if (strcmp(r->run.status, "interrupted") != 0)
+    if (strcmp(r->run.status, "interrupted") != 0) {
+        r->s->finishing = true; /* wait for the lock despite the stop */
         runner_set_status(r, "interrupted", NULL);
+        r->s->finishing = false;
+    }
     runner_log(r, RT_LOG_INFO, "interrupted", runner_elapsed_ms(r->started_ns),
                "stopped by %s; progress saved, run again to resume",
                rt__stop_signal == SIGINT ? "SIGINT" : "SIGTERM");
@@ -479,6 +810,7 @@ static int runner_loop(runner *r) {
             } else {
                 runner_progress(r, false);
             }
+            if (!strcmp(r->run.status, "cancelled")) return runner_cancelled(r);
             if (r->run.step_index < r->nsteps && rt__stop_flag)
                 return runner_interrupted(r);
             if (r->lease && r->lease->lost) {
@@ -514,6 +846,7 @@ static int runner_loop(runner *r) {
         }
         char error[RT_ERRMSG_MAX + 64];
         snprintf(error, sizeof error, "step %s: %s", r->ctx.step->name, msg);
+        if (r->run.queued) return runner_attempt_failed(r, error);
         int frc = runner_set_status(r, "failed", error);
         if (frc == RT_FENCED) return runner_fenced(r);
         runner_log(r, RT_LOG_ERROR, "failed", runner_elapsed_ms(r->started_ns),
@@ -589,11 +922,20 @@ static int runner_lease(runner *r, rt__lease *l, const char *scope,
     rt__log_fields f = RT_LOG_FIELDS_NONE;
     f.job = r->job->name;
     f.key = o->key;
+    l->s = o->lease_store;
     int rc = rt__lease_open(l, o->url, r->job->name, scope, o->lease_ttl_ms,
                             err, sizeof err);
     if (rc != RT_OK) {
         rt__log(RT_LOG_ERROR, "db_open", &f, "%s", err);
         return rc == RT_INVALID ? RT_EXIT_USAGE : RT_EXIT_FAILED;
+    }
+    if (o->start_at_ms > rt__wall_ms()) {
+        /* Early: do now the first-use work of the statements the start
+         * needs (a server plans each on a new session), then wait. */
+        rt__lease_warm(l);
+        rt__run warm;
+        if (o->key && rt__run_load(r->s, r->job->name, o->key, &warm) == RT_OK)
+            rt__run_free(&warm);
     }
     if (o->start_at_ms && !runner_sleep_until(o->start_at_ms)) {
         rt__log(RT_LOG_INFO, "interrupted", &f, "%s",
@@ -633,9 +975,9 @@ static int runner_lease(runner *r, rt__lease *l, const char *scope,
         if (rc == RT_HELD && o->if_running == RT_IF_RUNNING_SKIP) {
             if (o->record_skip && o->key && strcmp(l->holder_key, o->key))
                 return runner_skip_slot(r, l, o);
-            rt__log(RT_LOG_INFO, "skipped", &f,
-                    "%s is held by %s (run '%s'); skipped", scope, l->holder,
-                    l->holder_key);
+            rt__log(o->quiet_skip ? RT_LOG_DEBUG : RT_LOG_INFO, "skipped",
+                    &f, "%s is held by %s (run '%s'); skipped", scope,
+                    l->holder, l->holder_key);
             return RT_EXIT_OK;
         }
         if (!waited_since) waited_since = rt__mono_ns();
@@ -660,6 +1002,17 @@ static int runner_lease(runner *r, rt__lease *l, const char *scope,
 /* The run is found and the lease is ours: claim it and drive its steps. */
 static int runner_go(runner *r, const rt__run_opts *o) {
     rt_store *s = r->s;
+    const char *status = r->run.status;
+    if (o->restart_step && strcmp(status, "pending") &&
+        strcmp(status, "running") && strcmp(status, "interrupted")) {
+        rt__store_fail(s, RT_INVALID,
+                       "run '%s' of %s is %s; --restart-step continues only "
+                       "an unfinished run (pending, running or interrupted); "
+                       "'ratchet reset %s --key %s' discards this one",
+                       r->run.key, r->job->name, status, r->job->name,
+                       r->run.key);
+        return runner_refuse(r, RT_INVALID);
+    }
     if (!strcmp(r->run.status, "done")) {
         runner_log(r, RT_LOG_INFO, "already_done", -1, "%s",
                    "run already finished; nothing to do");
@@ -671,17 +1024,31 @@ static int runner_go(runner *r, const rt__run_opts *o) {
                    r->run.error ? r->run.error : "no reason recorded");
         return RT_EXIT_OK;
     }
+    if (!strcmp(r->run.status, "cancelled")) {
+        runner_log(r, RT_LOG_INFO, "already_cancelled", -1, "%s",
+                   "run was cancelled; 'ratchet retry' resumes it");
+        return RT_EXIT_OK;
+    }
     if (!strcmp(r->run.status, "failed")) {
         runner_log(r, RT_LOG_ERROR, "already_failed", -1,
-                   "run failed earlier (%s); 'ratchet reset' discards it",
+                   "run failed earlier (%s); 'ratchet retry' resumes it, "
+                   "'ratchet reset' discards it",
                    r->run.error ? r->run.error : "no message");
         return RT_EXIT_FAILED;
     }
-    bool appended = false;
+    /* Cancelled while its holder was away (killed, or stopped outside a
+     * commit): end it here rather than run one more chunk. */
+    if (r->run.cancel_requested) {
+        int crc = runner_set_status(r, "cancelled", RT_CANCELLED_ERROR);
+        if (crc != RT_OK) return runner_refuse(r, crc);
+        return runner_cancelled(r);
+    }
+    bool adopt = false;
+    int restart_at = -1;
     bool fresh = !strcmp(r->run.status, "pending") && r->run.items == 0 &&
                  r->run.step_index == 0 && !r->run.has_cursor;
-    int rc = runner_check_definition(r, &appended);
-    if (rc == RT_OK) rc = runner_claim(r, appended);
+    int rc = runner_check_definition(r, o->restart_step, &adopt, &restart_at);
+    if (rc == RT_OK) rc = runner_claim(r, adopt, restart_at);
     if (rc != RT_OK) return runner_refuse(r, rc);
     if (r->lease && rt__lease_start(r->lease) != RT_OK)
         rt__log(RT_LOG_WARN, "heartbeat", NULL,
@@ -694,7 +1061,14 @@ static int runner_go(runner *r, const rt__run_opts *o) {
     s->ctx = &r->ctx;
     rt__log_fields f;
     runner_fields(r, &f);
-    if (fresh)
+    if (restart_at >= 0)
+        rt__log(RT_LOG_INFO, "restart_step", &f,
+                "restarting at step %d/%d from scratch (cursor and step "
+                "items cleared, %lld items kept)%s (attempt %d)",
+                r->run.step_index + 1, r->nsteps, (long long)r->run.items,
+                adopt ? "; the run now follows the job's current steps" : "",
+                r->run.attempt);
+    else if (fresh)
         rt__log(RT_LOG_INFO, "start", &f, "run started (%d steps)", r->nsteps);
     else
         rt__log(RT_LOG_INFO, "resume", &f,
@@ -736,7 +1110,9 @@ int rt__runner_run(rt_store *s, const rt_job *job, const rt__run_opts *given) {
             if (rc != RT_OK) code = runner_refuse(&r, rc);
         }
     }
-    if (code < 0 && r.lease && rt__lease_set_key(r.lease, r.run.key) != RT_OK)
+    /* Without a key the lease was taken before the run was known. */
+    if (code < 0 && r.lease && !given_key &&
+        rt__lease_set_key(r.lease, r.run.key) != RT_OK)
         rt__log(RT_LOG_WARN, "lease", NULL, "could not record the run key "
                 "in the lease: %s", lease.s->errmsg);
     if (code < 0) code = runner_go(&r, &o);

@@ -2,7 +2,9 @@
  * status.c — `ratchet status`: what each run is doing, read straight from
  * rt_run and, for runs that someone holds, rt_lease (holder, heartbeat
  * age). A table for people, one JSON document for programs. Ages are on the
- * database's clock.
+ * database's clock. The list itself (a header line or {"runs":[...]}, one
+ * row per result) and the column and JSON helpers serve `history` too
+ * (ops.c).
  */
 #include <stdlib.h>
 #include <string.h>
@@ -20,7 +22,7 @@ typedef struct status_row {
     int64_t heartbeat_age, since_progress;       /* ms; -1 = NULL */
 } status_row;
 
-static int64_t status_int(rt_stmt *st, int col) {
+int64_t rt__status_int(rt_stmt *st, int col) {
     const rt_store_ops *o = st->store->ops;
     return o->column_type(st, col) == RT_TNULL ? -1 : o->column_int64(st, col);
 }
@@ -35,27 +37,27 @@ static void status_read(rt_stmt *st, status_row *r) {
     r->step = o->column_text(st, 5);
     r->items = o->column_int64(st, 6);
     r->step_items = o->column_int64(st, 7);
-    r->step_total = status_int(st, 8);
+    r->step_total = rt__status_int(st, 8);
     r->epoch = o->column_int64(st, 9);
     r->attempt = o->column_int64(st, 10);
     r->error = o->column_text(st, 11);
-    r->created = status_int(st, 12);
-    r->started = status_int(st, 13);
-    r->updated = status_int(st, 14);
-    r->finished = status_int(st, 15);
+    r->created = rt__status_int(st, 12);
+    r->started = rt__status_int(st, 13);
+    r->updated = rt__status_int(st, 14);
+    r->finished = rt__status_int(st, 15);
     const char *steps = o->column_text(st, 16);
     r->nsteps = 1;
     for (const char *p = steps ? steps : ""; *p; p++) r->nsteps += *p == '\n';
     r->holder = o->column_text(st, 17);
-    r->heartbeat_age = status_int(st, 18);
-    r->since_progress = status_int(st, 19);
+    r->heartbeat_age = rt__status_int(st, 18);
+    r->since_progress = rt__status_int(st, 19);
     int64_t end = r->finished >= 0 ? r->finished : r->updated;
     r->rate = r->started >= 0 && end > r->started
                   ? (double)r->items * 1000.0 / (double)(end - r->started)
                   : 0;
 }
 
-static void status_json_time(rt__buf *b, const char *name, int64_t ms) {
+void rt__status_json_time(rt__buf *b, const char *name, int64_t ms) {
     rt__buf_printf(b, ",\"%s\":", name);
     if (ms < 0) {
         rt__buf_puts(b, "null");
@@ -66,17 +68,25 @@ static void status_json_time(rt__buf *b, const char *name, int64_t ms) {
     rt__buf_json(b, iso);
 }
 
-static void status_json(rt__buf *b, const status_row *r, bool first) {
-    rt__buf_puts(b, first ? "\n  {" : ",\n  {");
-    rt__buf_printf(b, "\"id\":%lld,\"job\":", (long long)r->id);
-    rt__buf_json(b, r->job);
-    rt__buf_puts(b, ",\"key\":");
-    rt__buf_json(b, r->key);
-    rt__buf_puts(b, ",\"status\":");
-    rt__buf_json(b, r->status);
-    rt__buf_puts(b, ",\"step\":");
-    if (r->step) rt__buf_json(b, r->step);
+void rt__status_json_text(rt__buf *b, const char *s) {
+    if (s) rt__buf_json(b, s);
     else rt__buf_puts(b, "null");
+}
+
+void rt__status_json_run(rt__buf *b, int64_t id, const char *job,
+                         const char *key, const char *status) {
+    rt__buf_printf(b, "\"id\":%lld,\"job\":", (long long)id);
+    rt__buf_json(b, job);
+    rt__buf_puts(b, ",\"key\":");
+    rt__buf_json(b, key);
+    rt__buf_puts(b, ",\"status\":");
+    rt__buf_json(b, status);
+}
+
+static void status_json(rt__buf *b, const status_row *r) {
+    rt__status_json_run(b, r->id, r->job, r->key, r->status);
+    rt__buf_puts(b, ",\"step\":");
+    rt__status_json_text(b, r->step);
     rt__buf_printf(b,
                    ",\"step_index\":%d,\"steps\":%d,\"items\":%lld,"
                    "\"step_items\":%lld,\"step_total\":",
@@ -87,24 +97,21 @@ static void status_json(rt__buf *b, const status_row *r, bool first) {
     rt__buf_printf(b, ",\"rate\":%.1f,\"epoch\":%lld,\"attempt\":%lld", r->rate,
                    (long long)r->epoch, (long long)r->attempt);
     rt__buf_puts(b, ",\"holder\":");
-    if (r->holder) rt__buf_json(b, r->holder);
-    else rt__buf_puts(b, "null");
+    rt__status_json_text(b, r->holder);
     rt__buf_puts(b, ",\"heartbeat_age_ms\":");
     if (r->heartbeat_age >= 0) rt__buf_printf(b, "%lld", (long long)r->heartbeat_age);
     else rt__buf_puts(b, "null");
     rt__buf_printf(b, ",\"since_progress_ms\":%lld", (long long)r->since_progress);
     rt__buf_puts(b, ",\"error\":");
-    if (r->error) rt__buf_json(b, r->error);
-    else rt__buf_puts(b, "null");
-    status_json_time(b, "created", r->created);
-    status_json_time(b, "started", r->started);
-    status_json_time(b, "updated", r->updated);
-    status_json_time(b, "finished", r->finished);
-    rt__buf_puts(b, "}");
+    rt__status_json_text(b, r->error);
+    rt__status_json_time(b, "created", r->created);
+    rt__status_json_time(b, "started", r->started);
+    rt__status_json_time(b, "updated", r->updated);
+    rt__status_json_time(b, "finished", r->finished);
 }
 
 /* "850ms", "12.3s", "5m", "3h", "2d" */
-static void status_age(char *out, size_t n, int64_t ms) {
+void rt__status_age(char *out, size_t n, int64_t ms) {
     if (ms < 0) snprintf(out, n, "-");
     else if (ms < 1000) snprintf(out, n, "%lldms", (long long)ms);
     else if (ms < 60000) snprintf(out, n, "%.1fs", (double)ms / 1000.0);
@@ -121,10 +128,10 @@ static void status_text(rt__buf *b, const status_row *r) {
         snprintf(step, sizeof step, "%d/%d %s", r->step_index + 1, r->nsteps,
                  r->step ? r->step : "-");
     char progress[24], holder[200] = "-";
-    status_age(progress, sizeof progress, r->since_progress);
+    rt__status_age(progress, sizeof progress, r->since_progress);
     if (r->holder) {
         char hb[24];
-        status_age(hb, sizeof hb, r->heartbeat_age);
+        rt__status_age(hb, sizeof hb, r->heartbeat_age);
         snprintf(holder, sizeof holder, "%s (beat %s ago)", r->holder, hb);
     }
     rt__buf_printf(b, "%-12s %-26s %-11s %-18s %10lld %9.0f %5lld %9s  %-40s %s\n",
@@ -133,11 +140,40 @@ static void status_text(rt__buf *b, const status_row *r) {
                    r->error ? r->error : "");
 }
 
+int rt__status_rows(rt_store *s, const char *sql, int nargs,
+                    const rt_value *args, bool json, const char *header,
+                    rt__status_row_fn row, rt__buf *out) {
+    rt_stmt *st;
+    int rc = rt__store_query(s, sql, nargs, args, &st);
+    rt__buf_puts(out, json ? "{\"runs\":[" : header);
+    bool first = true;
+    while (rc == RT_ROW) {
+        if (json) rt__buf_puts(out, first ? "\n  {" : ",\n  {");
+        row(out, st, json);
+        if (json) rt__buf_puts(out, "}");
+        first = false;
+        rc = s->ops->step(st);
+    }
+    if (json) rt__buf_puts(out, first ? "]}\n" : "\n]}\n");
+    return rc == RT_DONE ? RT_OK : rc;
+}
+
+static void status_row_out(rt__buf *out, rt_stmt *st, bool json) {
+    status_row r;
+    status_read(st, &r);
+    if (json) status_json(out, &r);
+    else status_text(out, &r);
+}
+
 int rt__status_render(rt_store *s, const char *job, int64_t limit, bool json,
                       rt__buf *out) {
     rt_value args[] = {job ? rt_text(job) : rt_null(), rt_int(limit)};
-    rt_stmt *st;
-    int rc = rt__store_query(
+    char header[256];
+    snprintf(header, sizeof header,
+             "%-12s %-26s %-11s %-18s %10s %9s %5s %9s  %-40s %s\n", "JOB",
+             "KEY", "STATUS", "STEP", "ITEMS", "ITEMS/S", "EPOCH", "PROGRESS",
+             "HOLDER", "ERROR");
+    return rt__status_rows(
         s,
         "SELECT r.id, r.job, r.run_key, status, step_index, step_name, "
         "items, step_items, step_total, epoch, attempt, error, created_ms, "
@@ -147,21 +183,5 @@ int rt__status_render(rt_store *s, const char *job, int64_t limit, bool json,
         "l.run_key = r.run_key "
         "WHERE CAST($1 AS TEXT) IS NULL OR r.job = $1 "
         "ORDER BY r.id DESC LIMIT $2",
-        2, args, &st);
-    if (json) rt__buf_puts(out, "{\"runs\":[");
-    else
-        rt__buf_printf(out, "%-12s %-26s %-11s %-18s %10s %9s %5s %9s  %-40s %s\n",
-                       "JOB", "KEY", "STATUS", "STEP", "ITEMS", "ITEMS/S",
-                       "EPOCH", "PROGRESS", "HOLDER", "ERROR");
-    bool first = true;
-    while (rc == RT_ROW) {
-        status_row r;
-        status_read(st, &r);
-        if (json) status_json(out, &r, first);
-        else status_text(out, &r);
-        first = false;
-        rc = s->ops->step(st);
-    }
-    if (json) rt__buf_puts(out, first ? "]}\n" : "\n]}\n");
-    return rc == RT_DONE ? RT_OK : rc;
+        2, args, json, header, status_row_out, out);
 }

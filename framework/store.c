@@ -28,6 +28,14 @@ int rt__store_open(const char *url, rt_store **out, char *err, size_t errlen) {
     return RT_INVALID;
 }
 
+int rt__store_wrap(const char *backend, void *handle, rt_store **out) {
+    *out = NULL;
+    if (!handle) return RT_MISUSE;
+    for (const rt_store_ops *const *b = store_backends; *b; b++)
+        if (!strcmp((*b)->name, backend)) return (*b)->wrap(handle, out);
+    return RT_MISUSE;
+}
+
 void rt__store_close(rt_store *s) {
     if (s) s->ops->close(s);
 }

@@ -28,7 +28,12 @@ struct rt_store {
     int in_tx;            /* a transaction is open */
     struct rt_ctx *ctx;   /* the step context using this store, if any */
     bool single_writer;   /* one writer per database (SQLite) */
+    bool in_process;      /* statements are calls, not round trips
+                             (SQLite): one more costs next to nothing */
     bool fast_takeover;   /* liveness locks are trustworthy here */
+    bool borrowed;        /* wraps the caller's connection: never closed */
+    bool finishing;       /* a stop was requested, but this write must
+                             still wait for the lock (the last status) */
     char errmsg[RT_ERRMSG_MAX];
 };
 
@@ -49,6 +54,12 @@ struct rt_store_ops {
      */
     int (*open)(const char *url, rt_store **out, char *err, size_t errlen);
     void (*close)(rt_store *s); /* NULL is a no-op */
+    /*
+     * Wrap a connection the caller owns (sqlite3 *, PGconn *), to run
+     * ratchet's statements inside the caller's own transaction. close()
+     * then frees ratchet's statements and leaves the connection open.
+     */
+    int (*wrap)(void *handle, rt_store **out);
 
     /* Run SQL text (one or more statements, no parameters) outside a cache. */
     int (*exec_script)(rt_store *s, const char *sql);
@@ -109,6 +120,8 @@ extern const rt_store_ops rt__pg_ops;
 /* Pick the backend for url and open it (see rt_store_ops.open). */
 int rt__store_open(const char *url, rt_store **out, char *err, size_t errlen);
 void rt__store_close(rt_store *s);
+/* rt_store_ops.wrap of the backend named "sqlite" or "postgres". */
+int rt__store_wrap(const char *backend, void *handle, rt_store **out);
 
 /* Thin wrappers: the rest of the code never calls through ops directly. */
 int rt__store_exec_script(rt_store *s, const char *sql);

@@ -337,9 +337,32 @@ static void pg_stmt_free(pg_stmt *c) {
     free(c);
 }
 
+static int pg_wrap(void *handle, rt_store **out) {
+    pg_store *s = rt__xcalloc(1, sizeof *s);
+    s->base.ops = &rt__pg_ops;
+    s->base.url_display = rt__xstrdup("postgres:(the caller's connection)");
+    s->base.borrowed = true;
+    s->conn = handle;
+    /* Statement names of their own for each wrap: one that a failed
+     * transaction kept the caller from deallocating must not collide. */
+    static unsigned serial;
+    s->next_name = __atomic_add_fetch(&serial, 1, __ATOMIC_RELAXED) * 100000u;
+    *out = &s->base;
+    return RT_OK;
+}
+
 static void pg_close(rt_store *base) {
     if (!base) return;
     pg_store *s = (pg_store *)base;
+    if (s->base.borrowed) {
+        /* Leave the caller's session as it was: no statements of ours. */
+        for (int i = 0; i < s->nstmts && s->conn; i++) {
+            char sql[64];
+            snprintf(sql, sizeof sql, "DEALLOCATE %s", s->stmts[i]->name);
+            if (s->stmts[i]->prepared) PQclear(PQexec(s->conn, sql));
+        }
+        s->conn = NULL;
+    }
     for (int i = 0; i < s->nstmts; i++) pg_stmt_free(s->stmts[i]);
     free(s->stmts);
     pg_swap_cancel(s, NULL);
@@ -690,6 +713,7 @@ const rt_store_ops rt__pg_ops = {
     .accepts = pg_accepts,
     .open = pg_open,
     .close = pg_close,
+    .wrap = pg_wrap,
     .exec_script = pg_exec_script,
     .begin = pg_begin,
     .commit = pg_commit,

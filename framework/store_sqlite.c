@@ -88,7 +88,7 @@ static int sqlite_map_rc(sqlite_store *s, int native) {
 /* Backs off 1, 2, 4 ... 50 ms until the timeout; gives up on a stop. */
 static int sqlite_busy(void *arg, int count) {
     sqlite_store *s = arg;
-    if (rt__stop_flag || s->no_wait) return 0;
+    if ((rt__stop_flag && !s->base.finishing) || s->no_wait) return 0;
     static const int delays[] = {1, 2, 5, 10, 15, 20, 25, 25, 25, 50};
     int n = (int)(sizeof delays / sizeof *delays);
     int waited = 0;
@@ -198,6 +198,7 @@ static int sqlite_open(const char *url, rt_store **out, char *err,
     s->base.ops = &rt__sqlite_ops;
     s->base.url_display = rt__xstrdup(url);
     s->base.single_writer = true;
+    s->base.in_process = true;
     s->base.fast_takeover = strcmp(path, ":memory:") != 0;
     s->busy_timeout_ms = busy_ms;
     s->path = path;
@@ -235,6 +236,24 @@ static int sqlite_open(const char *url, rt_store **out, char *err,
     return RT_OK;
 }
 
+static int sqlite_wrap(void *handle, rt_store **out) {
+    sqlite_store *s = rt__xcalloc(1, sizeof *s);
+    s->base.ops = &rt__sqlite_ops;
+    s->base.url_display = rt__xstrdup("sqlite:(the caller's connection)");
+    s->base.single_writer = true;
+    s->base.in_process = true;
+    s->base.borrowed = true;
+    s->busy_timeout_ms = 5000;
+    s->lock_fd = -1;
+    s->db = handle;
+    sqlite3_extended_result_codes(s->db, 1);
+    /* ratchet's SQL calls rt_now_ms(): define it on this connection. */
+    sqlite3_create_function(s->db, "rt_now_ms", 0, SQLITE_UTF8, NULL,
+                            sqlite_now_ms, NULL, NULL);
+    *out = &s->base;
+    return RT_OK;
+}
+
 static void sqlite_close(rt_store *base) {
     if (!base) return;
     sqlite_store *s = (sqlite_store *)base;
@@ -250,9 +269,9 @@ static void sqlite_close(rt_store *base) {
     free(s->stmts);
     /* Stopping against a deadline: leave the WAL for the next open to fold
      * in rather than checkpointing it now (tens of ms on a large WAL). */
-    if (rt__stop_flag && s->db)
+    if (rt__stop_flag && s->db && !s->base.borrowed)
         sqlite3_db_config(s->db, SQLITE_DBCONFIG_NO_CKPT_ON_CLOSE, 1, NULL);
-    sqlite3_close_v2(s->db);
+    if (!s->base.borrowed) sqlite3_close_v2(s->db);
     if (s->lock_fd >= 0) close(s->lock_fd);
     free(s->path);
     free(s->base.url_display);
@@ -533,7 +552,9 @@ static int sqlite_begin(rt_store *base) {
                     return got;
                 }
             }
-            if (rt__stop_flag || rt__mono_ns() >= deadline) break;
+            if ((rt__stop_flag && !s->base.finishing) ||
+                rt__mono_ns() >= deadline)
+                break;
             sqlite_pause_us(1000);
         }
         sqlite_lock_at(s, SQLITE_WAITING, F_UNLCK, F_OFD_SETLK);
@@ -593,6 +614,7 @@ const rt_store_ops rt__sqlite_ops = {
     .accepts = sqlite_accepts,
     .open = sqlite_open,
     .close = sqlite_close,
+    .wrap = sqlite_wrap,
     .exec_script = sqlite_exec_script,
     .begin = sqlite_begin,
     .commit = sqlite_commit,

@@ -219,3 +219,69 @@ char *rt__mask_secrets(const char *text) {
     rt__buf_add(&b, "", 0);
     return b.p ? b.p : rt__xstrdup("");
 }
+
+bool rt__parse_duration_ms(const char *s, int64_t *out) {
+    size_t n = strlen(s);
+    if (!n || n > 30) return false;
+    static const struct { char unit; int64_t ms; } units[] = {
+        {'s', 1000}, {'m', 60000}, {'h', 3600000}, {'d', 86400000}};
+    int64_t mult = 1000;
+    char num[32];
+    memcpy(num, s, n + 1);
+    for (size_t i = 0; i < sizeof units / sizeof units[0]; i++)
+        if (num[n - 1] == units[i].unit) {
+            mult = units[i].ms;
+            num[--n] = '\0';
+        }
+    double v;
+    if (!n || !rt__parse_double(num, &v) || v < 0 || v * (double)mult > 9e15)
+        return false;
+    *out = (int64_t)(v * (double)mult);
+    return true;
+}
+
+bool rt__parse_time_ms(const char *s, int64_t now_ms, int64_t *out) {
+    int64_t d;
+    if (s[0] == '+') {
+        if (!rt__parse_duration_ms(s + 1, &d)) return false;
+        *out = now_ms + d;
+        return true;
+    }
+    int y, mo, da, h, mi, sec, used = 0;
+    if (sscanf(s, "%4d-%2d-%2dT%2d:%2d:%2d%n", &y, &mo, &da, &h, &mi, &sec,
+               &used) != 6 || used != 19)
+        return false;
+    if (mo < 1 || mo > 12 || da < 1 || da > 31 || h > 23 || mi > 59 || sec > 60)
+        return false;
+    const char *p = s + 19;
+    int64_t ms = 0;
+    if (*p == '.') {
+        int digits = 0;
+        for (p++; *p >= '0' && *p <= '9'; p++, digits++)
+            if (digits < 3) ms = ms * 10 + (*p - '0');
+        if (!digits) return false;
+        for (; digits < 3; digits++) ms *= 10;
+    }
+    int64_t offset_s = 0;
+    if (*p == 'Z') {
+        p++;
+    } else if ((*p == '+' || *p == '-') && p[1] && p[2] && p[3] == ':') {
+        int oh, om;
+        if (sscanf(p + 1, "%2d:%2d", &oh, &om) != 2 || oh > 23 || om > 59)
+            return false;
+        offset_s = (*p == '-' ? -1 : 1) * (oh * 3600 + om * 60);
+        p += 6;
+    } else {
+        return false;
+    }
+    if (*p) return false;
+    /* days from civil (proleptic Gregorian), as in signals.c's inverse */
+    int64_t yy = y - (mo <= 2);
+    int64_t era = (yy >= 0 ? yy : yy - 399) / 400;
+    int64_t yoe = yy - era * 400;
+    int64_t doy = (153 * (mo + (mo > 2 ? -3 : 9)) + 2) / 5 + da - 1;
+    int64_t doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+    int64_t days = era * 146097 + doe - 719468;
+    *out = ((days * 86400 + h * 3600 + mi * 60 + sec) - offset_s) * 1000 + ms;
+    return true;
+}

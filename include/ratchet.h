@@ -158,6 +158,13 @@ typedef struct rt_job {
     rt_misfire misfire;
     /* Catch up only a missed slot at most this late; 0 = no limit. */
     int64_t max_lateness_s;
+    /*
+     * Queued runs (`ratchet enqueue`, rt_enqueue): how many starts a run
+     * gets before it is failed (0 = 3), and the cap of the exponential
+     * backoff between them (base 1 s, with jitter; 0 = 300 s).
+     */
+    int max_attempts;
+    int64_t max_backoff_s;
 } rt_job;
 
 /*
@@ -180,6 +187,58 @@ RT_API int rt_main(int argc, char **argv, const rt_job *const *jobs);
  */
 RT_API int rt_wait(const char *db_url, const char *job, const char *key,
                    double timeout_s, char *err, size_t errlen);
+
+/* ---------------------------------------------------------------- queue */
+
+/* What rt_enqueue* inserts besides the job. Zero-initialise it. */
+typedef struct rt_enqueue_opts {
+    const char *key;            /* NULL: a unique key (time + random) */
+    const char *const *params;  /* NULL-ended "NAME=VALUE" strings, or NULL */
+    int64_t run_at_ms;          /* not before (ms since the epoch); 0 = now */
+    int priority;               /* higher is claimed first */
+    int max_attempts;           /* 0: the job's (default 3) */
+} rt_enqueue_opts;
+
+/*
+ * Insert a pending run for workers (`ratchet worker`, `ratchet daemon`) to
+ * claim. Idempotent: a key that exists is left as it is and *created is
+ * false. key_out (may be NULL) receives the run's key. Params are checked
+ * against the job's declared ones (RT_INVALID, err says which). err (may
+ * be NULL) receives a one-line message.
+ *   rt_enqueue         opens its own connection to db_url and commits.
+ *   rt_enqueue_sqlite  runs on the caller's connection, inside the
+ *   rt_enqueue_pg      caller's open transaction (begun by the caller): the
+ *                      run exists exactly when that transaction commits.
+ *                      The schema must exist (`ratchet migrate`).
+ */
+RT_API int rt_enqueue(const char *db_url, const rt_job *job,
+                      const rt_enqueue_opts *opts, char *key_out,
+                      size_t key_len, bool *created, char *err,
+                      size_t errlen);
+struct sqlite3;
+struct pg_conn;
+RT_API int rt_enqueue_sqlite(struct sqlite3 *db, const rt_job *job,
+                             const rt_enqueue_opts *opts, char *key_out,
+                             size_t key_len, bool *created, char *err,
+                             size_t errlen);
+RT_API int rt_enqueue_pg(struct pg_conn *conn, const rt_job *job,
+                         const rt_enqueue_opts *opts, char *key_out,
+                         size_t key_len, bool *created, char *err,
+                         size_t errlen);
+
+/* A run as rt_run_status sees it. Strings live until the next call. */
+typedef struct rt_run_info {
+    int64_t id;
+    const char *status; /* pending running interrupted done failed skipped cancelled */
+    const char *step;   /* the current step's name; NULL when done */
+    int64_t items;
+    int attempt;
+    const char *error;  /* NULL when none */
+} rt_run_info;
+
+/* The state of run (job, key): RT_OK, RT_NOTFOUND, or an error. */
+RT_API int rt_run_status(const char *db_url, const char *job, const char *key,
+                         rt_run_info *info, char *err, size_t errlen);
 
 /* --------------------------------------------------------- run & params */
 
@@ -356,8 +415,6 @@ RT_API int64_t rt_changes(rt_ctx *ctx);
 RT_API const char *rt_backend(const rt_ctx *ctx);
 /* The raw connection for power users; NULL on the other backend. Do not
  * begin, commit or roll back on it: ratchet owns the transaction. */
-struct sqlite3;
-struct pg_conn;
 RT_API struct sqlite3 *rt_sqlite3(rt_ctx *ctx);
 RT_API struct pg_conn *rt_pgconn(rt_ctx *ctx);
 

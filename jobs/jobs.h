@@ -7,5 +7,7 @@
 extern const rt_job rowcopy_job;
 extern const rt_job aggregate_job;
 extern const rt_job tick_job;
+extern const rt_job noop_job;
+extern const rt_job flaky_job;
 
 #endif

@@ -2,6 +2,6 @@
 #include "jobs.h"
 
 static const rt_job *const jobs[] = {&rowcopy_job, &aggregate_job, &tick_job,
-                                    NULL};
+                                    &noop_job,    &flaky_job,     NULL};
 
 int main(int argc, char **argv) { return rt_main(argc, argv, jobs); }

@@ -660,6 +660,213 @@ START_TEST(test_shape_changes) {
 }
 END_TEST
 
+/* The run's rt_run row, every column as stored: PostgreSQL's row literal,
+ * or each SQLite column's type and bytes in hex. */
+static char *cli_run_row(int backend, const char *url, const char *key) {
+    char sql[200];
+    if (backend == H_PG) {
+        snprintf(sql, sizeof sql, "SELECT CAST(r AS TEXT) FROM rt_run r WHERE run_key = '%s'", key);
+        return cli_text(url, sql);
+    }
+    sqlite3 *db = NULL;
+    int rc = sqlite3_open_v2(url + 7, &db, SQLITE_OPEN_READWRITE, NULL);
+    ck_assert_msg(rc == SQLITE_OK, "open %s: %s", url, sqlite3_errstr(rc));
+    snprintf(sql, sizeof sql, "SELECT * FROM rt_run WHERE run_key = '%s'", key);
+    sqlite3_stmt *st = NULL;
+    ck_assert_msg(sqlite3_prepare_v2(db, sql, -1, &st, NULL) == SQLITE_OK, "%s: %s", sql,
+                  sqlite3_errmsg(db));
+    ck_assert_msg(sqlite3_step(st) == SQLITE_ROW, "no rt_run row for key '%s'", key);
+    size_t cap = 1024, len = 0;
+    char *out = malloc(cap);
+    ck_assert(out != NULL);
+    for (int c = 0; c < sqlite3_column_count(st); c++) {
+        int type = sqlite3_column_type(st, c);
+        const unsigned char *p = sqlite3_column_blob(st, c);
+        size_t n = (size_t)sqlite3_column_bytes(st, c);
+        while (len + 2 * n + 64 > cap) {
+            cap *= 2;
+            out = realloc(out, cap);
+            ck_assert(out != NULL);
+        }
+        len += (size_t)snprintf(out + len, cap - len, "%s=%d:", sqlite3_column_name(st, c), type);
+        for (size_t k = 0; k < n; k++) len += (size_t)snprintf(out + len, cap - len, "%02x", p[k]);
+        out[len++] = ';';
+        out[len] = '\0';
+    }
+    sqlite3_finalize(st);
+    sqlite3_close(db);
+    return out;
+}
+
+/* Refused with exit 2, one line containing want; the run's row unchanged. */
+static void cli_refused_row(int backend, const char *url, const char *key,
+                            const char *const *argv, const char *const *env, const char *want) {
+    char *before = cli_run_row(backend, url, key);
+    cli_refused(h_test_bin(), url, url, argv, env, want);
+    char *after = cli_run_row(backend, url, key);
+    ck_assert_msg(!strcmp(before, after), "rt_run row of '%s' changed:\n%s\n%s", key, before,
+                  after);
+    free(before);
+    free(after);
+}
+
+/* shape_log has `count` rows for step, with n = 1..200 each at least once. */
+static void cli_assert_shape_rows(const char *url, const char *step, int64_t count) {
+    char sql[160];
+    snprintf(sql, sizeof sql, "SELECT count(*) FROM shape_log WHERE step = '%s'", step);
+    ck_assert_int_eq(h_query_int(url, sql), count);
+    if (!count) return;
+    snprintf(sql, sizeof sql,
+             "SELECT count(DISTINCT n) FROM shape_log WHERE step = '%s' AND n BETWEEN 1 AND 200",
+             step);
+    ck_assert_int_eq(h_query_int(url, sql), 200);
+}
+
+/* Run key under the first definition [a,b,c], stopped after b's first 100 items. */
+static void cli_shape_stopped_in_b(const char *url, const char *key) {
+    pid_t pid;
+    h_exec(url, "DELETE FROM shape_log");
+    int code = cli_run(h_test_bin(), url, ARGS("run", "shape", "--key", key),
+                       ARGS("RATCHET_TEST_SHAPE_STOP=1"), 30000, &pid);
+    EXPECT_EXIT(pid, code, 75);
+    ck_assert_int_eq(h_query_int(url, "SELECT count(*) FROM shape_log WHERE step = 'a'"), 200);
+    ck_assert_int_eq(h_query_int(url, "SELECT count(*) FROM shape_log WHERE step = 'b'"), 100);
+    cli_assert_status(url, "shape", key, "interrupted");
+}
+
+#define CLI_WAYS_OUT(key)                                                                  \
+    "run it again with --restart-step NAME to continue at step NAME of the new "          \
+    "definition, or discard its progress with 'ratchet reset shape --key " key "'"
+
+/*
+ * Steps renamed, removed, reordered under an unfinished run: refused with
+ * the difference named and the row untouched; --restart-step takes the new
+ * definition and goes on at that step from scratch, keeping the run's items.
+ */
+START_TEST(test_shape_restart_step) {
+    const char *url = h_db_new(_i);
+    cli_work_table = "shape_log";
+    h_migrate(url);
+    h_exec(url, "CREATE TABLE shape_log (step TEXT, n BIGINT)");
+    pid_t pid;
+    int code;
+
+    /* Renamed: b -> x. */
+    cli_shape_stopped_in_b(url, "r");
+    cli_refused_row(_i, url, "r", ARGS("run", "shape", "--key", "r"),
+                    ARGS("RATCHET_TEST_SHAPE=renamed"),
+                    "job shape changed since run 'r' began: step 'b' was renamed or replaced "
+                    "by 'x' (old steps [a,b,c], new [a,x,c]; the run is at step 'b'); "
+                    CLI_WAYS_OUT("r") "\"");
+    /* An unknown step, before anything is touched. */
+    cli_refused_row(_i, url, "r", ARGS("run", "shape", "--key", "r", "--restart-step", "b"),
+                    ARGS("RATCHET_TEST_SHAPE=renamed"),
+                    "job shape has no step 'b' (its steps are [a,x,c])");
+    cli_refused_row(_i, url, "r", ARGS("run", "shape", "--key", "r", "--restart-step="),
+                    ARGS("RATCHET_TEST_SHAPE=renamed"), "--restart-step");
+    code = cli_run(h_test_bin(), url, ARGS("run", "shape", "--key", "r", "--restart-step", "x"),
+                   ARGS("RATCHET_TEST_SHAPE=renamed"), 30000, &pid);
+    EXPECT_EXIT(pid, code, 0);
+    cli_assert_contains(h_stderr(pid), "\"event\":\"restart_step\"");
+    cli_assert_contains(h_stderr(pid), "\"step\":\"x\"");
+    cli_assert_lacks(h_stderr(pid), "\"event\":\"resume\"");
+    cli_assert_status(url, "shape", "r", "done");
+    cli_assert_shape_rows(url, "a", 200);
+    cli_assert_shape_rows(url, "x", 200);
+    cli_assert_shape_rows(url, "c", 200);
+    ck_assert_int_eq(h_query_int(url, "SELECT count(*) FROM shape_log WHERE step = 'b'"), 100);
+    ck_assert_int_eq(h_query_int(url, "SELECT count(*) FROM shape_log"), 700);
+    ck_assert_int_eq(h_query_int(url, "SELECT items FROM rt_run WHERE run_key = 'r'"), 700);
+    cli_assert_text(url, "SELECT steps FROM rt_run WHERE run_key = 'r'", "a\nx\nc");
+    ck_assert_int_eq(h_query_int(url, "SELECT step_index FROM rt_run WHERE run_key = 'r'"), 3);
+    /* Done: no restart, and the new definition is its own now. */
+    cli_refused_row(_i, url, "r", ARGS("run", "shape", "--key", "r", "--restart-step", "c"),
+                    ARGS("RATCHET_TEST_SHAPE=renamed"),
+                    "run 'r' of shape is done; --restart-step continues only an unfinished run");
+    code = cli_run(h_test_bin(), url, ARGS("run", "shape", "--key", "r"),
+                   ARGS("RATCHET_TEST_SHAPE=renamed"), 30000, &pid);
+    EXPECT_EXIT(pid, code, 0);
+    cli_assert_contains(h_stderr(pid), "\"event\":\"already_done\"");
+
+    /* Removed: b is gone; go on at c. */
+    cli_shape_stopped_in_b(url, "m");
+    cli_refused_row(_i, url, "m", ARGS("run", "shape", "--key", "m"),
+                    ARGS("RATCHET_TEST_SHAPE=removed"),
+                    "job shape changed since run 'm' began: step 'b' was removed (old steps "
+                    "[a,b,c], new [a,c]; the run is at step 'b'); " CLI_WAYS_OUT("m") "\"");
+    code = cli_run(h_test_bin(), url, ARGS("run", "shape", "--key", "m", "--restart-step", "c"),
+                   ARGS("RATCHET_TEST_SHAPE=removed"), 30000, &pid);
+    EXPECT_EXIT(pid, code, 0);
+    cli_assert_contains(h_stderr(pid), "\"event\":\"restart_step\"");
+    cli_assert_status(url, "shape", "m", "done");
+    cli_assert_shape_rows(url, "a", 200);
+    cli_assert_shape_rows(url, "c", 200);
+    ck_assert_int_eq(h_query_int(url, "SELECT count(*) FROM shape_log WHERE step = 'b'"), 100);
+    ck_assert_int_eq(h_query_int(url, "SELECT count(*) FROM shape_log"), 500);
+    ck_assert_int_eq(h_query_int(url, "SELECT items FROM rt_run WHERE run_key = 'm'"), 500);
+    cli_assert_text(url, "SELECT steps FROM rt_run WHERE run_key = 'm'", "a\nc");
+
+    /* Reordered to [a,c,b]: restart b (now last) from scratch; it stops
+     * after 100 items again, and a plain run resumes it by name. */
+    cli_shape_stopped_in_b(url, "o");
+    cli_refused_row(_i, url, "o", ARGS("run", "shape", "--key", "o"),
+                    ARGS("RATCHET_TEST_SHAPE=reordered"),
+                    "job shape changed since run 'o' began: steps were reordered (old steps "
+                    "[a,b,c], new [a,c,b]; the run is at step 'b'); " CLI_WAYS_OUT("o") "\"");
+    code = cli_run(h_test_bin(), url, ARGS("run", "shape", "--key", "o", "--restart-step", "b"),
+                   ARGS("RATCHET_TEST_SHAPE=reordered", "RATCHET_TEST_SHAPE_STOP=1"), 30000,
+                   &pid);
+    EXPECT_EXIT(pid, code, 75);
+    cli_assert_contains(h_stderr(pid), "\"event\":\"restart_step\"");
+    cli_assert_status(url, "shape", "o", "interrupted");
+    ck_assert_int_eq(h_query_int(url, "SELECT step_index FROM rt_run WHERE run_key = 'o'"), 2);
+    cli_assert_text(url, "SELECT step_name FROM rt_run WHERE run_key = 'o'", "b");
+    ck_assert_int_eq(h_query_int(url, "SELECT step_items FROM rt_run WHERE run_key = 'o'"), 100);
+    ck_assert_int_eq(h_query_int(url, "SELECT cursor_int FROM rt_run WHERE run_key = 'o'"), 100);
+    ck_assert_int_eq(h_query_int(url, "SELECT items FROM rt_run WHERE run_key = 'o'"), 400);
+    ck_assert_int_eq(h_query_int(url, "SELECT count(*) FROM shape_log WHERE step = 'b'"), 200);
+    code = cli_run(h_test_bin(), url, ARGS("run", "shape", "--key", "o"),
+                   ARGS("RATCHET_TEST_SHAPE=reordered"), 30000, &pid);
+    EXPECT_EXIT(pid, code, 0);
+    cli_assert_contains(h_stderr(pid), "\"event\":\"resume\"");
+    cli_assert_status(url, "shape", "o", "done");
+    cli_assert_shape_rows(url, "a", 200);
+    cli_assert_shape_rows(url, "b", 300); /* 1..100 twice, 101..200 once */
+    ck_assert_int_eq(h_query_int(url, "SELECT count(DISTINCT n) FROM shape_log WHERE step = 'b' "
+                                      "AND n > 100"),
+                     100);
+    ck_assert_int_eq(h_query_int(url, "SELECT count(*) FROM shape_log WHERE step = 'c'"), 0);
+    ck_assert_int_eq(h_query_int(url, "SELECT items FROM rt_run WHERE run_key = 'o'"), 500);
+    cli_assert_text(url, "SELECT steps FROM rt_run WHERE run_key = 'o'", "a\nc\nb");
+
+    /* The same definition: restart a step from scratch. */
+    cli_shape_stopped_in_b(url, "u");
+    code = cli_run(h_test_bin(), url, ARGS("run", "shape", "--key", "u", "--restart-step=b"),
+                   NULL, 30000, &pid);
+    EXPECT_EXIT(pid, code, 0);
+    cli_assert_contains(h_stderr(pid), "\"event\":\"restart_step\"");
+    cli_assert_lacks(h_stderr(pid), "current steps");
+    cli_assert_shape_rows(url, "a", 200);
+    cli_assert_shape_rows(url, "b", 300);
+    cli_assert_shape_rows(url, "c", 200);
+    ck_assert_int_eq(h_query_int(url, "SELECT items FROM rt_run WHERE run_key = 'u'"), 700);
+
+    /* No such run: refused, and none is created. */
+    cli_refused(h_test_bin(), url, url,
+                ARGS("run", "shape", "--key", "nosuch", "--restart-step", "a"), NULL,
+                "run 'nosuch' of shape does not exist");
+    ck_assert_int_eq(h_query_int(url, "SELECT count(*) FROM rt_run WHERE run_key = 'nosuch'"), 0);
+    cli_refused(h_test_bin(), url, url, ARGS("run", "shape", "--restart-step", "a"), NULL,
+                "shape has no unfinished run");
+
+    /* A failed run: refused too. */
+    code = cli_run(h_test_bin(), url, ARGS("run", "fail", "--key", "f"), NULL, 30000, &pid);
+    EXPECT_EXIT(pid, code, 1);
+    cli_refused_row(_i, url, "f", ARGS("run", "fail", "--key", "f", "--restart-step", "boom"),
+                    NULL, "run 'f' of fail is failed; --restart-step continues only");
+}
+END_TEST
+
 /* ------------------------------------------- 6. fenced takeover between processes */
 
 /*
@@ -911,6 +1118,7 @@ START_TEST(test_help_version) {
     EXPECT_EXIT(pid, code, 0);
     cli_assert_contains(h_stdout(pid), "usage: ratchet [--db URL] run JOB");
     cli_assert_contains(h_stdout(pid), "--grace");
+    cli_assert_contains(h_stdout(pid), "--restart-step NAME");
 
     code = cli_run(h_bin(), url, ARGS("run", "--help"), NULL, 30000, &pid);
     EXPECT_EXIT(pid, code, 0);
@@ -965,6 +1173,7 @@ Suite *cli_suite(void) {
     cli_add(s, "deadline", test_deadline, 60, true);
     cli_add(s, "bad_input", test_bad_input, 120, true);
     cli_add(s, "shape", test_shape_changes, 60, true);
+    cli_add(s, "shape_restart", test_shape_restart_step, 60, true);
     cli_add(s, "fenced", test_fenced_takeover, 120, true);
     cli_add(s, "fail", test_fail_and_reset, 60, true);
     cli_add(s, "cursorbytes_sigkill", test_cursorbytes_sigkill, 120, true);

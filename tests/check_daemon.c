@@ -329,6 +329,33 @@ START_TEST(test_sigterm_mid_run) {
 }
 END_TEST
 
+/* ------------------------------- the daemon is scheduler and worker too */
+
+START_TEST(test_daemon_runs_queue) {
+    const char *url = h_db_new(_i);
+    h_migrate(url);
+    for (int k = 0; k < 5; k++) {
+        char key[16];
+        snprintf(key, sizeof key, "q%d", k);
+        pid_t e = h_spawn(h_bin(), url, ARGS("enqueue", "noop", "--key", key), NULL);
+        EXPECT_EXIT(e, h_wait(e, 20000), 0);
+    }
+    pid_t d = h_spawn(h_bin(), url, ARGS("daemon", "--schedule", "tick=@hourly"), NULL);
+    ck_assert_msg(h_await_int(url, "SELECT count(*) FROM rt_run WHERE job = 'noop' AND "
+                                   "status = 'done'", 5, 20000), "%s", h_stderr(d));
+    daemon_stop(d);
+    /* --workers 0: schedules only; the queue waits. */
+    pid_t e = h_spawn(h_bin(), url, ARGS("enqueue", "noop", "--key", "later"), NULL);
+    EXPECT_EXIT(e, h_wait(e, 20000), 0);
+    d = h_spawn(h_bin(), url, ARGS("daemon", "--schedule", "tick=@hourly", "--workers", "0"),
+                NULL);
+    ck_assert(h_await_stderr(d, EVENT("daemon_start"), 20000));
+    ck_assert(!h_await_int(url, "SELECT count(*) FROM rt_run WHERE run_key = 'later' AND "
+                                "status = 'done'", 1, 1000));
+    daemon_stop(d);
+}
+END_TEST
+
 /* ------------------------------------------------ systemd notifications */
 
 START_TEST(test_sd_notify) {
@@ -398,11 +425,7 @@ START_TEST(test_bad_input) {
         {ARGS("daemon", "--frobnicate"), "unknown option"},
     };
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
-        pid_t p = h_spawn(h_bin(), url, cases[i].argv, NULL);
-        EXPECT_EXIT(p, h_wait(p, 10000), 2);
-        ck_assert_msg(strstr(h_stderr(p), cases[i].says), "case %zu: want '%s' in:\n%s", i,
-                      cases[i].says, h_stderr(p));
-        ck_assert_int_eq(h_count_lines(h_stderr(p)), 1);
+        h_expect_usage(h_bin(), url, cases[i].argv, cases[i].says);
         /* Refused before the database was touched. */
         struct stat sb;
         ck_assert_msg(stat(path, &sb) != 0, "case %zu created the database", i);
@@ -422,6 +445,7 @@ Suite *daemon_suite(void) {
     tcase_add_loop_test(tc, test_killed_daemon_healed, 0, n);
     tcase_add_loop_test(tc, test_misfire, 0, n);
     tcase_add_loop_test(tc, test_sigterm_mid_run, 0, n);
+    tcase_add_loop_test(tc, test_daemon_runs_queue, 0, n);
     tcase_add_test(tc, test_sd_notify);
     tcase_add_test(tc, test_bad_input);
     suite_add_tcase(s, tc);

@@ -10,6 +10,8 @@ int main(void) {
     srunner_add_suite(sr, lease_suite());
     srunner_add_suite(sr, cron_suite());
     srunner_add_suite(sr, daemon_suite());
+    srunner_add_suite(sr, queue_suite());
+    srunner_add_suite(sr, ops_suite());
     srunner_run_all(sr, CK_NORMAL);
     int failed = srunner_ntests_failed(sr);
     srunner_free(sr);

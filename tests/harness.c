@@ -382,3 +382,11 @@ void h_migrate(const char *url) {
     int code = h_wait(pid, 30000);
     ck_assert_msg(code == 0, "migrate: exit %d; stderr:\n%s", code, h_stderr(pid));
 }
+
+void h_expect_usage(const char *bin, const char *url, const char *const *argv,
+                    const char *says) {
+    pid_t p = h_spawn(bin, url, argv, NULL);
+    EXPECT_EXIT(p, h_wait(p, 10000), 2);
+    ck_assert_msg(strstr(h_stderr(p), says), "want '%s' in:\n%s", says, h_stderr(p));
+    ck_assert_int_eq(h_count_lines(h_stderr(p)), 1);
+}

@@ -70,6 +70,13 @@ void h_assert_rowcopy_exact(const char *url);
 /* `ratchet migrate` on url (creates the database), which must exit 0. */
 void h_migrate(const char *url);
 
+/*
+ * Run bin with argv on url and assert a usage error: exit 2 and exactly one
+ * line on stderr that contains says.
+ */
+void h_expect_usage(const char *bin, const char *url, const char *const *argv,
+                    const char *says);
+
 /* Monotonic milliseconds. */
 int64_t h_now_ms(void);
 

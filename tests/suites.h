@@ -9,5 +9,7 @@ Suite *pg_suite(void);
 Suite *lease_suite(void);
 Suite *cron_suite(void);
 Suite *daemon_suite(void);
+Suite *queue_suite(void);
+Suite *ops_suite(void);
 
 #endif

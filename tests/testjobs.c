@@ -84,6 +84,7 @@ static const rt_step shape_v1[] = {{"a", shape_step}, {"b", shape_step}, {"c", s
 static const rt_step shape_renamed[] = {{"a", shape_step}, {"x", shape_step}, {"c", shape_step}, {NULL, NULL}};
 static const rt_step shape_appended[] = {{"a", shape_step}, {"b", shape_step}, {"c", shape_step}, {"d", shape_step}, {NULL, NULL}};
 static const rt_step shape_removed[] = {{"a", shape_step}, {"c", shape_step}, {NULL, NULL}};
+static const rt_step shape_reordered[] = {{"a", shape_step}, {"c", shape_step}, {"b", shape_step}, {NULL, NULL}};
 
 static rt_job shape_job = {.name = "shape", .steps = shape_v1};
 
@@ -260,9 +261,10 @@ int main(int argc, char **argv) {
     if (shape && !strcmp(shape, "renamed")) shape_job.steps = shape_renamed;
     if (shape && !strcmp(shape, "appended")) shape_job.steps = shape_appended;
     if (shape && !strcmp(shape, "removed")) shape_job.steps = shape_removed;
+    if (shape && !strcmp(shape, "reordered")) shape_job.steps = shape_reordered;
     const rt_job *const jobs[] = {&rowcopy_job, &aggregate_job, &hang_job, &shape_job,
                                   &fail_job, &cursorbytes_job, &looseparams_job, &longsql_job,
                                   &pgsettings_job, &slowstep_job, &keyed_job, &tick_keyed_job,
-                                  NULL};
+                                  &tick_job, &noop_job, &flaky_job, NULL};
     return rt_main(argc, argv, jobs);
 }

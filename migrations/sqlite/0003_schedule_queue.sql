@@ -1,6 +1,16 @@
--- Scheduled runs: slot_ms is the cron slot a run was created for (NULL for
--- runs started by hand), and a slot can be recorded as 'skipped' (the job was
--- still running, or the slot was missed while no daemon ran).
+-- Scheduled and queued runs.
+--   slot_ms           the cron slot a run was created for (NULL otherwise);
+--                     a slot can be 'skipped' (the job was still running, or
+--                     the slot was missed while no daemon ran)
+--   queued            1: enqueued, workers claim it (priority, then run_at_ms,
+--                     then age); 0: started by `run`
+--   priority          higher first
+--   run_at_ms         not before this time (enqueue --run-at, retry backoff)
+--   max_attempts      failed attempts (a step's error, or a crash of the
+--                     process running it) before the run fails; NULL: the
+--                     job's default
+--   failures          failed attempts so far
+--   cancel_requested  1: stop at the next item boundary, end 'cancelled'
 --
 -- SQLite cannot change a CHECK constraint in place, so rt_run is rebuilt.
 -- rt_param is rebuilt first, pointing at the new table: dropping the old
@@ -12,7 +22,7 @@ CREATE TABLE rt_run_new (
     run_key      TEXT    NOT NULL,
     status       TEXT    NOT NULL
                  CHECK (status IN ('pending', 'running', 'interrupted', 'done',
-                                   'failed', 'skipped')),
+                                   'failed', 'skipped', 'cancelled')),
     fingerprint  TEXT    NOT NULL,
     steps        TEXT    NOT NULL,
     step_index   INTEGER NOT NULL DEFAULT 0,
@@ -30,6 +40,12 @@ CREATE TABLE rt_run_new (
     updated_ms   INTEGER NOT NULL,
     finished_ms  INTEGER,
     slot_ms      INTEGER,
+    queued       INTEGER NOT NULL DEFAULT 0,
+    priority     INTEGER NOT NULL DEFAULT 0,
+    run_at_ms    INTEGER,
+    max_attempts INTEGER,
+    cancel_requested INTEGER NOT NULL DEFAULT 0,
+    failures     INTEGER NOT NULL DEFAULT 0,
     UNIQUE (job, run_key)
 );
 INSERT INTO rt_run_new (id, job, run_key, status, fingerprint, steps,
@@ -55,3 +71,4 @@ ALTER TABLE rt_run_new RENAME TO rt_run;
 ALTER TABLE rt_param_new RENAME TO rt_param;
 CREATE INDEX rt_run_job_status ON rt_run (job, status, id);
 CREATE INDEX rt_run_job_slot ON rt_run (job, slot_ms);
+CREATE INDEX rt_run_queue ON rt_run (queued, status, priority, run_at_ms);
