@@ -36,7 +36,7 @@
 
 #define WORKER_IDLE_MS 50
 #define WORKER_HEAL_MS 500
-#define WORKER_PICK 32
+#define WORKER_PICK 32 /* heal reads up to 32; claims 8 */
 
 typedef struct worker {
     const rt__worker_opts *o;
@@ -84,13 +84,18 @@ static int worker_candidates(worker *w, pick *out, int *n, bool heal) {
         heal ? "SELECT job, run_key, priority FROM rt_run WHERE queued = 1 AND "
                "status = 'running' AND cancel_requested = 0 ORDER BY id "
                "LIMIT 32"
-             : "SELECT r.job, r.run_key, r.priority FROM rt_run r WHERE "
-               "r.queued = 1 AND r.status IN ('pending', 'interrupted', "
-               "'running') AND r.cancel_requested = 0 AND (r.run_at_ms IS "
-               "NULL OR r.run_at_ms <= rt_now_ms()) AND NOT EXISTS (SELECT 1 "
-               "FROM rt_lease l WHERE l.scope = r.job OR l.scope = r.job || "
-               "'/' || r.run_key) ORDER BY r.priority DESC, "
-               "coalesce(r.run_at_ms, r.created_ms), r.id LIMIT 32",
+             /* The inner query walks rt_run_claim in claim order and
+              * skips jobs whose job-wide lease is held; the outer one
+              * skips keys held. Either way a claim reads a few rows. */
+             : "SELECT r.job, r.run_key, r.priority FROM (SELECT job, run_key, "
+               "priority, run_at_ms, created_ms, id FROM rt_run WHERE queued = "
+               "1 AND status IN ('pending', 'interrupted', 'running') AND "
+               "cancel_requested = 0 AND (run_at_ms IS NULL OR run_at_ms <= "
+               "rt_now_ms()) AND job NOT IN (SELECT scope FROM rt_lease) "
+               "ORDER BY priority DESC, coalesce(run_at_ms, created_ms), id "
+               "LIMIT 64) r WHERE NOT EXISTS (SELECT 1 FROM rt_lease l WHERE "
+               "l.scope = r.job || '/' || r.run_key) ORDER BY r.priority DESC, "
+               "coalesce(r.run_at_ms, r.created_ms), r.id LIMIT 8",
         0, NULL, &st);
     while (rc == RT_ROW) {
         const char *job = w->s->ops->column_text(st, 0);

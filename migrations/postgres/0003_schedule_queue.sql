@@ -23,4 +23,7 @@ ALTER TABLE rt_run ADD COLUMN max_attempts integer;
 ALTER TABLE rt_run ADD COLUMN cancel_requested integer NOT NULL DEFAULT 0;
 ALTER TABLE rt_run ADD COLUMN failures integer NOT NULL DEFAULT 0;
 CREATE INDEX rt_run_job_slot ON rt_run (job, slot_ms);
-CREATE INDEX rt_run_queue ON rt_run (queued, status, priority, run_at_ms);
+-- Workers claim in this order; the partial index holds only claimable runs,
+-- so a claim reads a few rows however long the queue's history is.
+CREATE INDEX rt_run_claim ON rt_run (priority DESC, coalesce(run_at_ms, created_ms), id)
+    WHERE queued = 1 AND status IN ('pending', 'interrupted', 'running');

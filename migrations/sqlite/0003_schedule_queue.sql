@@ -71,4 +71,7 @@ ALTER TABLE rt_run_new RENAME TO rt_run;
 ALTER TABLE rt_param_new RENAME TO rt_param;
 CREATE INDEX rt_run_job_status ON rt_run (job, status, id);
 CREATE INDEX rt_run_job_slot ON rt_run (job, slot_ms);
-CREATE INDEX rt_run_queue ON rt_run (queued, status, priority, run_at_ms);
+-- Workers claim in this order; the partial index holds only claimable runs,
+-- so a claim reads a few rows however long the queue's history is.
+CREATE INDEX rt_run_claim ON rt_run (priority DESC, coalesce(run_at_ms, created_ms), id)
+    WHERE queued = 1 AND status IN ('pending', 'interrupted', 'running');

@@ -21,6 +21,20 @@
  *                 takeover line and first commit, TAKEOVER_TRIALS trials
  *   memory        peak RSS (wait4 ru_maxrss) of whole runs of MEM_SMALL and
  *                 MEM_BIG rows, MEM_REPS each, alternating
+ *   queue         QUEUE_RUNS queued runs of the built-in noop job (the first
+ *                 by `ratchet enqueue`, the rest copies of its row inserted
+ *                 in one transaction) worked off by `ratchet worker
+ *                 --concurrency 4`: runs/s from the first run's started_ms to
+ *                 the last one's finished_ms, and from spawning the pool to
+ *                 the bench's poll seeing no run left; QUEUE_REPS trials,
+ *                 each on a fresh database; the pool must exit 0 on SIGTERM
+ *   schedule      three `ratchet daemon --schedule 'tick=* * * * * *'`
+ *                 replicas on one fresh database for SCHEDULE_S seconds
+ *                 (started 100 ms after a wall-clock second), then SIGTERM
+ *                 (each must exit 0); lateness of each slot's run = tick's
+ *                 step start_ms (tick_log) - the slot (rt_run.slot_ms), read
+ *                 with the bench's own connection; dies when a slot ran
+ *                 twice or fewer than SCHEDULE_S-3 slots ran
  * A size NAME is read from BENCH_SQLITE_NAME or BENCH_PG_NAME, else
  * BENCH_NAME, else the backend's default (main() below).
  *
@@ -28,7 +42,8 @@
  * directory under $TMPDIR or /tmp); PostgreSQL when BENCH_PG_URL (a libpq
  * conninfo or URI of a role that may CREATE DATABASE) is set: a fresh
  * database per run. BENCH_ONLY=sqlite|postgres and
- * BENCH_PARTS=copy,stop,resume,takeover,memory select what runs.
+ * BENCH_PARTS=copy,stop,resume,takeover,memory,queue,schedule select what
+ * runs.
  */
 #define _GNU_SOURCE
 #include <errno.h>
@@ -1086,9 +1101,326 @@ static void bench_takeover(int bi) {
          median(&to_commit));
 }
 
+/* A connection of the bench's own to a backend's database, kept open. */
+typedef struct dbconn {
+    PGconn *pg;
+    sqlite3 *db;
+} dbconn;
+
+static void dbc_open(const backend *b, const char *spec, dbconn *c) {
+    c->pg = NULL;
+    c->db = NULL;
+    if (b->pg_url) {
+        c->pg = PQconnectdb(spec);
+        if (PQstatus(c->pg) != CONNECTION_OK) die("connect: %s", PQerrorMessage(c->pg));
+        return;
+    }
+    if (sqlite3_open(spec, &c->db) != SQLITE_OK) die("open %s", spec);
+    sqlite3_busy_timeout(c->db, 10000);
+}
+
+static void dbc_close(dbconn *c) {
+    if (c->pg) PQfinish(c->pg);
+    if (c->db) sqlite3_close(c->db);
+    c->pg = NULL;
+    c->db = NULL;
+}
+
+/*
+ * The integers a query returns, row by row and column by column, into out
+ * (at most cap); returns how many there were (all of them, also beyond cap).
+ * NULL reads as 0.
+ */
+static int dbc_ints(dbconn *c, const char *sql, int64_t *out, int cap) {
+    int n = 0;
+    if (c->pg) {
+        PGresult *res = PQexec(c->pg, sql);
+        if (PQresultStatus(res) != PGRES_TUPLES_OK)
+            die("%s: %s", sql, PQresultErrorMessage(res));
+        for (int r = 0; r < PQntuples(res); r++)
+            for (int k = 0; k < PQnfields(res); k++, n++)
+                if (n < cap) out[n] = strtoll(PQgetvalue(res, r, k), NULL, 10);
+        PQclear(res);
+        return n;
+    }
+    sqlite3_stmt *st;
+    if (sqlite3_prepare_v2(c->db, sql, -1, &st, NULL) != SQLITE_OK)
+        die("%s: %s", sql, sqlite3_errmsg(c->db));
+    int rc;
+    while ((rc = sqlite3_step(st)) == SQLITE_ROW)
+        for (int k = 0; k < sqlite3_column_count(st); k++, n++)
+            if (n < cap) out[n] = sqlite3_column_int64(st, k);
+    if (rc != SQLITE_DONE) die("%s: %s", sql, sqlite3_errmsg(c->db));
+    sqlite3_finalize(st);
+    return n;
+}
+
+/* dbc_ints on a connection of its own. */
+static int db_ints(const backend *b, const char *spec, const char *sql,
+                   int64_t *out, int cap) {
+    dbconn c;
+    dbc_open(b, spec, &c);
+    int n = dbc_ints(&c, sql, out, cap);
+    dbc_close(&c);
+    return n;
+}
+
+static int64_t wall_ms(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+/*
+ * Scheduling lateness: three daemons on one fresh database schedule the
+ * built-in tick job every second (each slot is one run, keyed by the slot
+ * time; the daemon whose insert created it starts it in a child process
+ * 300 ms ahead, which waits for the slot). They are started 100 ms after a
+ * wall-clock second, so the first slot is ~900 ms away (steady state, not a
+ * daemon's start racing a slot), and stopped SCHEDULE_S seconds later, also
+ * ~100 ms after a slot. Their logs are drained meanwhile (a full pipe would
+ * block them) and misfire, slot_skipped and pick_up lines shown and counted
+ * (none is expected: every slot's run is started by its creator). Lateness:
+ * tick's start_ms (wall clock when its step began) - rt_run.slot_ms.
+ */
+static void bench_schedule(int bi) {
+    const backend *b = &backends[bi];
+    int64_t secs = benv(b, "SCHEDULE_S", 20, 20, 4);
+    char url[4200], spec[4200], line[4096];
+    db_for(b, "schedule", url, sizeof url, spec, sizeof spec);
+    const char *argv[] = {ratchet_bin, "--db", url, "daemon", "--schedule",
+                          "tick=* * * * * *", NULL};
+    enum { NREP = 3 };
+    child d[NREP];
+    int misfire = 0, skipped = 0, pick_up = 0, errors = 0;
+    char last_err[4096] = "";
+    int64_t w = wall_ms();
+    sleep_ms((double)((1100 - w % 1000) % 1000));
+    note("%s schedule: 3 daemons, tick every second, %lld s", b->name,
+         (long long)secs);
+    for (int i = 0; i < NREP; i++) child_spawn(&d[i], argv, "info");
+    int64_t end = now_ns() + secs * 1000000000;
+    for (int64_t left; (left = (end - now_ns()) / 1000000) > 0;) {
+        struct pollfd p[NREP];
+        for (int i = 0; i < NREP; i++)
+            p[i] = (struct pollfd){d[i].err_fd, POLLIN, 0};
+        int r = poll(p, NREP, (int)left);
+        if (r < 0 && errno != EINTR) die("poll: %s", strerror(errno));
+        for (int i = 0; i < NREP && r > 0; i++) {
+            if (!p[i].revents) continue;
+            int got;
+            while ((got = child_line(&d[i], line, sizeof line, 5)) == 1) {
+                bool odd = true;
+                if (is_event(line, "misfire")) misfire++;
+                else if (is_event(line, "slot_skipped")) skipped++;
+                else if (is_event(line, "pick_up")) pick_up++;
+                else odd = false;
+                if (odd) note("%s schedule: daemon %d: %s", b->name, i + 1, line);
+                if (strstr(line, "\"level\":\"error\"")) {
+                    errors++;
+                    snprintf(last_err, sizeof last_err, "%s", line);
+                }
+            }
+            if (got == 0) { /* stop the others: daemons do not end by themselves */
+                for (int k = 0; k < NREP; k++) kill(d[k].pid, SIGTERM);
+                die("schedule: daemon %d closed its stderr (exit code %d)", i + 1,
+                    child_wait(&d[i], NULL));
+            }
+        }
+    }
+    for (int i = 0; i < NREP; i++)
+        if (kill(d[i].pid, SIGTERM)) die("kill: %s", strerror(errno));
+    for (int i = 0; i < NREP; i++) {
+        int code = child_wait(&d[i], NULL);
+        child_close(&d[i]);
+        if (code != 0) die("schedule: daemon %d exited %d, not 0", i + 1, code);
+    }
+    if (errors) note("%s schedule: %d error line(s) from the daemons, last: %s",
+                     b->name, errors, last_err);
+    int64_t cnt[2];
+    if (db_ints(b, spec, "SELECT count(*), count(DISTINCT run_key) FROM tick_log",
+                cnt, 2) != 2)
+        die("schedule: no counts from tick_log");
+    if (cnt[0] != cnt[1])
+        die("schedule: %lld tick_log rows but %lld distinct slots: a slot ran twice",
+            (long long)cnt[0], (long long)cnt[1]);
+    if (cnt[0] < secs - 3)
+        die("schedule: %lld slots ran in %lld s, want at least %lld",
+            (long long)cnt[0], (long long)secs, (long long)(secs - 3));
+    static int64_t late[MAX_SAMPLES];
+    int n = db_ints(b, spec,
+                    "SELECT t.start_ms - r.slot_ms FROM tick_log t JOIN rt_run r "
+                    "ON r.job = 'tick' AND r.run_key = t.run_key",
+                    late, MAX_SAMPLES);
+    if (n != cnt[0])
+        die("schedule: %d of %lld tick_log rows have a run with a slot", n,
+            (long long)cnt[0]);
+    if (n > MAX_SAMPLES) n = MAX_SAMPLES;
+    samples s = {0};
+    for (int i = 0; i < n; i++) add(&s, (double)late[i]);
+    db_drop(b, spec);
+    /* Whole milliseconds: start_ms and slot_ms are integer ms. */
+    char label[96];
+    snprintf(label, sizeof label, "schedule: slot → step start, ms, 3 replicas (n=%d)", n);
+    row_set(label, bi, 0, "p50 %.0f, p99 %.0f [%.0f–%.0f]", percentile(&s, 50),
+            percentile(&s, 99), smin(&s), smax(&s));
+    note("%s schedule: %d slots, lateness p50 %.0f ms, p99 %.0f ms, max %.0f ms; "
+         "misfire %d, slot_skipped %d, pick_up %d lines", b->name, n,
+         percentile(&s, 50), percentile(&s, 99), smax(&s), misfire, skipped, pick_up);
+    if (verbose) {
+        char all[4096] = "";
+        for (int i = 0; i < n; i++)
+            snprintf(all + strlen(all), sizeof all - strlen(all), " %lld",
+                     (long long)late[i]);
+        note("%s schedule: lateness ms:%s", b->name, all);
+    }
+}
+
+/*
+ * Queue throughput: QUEUE_RUNS queued runs of the built-in noop job (one
+ * empty step, a lease per key, so runs spread over all workers) with
+ * distinct keys on a fresh database, worked off by `ratchet worker
+ * --concurrency 4` (RATCHET_LOG_LEVEL=warn: no lines per run), QUEUE_REPS
+ * trials. The first run is enqueued by `ratchet enqueue` (which also creates
+ * the schema); the others are copies of its row under other keys, inserted
+ * by one SQL statement (one transaction), so the queue holds exactly what
+ * enqueue writes without a process per run. The bench polls the number of
+ * unfinished runs on a connection of its own, every 2 % of the time so far
+ * (20-500 ms), and drains the pool's log meanwhile. Rate: QUEUE_RUNS ÷ (max(finished_ms) - min(started_ms)), the
+ * database's clock from the first claim to the last completion; the second
+ * row divides by the wall-clock span from spawning the pool to the poll that
+ * saw no run left, so it includes the pool's start and up to one poll
+ * interval. Then SIGTERM: the pool must exit 0, and every run must be done.
+ * Runs that took more than one attempt are counted (in the notes).
+ */
+static void bench_queue(int bi) {
+    const backend *b = &backends[bi];
+    int64_t n = benv(b, "QUEUE_RUNS", 5000, 5000, 1);
+    int64_t trials = benv(b, "QUEUE_REPS", 3, 3, 1);
+    int64_t timeout_s = benv(b, "QUEUE_TIMEOUT_S", 900, 900, 1);
+    if (trials > MAX_SAMPLES) trials = MAX_SAMPLES;
+    samples rate = {0}, rate_wall = {0};
+    int64_t retried_all = 0;
+    char line[4096];
+    note("%s queue: %lld no-op runs, 4 workers, %lld trials", b->name,
+         (long long)n, (long long)trials);
+    for (int64_t t = 0; t < trials; t++) {
+        char url[4200], spec[4200];
+        db_for(b, "queue", url, sizeof url, spec, sizeof spec);
+        const char *argv_e[] = {ratchet_bin, "--db", url, "enqueue", "noop",
+                                "--key", "k0", NULL};
+        child c;
+        child_spawn(&c, argv_e, "warn");
+        char *out = slurp(c.out_fd);
+        char *err = slurp(c.err_fd);
+        int code = child_wait(&c, NULL);
+        child_close(&c);
+        if (code != 0) die("queue: ratchet enqueue exited %d: %s%s", code, out, err);
+        free(out);
+        free(err);
+        if (n > 1)
+            db_sql(b, spec,
+                   "WITH RECURSIVE g(i) AS (SELECT 1 UNION ALL SELECT i + 1 "
+                   "FROM g WHERE i < $1) INSERT INTO rt_run (job, run_key, "
+                   "status, fingerprint, steps, step_index, step_name, queued, "
+                   "priority, created_ms, updated_ms) SELECT r.job, 'k' || g.i, "
+                   "r.status, r.fingerprint, r.steps, r.step_index, "
+                   "r.step_name, r.queued, r.priority, r.created_ms, "
+                   "r.updated_ms FROM rt_run r, g WHERE r.job = 'noop' AND "
+                   "r.run_key = 'k0'",
+                   "i", n - 1);
+        dbconn q;
+        dbc_open(b, spec, &q);
+        int64_t v[5] = {0};
+        dbc_ints(&q,
+                 "SELECT count(DISTINCT run_key) FROM rt_run WHERE job = 'noop' "
+                 "AND status = 'pending' AND queued = 1",
+                 v, 1);
+        if (v[0] != n)
+            die("queue: %lld pending queued runs, want %lld", (long long)v[0],
+                (long long)n);
+
+        const char *argv_w[] = {ratchet_bin, "--db", url, "worker",
+                                "--concurrency", "4", NULL};
+        child w;
+        int lines = 0;
+        child_spawn(&w, argv_w, "warn");
+        int64_t deadline = w.spawned_ns + timeout_s * 1000000000, t_done;
+        for (;;) {
+            /* Every 2 % of the time so far (20-500 ms): the wall-clock row
+             * stays within ~2 %, and the bench's count costs the server
+             * little CPU on a long trial. */
+            int64_t every = (now_ns() - w.spawned_ns) / 50000000;
+            every = every < 20 ? 20 : every > 500 ? 500 : every;
+            struct pollfd p = {w.err_fd, POLLIN, 0};
+            int r = poll(&p, 1, (int)every);
+            if (r < 0 && errno != EINTR) die("poll: %s", strerror(errno));
+            if (r > 0) {
+                int got;
+                while ((got = child_line(&w, line, sizeof line, 5)) == 1)
+                    if (lines++ < 5) note("%s queue: worker: %s", b->name, line);
+                if (got == 0)
+                    die("queue: the worker pool closed its stderr (exit code %d)",
+                        child_wait(&w, NULL));
+            }
+            dbc_ints(&q,
+                     "SELECT count(*) FROM rt_run WHERE job = 'noop' AND "
+                     "status IN ('pending', 'running', 'interrupted')",
+                     v, 1);
+            if (v[0] == 0) {
+                t_done = now_ns();
+                break;
+            }
+            if (now_ns() > deadline) {
+                kill(w.pid, SIGTERM);
+                die("queue: %lld of %lld runs still unfinished after %lld s",
+                    (long long)v[0], (long long)n, (long long)timeout_s);
+            }
+        }
+        code = term_and_wait(&w, NULL);
+        if (code != 0) die("queue: the worker pool exited %d, not 0", code);
+        if (dbc_ints(&q,
+                     "SELECT sum(CASE WHEN status = 'done' THEN 1 ELSE 0 END), "
+                     "max(finished_ms) - min(started_ms), sum(CASE WHEN attempt "
+                     "> 1 THEN 1 ELSE 0 END), max(attempt), count(*) FROM rt_run "
+                     "WHERE job = 'noop'",
+                     v, 5) != 5)
+            die("queue: no counts from rt_run");
+        dbc_close(&q);
+        db_drop(b, spec);
+        if (v[0] != n || v[4] != n)
+            die("queue: %lld of %lld runs done (%lld rows)", (long long)v[0],
+                (long long)n, (long long)v[4]);
+        int64_t span_ms = v[1] > 0 ? v[1] : 1;
+        double wall_s = (double)(t_done - w.spawned_ns) / 1e9;
+        add(&rate, (double)n * 1000 / (double)span_ms);
+        add(&rate_wall, (double)n / wall_s);
+        retried_all += v[2];
+        note("%s queue: trial %lld: %lld runs in %lld ms (first start → last "
+             "finish) = %.0f runs/s; %.2f s from spawn to all done = %.0f "
+             "runs/s; %lld run(s) took more than one attempt (max attempt "
+             "%lld); %d log line(s)",
+             b->name, (long long)t + 1, (long long)n, (long long)span_ms,
+             rate.v[rate.n - 1], wall_s, rate_wall.v[rate_wall.n - 1],
+             (long long)v[2], (long long)v[3], lines);
+    }
+    char label[96];
+    snprintf(label, sizeof label,
+             "queue: no-op runs claimed and completed, runs/s, 4 workers (n=%s)",
+             commas(n));
+    row_pair(label, bi, &rate, NULL);
+    snprintf(label, sizeof label, "queue: worker spawn → all done (wall), runs/s (n=%s)",
+             commas(n));
+    row_pair(label, bi, &rate_wall, NULL);
+    size_note(bi, "%squeue: %lld trials", sizes[bi][0] ? "; " : "",
+              (long long)trials);
+    note("%s queue: %.0f runs/s (median of %lld), %lld run(s) retried in all",
+         b->name, median(&rate), (long long)trials, (long long)retried_all);
+}
+
 /* ------------------------------------------------------------ main */
 
-/* BENCH_PARTS=copy,stop,resume,takeover,memory (default: all). */
+/* BENCH_PARTS=copy,stop,resume,takeover,memory,queue,schedule (default: all). */
 static bool part(const char *name) {
     const char *p = getenv("BENCH_PARTS");
     if (!p || !*p) return true;
@@ -1211,6 +1543,8 @@ int main(int argc, char **argv) {
             bench_memory(b, "MEM_SMALL", 100000, 100000);
             bench_memory(b, "MEM_BIG", 10000000, 1000000);
         }
+        if (part("queue")) bench_queue(b);
+        if (part("schedule")) bench_schedule(b);
     }
     loadavg(load1, sizeof load1);
     print_table();
@@ -1218,7 +1552,7 @@ int main(int argc, char **argv) {
     for (int b = 0; b < nbackends; b++)
         if (sizes[b][0]) printf("%s sizes: %s.\n", backends[b].name, sizes[b]);
     printf("\nmedian [min–max]; throughput: %lld runs per cell, baseline and "
-           "ratchet alternating (A B A B ...);\nstop: nearest-rank "
+           "ratchet alternating (A B A B ...);\nstop, schedule: nearest-rank "
            "percentiles [min–max]; resume: baseline and ratchet interleaved.\n"
            "cost ratio: ratchet's time, ms or MiB ÷ the baseline's (for items/s:"
            " baseline ÷ ratchet); above 1 = ratchet costs more.\n"
