@@ -355,16 +355,6 @@ static void daemon_reap(scheduler *d) {
 
 /* ------------------------------------------------------------- the DB */
 
-/* A database call failed: log it (at most every 10 s), reconnect if gone. */
-static void daemon_trouble(scheduler *d, const char *what) {
-    int64_t now = rt__mono_ns();
-    if (now - d->trouble_logged_ns > 10000000000LL) {
-        rt__log(RT_LOG_ERROR, "db_error", NULL, "%s: %s; retrying", what,
-                d->s->errmsg);
-        d->trouble_logged_ns = now;
-    }
-    if (rt__store_broken(d->s)) rt__store_reconnect(d->s);
-}
 
 static int daemon_query_int(scheduler *d, const char *sql, int nargs,
                             const rt_value *args, int64_t *out) {
@@ -495,7 +485,7 @@ static void daemon_fire(scheduler *d, sched *sc, int64_t now, int64_t *wake_ms) 
         int rc = late ? daemon_misfire(d, sc, slot, now)
                       : daemon_slot(d, sc, slot, slot);
         if (rc != RT_OK) {
-            daemon_trouble(d, "scheduling a slot");
+            rt__store_trouble(d->s, &d->trouble_logged_ns, "scheduling a slot");
             return;
         }
         if (!late) sc->cursor_ms = slot;
@@ -529,7 +519,7 @@ static void daemon_work(scheduler *d, sched *sc) {
     }
     if (rc == RT_ROW) d->s->ops->reset(st);
     else if (rc != RT_DONE) {
-        daemon_trouble(d, "looking for runs to resume");
+        rt__store_trouble(d->s, &d->trouble_logged_ns, "looking for runs to resume");
         return;
     }
     for (int i = 0; i < nkeys; i++) {
@@ -541,7 +531,7 @@ static void daemon_work(scheduler *d, sched *sc) {
         bool free_now = false;
         if (rt__lease_peek(d->s, scope, &free_now, holder_key,
                            sizeof holder_key, NULL, 0) != RT_OK) {
-            daemon_trouble(d, "reading a lease");
+            rt__store_trouble(d->s, &d->trouble_logged_ns, "reading a lease");
             return;
         }
         if (!free_now) {

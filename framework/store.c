@@ -161,3 +161,13 @@ int rt__sql_max_placeholder(const char *sql) {
     }
     return max;
 }
+
+void rt__store_trouble(rt_store *s, int64_t *logged_ns, const char *what) {
+    int64_t now = rt__mono_ns();
+    if (now - *logged_ns > 10000000000LL) {
+        rt__log(RT_LOG_ERROR, "db_error", NULL, "%s: %s; retrying", what,
+                s->errmsg);
+        *logged_ns = now;
+    }
+    if (rt__store_broken(s)) rt__store_reconnect(s);
+}

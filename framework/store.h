@@ -142,6 +142,9 @@ const char *rt__store_errmsg(const rt_store *s);
 /* The connection is gone (RT_CONN): only rt__store_reconnect helps. */
 bool rt__store_broken(rt_store *s);
 int rt__store_reconnect(rt_store *s);
+/* A resident loop's call failed: log it at most every 10 s (*logged_ns),
+ * and reconnect if the connection is gone; the loop retries later. */
+void rt__store_trouble(rt_store *s, int64_t *logged_ns, const char *what);
 /* Label new connections with the job (PostgreSQL application_name). */
 void rt__store_set_label(const char *label);
 /* printf into s->errmsg; returns rc. */

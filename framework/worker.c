@@ -53,15 +53,6 @@ static bool worker_wants(const worker *w, const char *job) {
     return rt__job_find(w->jobs, job) && rt__job_listed(w->o->only, job);
 }
 
-static void worker_trouble(worker *w, const char *what) {
-    int64_t now = rt__mono_ns();
-    if (now - w->trouble_logged_ns > 10000000000LL) {
-        rt__log(RT_LOG_ERROR, "db_error", NULL, "%s: %s; retrying", what,
-                w->s->errmsg);
-        w->trouble_logged_ns = now;
-    }
-    if (rt__store_broken(w->s)) rt__store_reconnect(w->s);
-}
 
 typedef struct pick {
     char job[128], key[256];
@@ -155,7 +146,7 @@ static void worker_heal(worker *w) {
     pick picks[WORKER_PICK];
     int n = 0;
     if (worker_candidates(w, picks, &n, true) != RT_OK) {
-        worker_trouble(w, "looking for runs whose holder died");
+        rt__store_trouble(w->s, &w->trouble_logged_ns, "looking for runs whose holder died");
         return;
     }
     for (int i = 0; i < n && !rt__stop_flag; i++) {
@@ -170,7 +161,7 @@ static void worker_heal(worker *w) {
         bool free_now = false;
         if (rt__lease_peek(w->s, scope, &free_now, holder_key,
                            sizeof holder_key, owner, sizeof owner) != RT_OK) {
-            worker_trouble(w, "reading a lease");
+            rt__store_trouble(w->s, &w->trouble_logged_ns, "reading a lease");
             return;
         }
         /* A per-job scope held for another run says nothing of this one. */
@@ -216,7 +207,7 @@ static int worker_loop(worker *w) {
         pick picks[WORKER_PICK];
         int n = 0;
         if (worker_candidates(w, picks, &n, false) != RT_OK) {
-            worker_trouble(w, "looking for queued runs");
+            rt__store_trouble(w->s, &w->trouble_logged_ns, "looking for queued runs");
             worker_sleep_ms(500);
             continue;
         }
