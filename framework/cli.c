@@ -475,13 +475,13 @@ static int cli_enqueue(const cli *c) {
                                job_name);
     o.params = params;
     char err[RT_ERRMSG_MAX], key[256];
-    for (int i = 0; code == RT_EXIT_OK && i < nparams; i++) {
-        char *name = rt__xstrndup(params[i], (size_t)(strchr(params[i], '=') - params[i]));
-        if (rt__job_check_param(job, name, strchr(params[i], '=') + 1, err,
-                                sizeof err) != RT_OK)
-            code = rt__usage_error("enqueue: %s", err);
-        free(name);
-    }
+    /* Checked before the database is touched; rt__enqueue checks again
+     * for the C callers. */
+    rt__params checked = {0};
+    if (code == RT_EXIT_OK &&
+        rt__enqueue_params(job, &o, &checked, err, sizeof err) != RT_OK)
+        code = rt__usage_error("enqueue: %s", err);
+    rt__params_free(&checked);
     rt_store *s = NULL;
     if (code == RT_EXIT_OK) code = cli_open(c, &s);
     if (code == RT_EXIT_OK) {

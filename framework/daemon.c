@@ -44,9 +44,6 @@
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
-#ifdef __linux__
-#include <sys/prctl.h>
-#endif
 
 #include "cron.h"
 #include "internal.h"
@@ -248,16 +245,8 @@ static int daemon_count_kids(const scheduler *d, const sched *sc) {
 
 /* Start this program with argv as a child that dies with the daemon. */
 static pid_t daemon_exec(scheduler *d, const char **argv) {
-    pid_t parent = getpid();
-    pid_t pid = fork();
+    pid_t pid = rt__fork_tied();
     if (pid != 0) return pid;
-#ifdef __linux__
-    prctl(PR_SET_PDEATHSIG, SIGTERM);
-#endif
-    if (getppid() != parent) _exit(RT_EXIT_INTERRUPTED);
-    sigset_t none;
-    sigemptyset(&none);
-    sigprocmask(SIG_SETMASK, &none, NULL);
     execv(d->exe, (char *const *)argv);
     static const char msg[] = "ratchet daemon: cannot execute the child\n";
     ssize_t w = write(STDERR_FILENO, msg, sizeof msg - 1);

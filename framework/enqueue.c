@@ -8,10 +8,8 @@
  * claim it (worker.c). Enqueueing is idempotent by (job, key).
  */
 #define _POSIX_C_SOURCE 200809L
-#include <fcntl.h>
 #include <stdlib.h>
 #include <string.h>
-#include <unistd.h>
 
 #include "internal.h"
 
@@ -19,16 +17,10 @@
 static void enqueue_new_key(char *out, size_t n) {
     char iso[40];
     rt__iso8601_ms(rt__wall_ms(), iso, sizeof iso);
-    uint32_t r = 0;
-    int fd = open("/dev/urandom", O_RDONLY | O_CLOEXEC);
-    if (fd < 0 || read(fd, &r, sizeof r) != (ssize_t)sizeof r)
-        r = (uint32_t)(rt__mono_ns() ^ (int64_t)getpid() << 20);
-    if (fd >= 0) close(fd);
-    snprintf(out, n, "%s-%08x", iso, r);
+    snprintf(out, n, "%s-%08x", iso, rt__random_u32());
 }
 
-/* opts->params as checked rt__params. */
-static int enqueue_params(const rt_job *job, const rt_enqueue_opts *o,
+int rt__enqueue_params(const rt_job *job, const rt_enqueue_opts *o,
                           rt__params *out, char *err, size_t errlen) {
     for (const char *const *p = o->params; p && *p; p++) {
         const char *eq = strchr(*p, '=');
@@ -62,7 +54,7 @@ int rt__enqueue(rt_store *s, bool own_tx, const rt_job *job,
         return RT_INVALID;
     }
     rt__params params = {0};
-    int rc = enqueue_params(job, o, &params, err, errlen);
+    int rc = rt__enqueue_params(job, o, &params, err, errlen);
     rt__run_new n = {.key = o->key ? o->key : key,
                      .params = &params,
                      .slot_ms = -1,
@@ -87,12 +79,7 @@ int rt__enqueue(rt_store *s, bool own_tx, const rt_job *job,
 static int enqueue_on(const char *backend, void *handle, const rt_job *job,
                       const rt_enqueue_opts *o, char *key_out, size_t key_len,
                       bool *created, char *err, size_t errlen) {
-    char dummy[8];
-    if (!err || !errlen) {
-        err = dummy;
-        errlen = sizeof dummy;
-    }
-    err[0] = '\0';
+    err = rt__err_out(err, &errlen);
     rt_store *s;
     if (!job || rt__store_wrap(backend, handle, &s) != RT_OK) {
         snprintf(err, errlen, "rt_enqueue_*: a connection and a job are required");
@@ -134,12 +121,7 @@ static int enqueue_open(const char *db_url, rt_store **s, char *err,
 int rt_enqueue(const char *db_url, const rt_job *job, const rt_enqueue_opts *o,
                char *key_out, size_t key_len, bool *created, char *err,
                size_t errlen) {
-    char dummy[8];
-    if (!err || !errlen) {
-        err = dummy;
-        errlen = sizeof dummy;
-    }
-    err[0] = '\0';
+    err = rt__err_out(err, &errlen);
     if (!db_url || !job) {
         snprintf(err, errlen, "rt_enqueue: db_url and job are required");
         return RT_MISUSE;
@@ -155,12 +137,7 @@ int rt_enqueue(const char *db_url, const rt_job *job, const rt_enqueue_opts *o,
 int rt_run_status(const char *db_url, const char *job, const char *key,
                   rt_run_info *info, char *err, size_t errlen) {
     static _Thread_local rt__run last;
-    char dummy[8];
-    if (!err || !errlen) {
-        err = dummy;
-        errlen = sizeof dummy;
-    }
-    err[0] = '\0';
+    err = rt__err_out(err, &errlen);
     if (!db_url || !job || !key || !info) {
         snprintf(err, errlen, "rt_run_status: db_url, job, key and info are required");
         return RT_MISUSE;

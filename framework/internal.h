@@ -46,6 +46,10 @@ bool rt__parse_duration_ms(const char *s, int64_t *out);
 /* "2026-11-23T12:00:00Z" (".123" and "+01:00" allowed) or "+DURATION"
  * from now_ms, as ms since the epoch. */
 bool rt__parse_time_ms(const char *s, int64_t now_ms, int64_t *out);
+/* Four random bytes (/dev/urandom; the clock and pid if it fails). */
+uint32_t rt__random_u32(void);
+/* A public call's err/errlen, emptied; a scratch buffer when NULL/0. */
+char *rt__err_out(char *err, size_t *errlen);
 /* Growable string. */
 typedef struct rt__buf {
     char *p;
@@ -109,6 +113,11 @@ void rt__signals_store(rt_store *s);
 /* Whether the running step is atomic: then a stop interrupts it at once. */
 void rt__signals_atomic(bool atomic);
 void rt__signals_restore(void);
+/*
+ * fork() a child that gets SIGTERM when this process dies (Linux:
+ * PR_SET_PDEATHSIG) and starts with no signal blocked. Returns as fork().
+ */
+pid_t rt__fork_tied(void);
 /* A stop was requested while an atomic step runs: its SQL must fail. */
 bool rt__signals_atomic_stopped(void);
 
@@ -325,6 +334,9 @@ int rt__runner_run(rt_store *s, const rt_job *job, const rt__run_opts *o);
  * Enqueue on store s: in a transaction of its own (own_tx) or in the
  * caller's. See rt_enqueue; err gets a one-line message.
  */
+/* o->params ("NAME=VALUE") checked against the job, into out. */
+int rt__enqueue_params(const rt_job *job, const rt_enqueue_opts *o,
+                       rt__params *out, char *err, size_t errlen);
 int rt__enqueue(rt_store *s, bool own_tx, const rt_job *job,
                 const rt_enqueue_opts *o, char *key_out, size_t key_len,
                 bool *created, char *err, size_t errlen);

@@ -46,12 +46,7 @@ static void lease_owner_id(char *out, size_t n) {
     char host[64] = "localhost";
     gethostname(host, sizeof host - 1);
     host[sizeof host - 1] = '\0';
-    uint32_t nonce = 0;
-    int fd = open("/dev/urandom", O_RDONLY | O_CLOEXEC);
-    if (fd < 0 || read(fd, &nonce, sizeof nonce) != (ssize_t)sizeof nonce)
-        nonce = (uint32_t)(rt__mono_ns() ^ (int64_t)getpid() << 16);
-    if (fd >= 0) close(fd);
-    snprintf(out, n, "%s:%ld:%08x", host, (long)getpid(), nonce);
+    snprintf(out, n, "%s:%ld:%08x", host, (long)getpid(), rt__random_u32());
 }
 
 int rt__lease_open(rt__lease *l, const char *url, const char *job,

@@ -19,6 +19,9 @@
 #include <string.h>
 #include <time.h>
 #include <unistd.h>
+#ifdef __linux__
+#include <sys/prctl.h>
+#endif
 
 #include "internal.h"
 
@@ -169,4 +172,18 @@ void rt__signals_restore(void) {
     sigaction(SIGINT, &sig_old_int, NULL);
     sigaction(SIGALRM, &sig_old_alrm, NULL);
     sig_installed = false;
+}
+
+pid_t rt__fork_tied(void) {
+    pid_t parent = getpid();
+    pid_t pid = fork();
+    if (pid != 0) return pid;
+#ifdef __linux__
+    prctl(PR_SET_PDEATHSIG, SIGTERM);
+#endif
+    if (getppid() != parent) _exit(RT_EXIT_OK); /* it died meanwhile */
+    sigset_t none;
+    sigemptyset(&none);
+    sigprocmask(SIG_SETMASK, &none, NULL);
+    return 0;
 }

@@ -5,6 +5,8 @@
  */
 #define _POSIX_C_SOURCE 200809L
 #include <errno.h>
+#include <unistd.h>
+#include <fcntl.h>
 #include <math.h>
 #include <stdarg.h>
 #include <stdlib.h>
@@ -284,4 +286,23 @@ bool rt__parse_time_ms(const char *s, int64_t now_ms, int64_t *out) {
     int64_t days = era * 146097 + doe - 719468;
     *out = ((days * 86400 + h * 3600 + mi * 60 + sec) - offset_s) * 1000 + ms;
     return true;
+}
+
+uint32_t rt__random_u32(void) {
+    uint32_t r = 0;
+    int fd = open("/dev/urandom", O_RDONLY | O_CLOEXEC);
+    if (fd < 0 || read(fd, &r, sizeof r) != (ssize_t)sizeof r)
+        r = (uint32_t)(rt__mono_ns() ^ (int64_t)getpid() << 16);
+    if (fd >= 0) close(fd);
+    return r;
+}
+
+char *rt__err_out(char *err, size_t *errlen) {
+    static _Thread_local char scratch[RT_ERRMSG_MAX];
+    if (!err || !*errlen) {
+        err = scratch;
+        *errlen = sizeof scratch;
+    }
+    err[0] = '\0';
+    return err;
 }

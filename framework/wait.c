@@ -34,12 +34,7 @@ static int wait_load(rt_store *s, const char *job, const char *key,
 
 int rt_wait(const char *db_url, const char *job, const char *key,
             double timeout_s, char *err, size_t errlen) {
-    char dummy[8];
-    if (!err || !errlen) {
-        err = dummy;
-        errlen = sizeof dummy;
-    }
-    err[0] = '\0';
+    err = rt__err_out(err, &errlen);
     if (!db_url || !job) {
         snprintf(err, errlen, "rt_wait: db_url and job are required");
         return RT_MISUSE;

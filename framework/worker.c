@@ -28,9 +28,6 @@
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
-#ifdef __linux__
-#include <sys/prctl.h>
-#endif
 
 #include "internal.h"
 
@@ -274,13 +271,8 @@ static int worker_process(const rt__worker_opts *o, const rt_job *const *jobs) {
 /* ----------------------------------------------------------- prefork */
 
 static pid_t worker_fork(const rt__worker_opts *o, const rt_job *const *jobs) {
-    pid_t parent = getpid();
-    pid_t pid = fork();
+    pid_t pid = rt__fork_tied();
     if (pid != 0) return pid;
-#ifdef __linux__
-    prctl(PR_SET_PDEATHSIG, SIGTERM);
-#endif
-    if (getppid() != parent) _exit(RT_EXIT_OK);
     rt__signals_restore();
     rt__signals_deadline_code(RT_EXIT_OK);
     rt__signals_install(o->grace_ms * 8 / 10);
