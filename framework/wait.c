@@ -56,17 +56,20 @@ int rt_wait(const char *db_url, const char *job, const char *key,
         if (rc != RT_OK) break;
         bool done = !strcmp(run.status, "done");
         bool failed = !strcmp(run.status, "failed");
-        bool skipped = !strcmp(run.status, "skipped");
-        if (failed || skipped)
-            snprintf(err, errlen, "run '%s' of %s %s: %s", run.key, job,
-                     failed ? "failed" : "was skipped",
+        /* Ended without its work: failed, skipped or cancelled. */
+        const char *how = failed ? "failed"
+                          : !strcmp(run.status, "skipped") ? "was skipped"
+                          : !strcmp(run.status, "cancelled") ? "was cancelled"
+                                                               : NULL;
+        if (how)
+            snprintf(err, errlen, "run '%s' of %s %s: %s", run.key, job, how,
                      run.error ? run.error : "no message");
         else if (!done)
             snprintf(err, errlen, "run '%s' of %s is still %s", run.key, job,
                      run.status);
         rt__run_free(&run);
         if (done) break;
-        if (failed || skipped) {
+        if (how) {
             rc = RT_ERROR;
             break;
         }

@@ -150,6 +150,11 @@ START_TEST(test_cancel_not_running) {
                                               "--param", "rows=100"), &p), 0);
     int64_t epoch = ops_int(url, "epoch", "p");
     ops_ok(url, ARGS("cancel", "rowcopy/p"), "cancelled run 1 (rowcopy/p): it was pending");
+    /* Waiting on it ends at once: it was cancelled. */
+    pid_t w = h_spawn(h_bin(), url, ARGS("wait", "rowcopy", "--key", "p", "--timeout", "5"),
+                      NULL);
+    EXPECT_EXIT(w, h_wait(w, 10000), 1);
+    ck_assert_msg(strstr(h_stderr(w), "was cancelled"), "%s", h_stderr(w));
     ops_assert_status(url, "p", "cancelled");
     ck_assert_int_eq(ops_int(url, "epoch", "p"), epoch + 1);
     ck_assert_int_gt(ops_int(url, "finished_ms", "p"), 0);
