@@ -11,9 +11,9 @@
 #include <string.h>
 
 #include <sqlite3.h>
-#include <libpq-fe.h>
 
 #include "internal.h"
+#include "metrics.h"
 
 #define CLI_DEFAULT_DB "sqlite:ratchet.db"
 
@@ -27,6 +27,14 @@ typedef struct cli {
     bool help;
 } cli;
 
+/* The global options, accepted anywhere on the line; completion reads them. */
+#define CLI_OPTIONS \
+    "options:\n" \
+    "  --db URL      sqlite:PATH[?synchronous=normal] or a PostgreSQL URI or\n" \
+    "                conninfo (default: $RATCHET_DB, else " CLI_DEFAULT_DB ")\n" \
+    "  --version     print the version\n" \
+    "  --help        show this help, or a command's (also: help COMMAND)\n"
+
 static const char cli_usage[] =
     "usage: ratchet [--db URL] COMMAND [ARGS]\n"
     "\n"
@@ -39,6 +47,7 @@ static const char cli_usage[] =
     "  enqueue JOB   queue a run of JOB for workers\n"
     "  worker        claim queued runs and run them (--concurrency N)\n"
     "  status [JOB]  show runs: status, step, items, rate, last error\n"
+    "  metrics       print Prometheus metrics of the runs (for a scraper)\n"
     "  jobs          list the jobs in this binary, their steps and params\n"
     "  reset JOB     discard a run's progress (--key K)\n"
     "  retry RUN     make a failed, cancelled or skipped run pending again\n"
@@ -48,12 +57,9 @@ static const char cli_usage[] =
     "  wait JOB      block until a run is finished (--key K, --timeout S)\n"
     "  migrate       create or upgrade the database schema\n"
     "  help [CMD]    show help for a command\n"
+    "  completion    print a bash completion script ('completion bash')\n"
     "\n"
-    "options:\n"
-    "  --db URL      sqlite:PATH[?synchronous=normal] or a PostgreSQL URI or\n"
-    "                conninfo (default: $RATCHET_DB, else " CLI_DEFAULT_DB ")\n"
-    "  --version     print the version\n"
-    "  --help        show this help\n"
+    CLI_OPTIONS
     "\n"
     "exit codes: 0 done, 1 failed, 2 usage or configuration error,\n"
     "            3 held by another process or fenced, 75 interrupted (resumable)\n"
@@ -114,7 +120,8 @@ static const char cli_wait_usage[] =
     "usage: ratchet [--db URL] wait JOB [--key K] [--timeout S]\n"
     "\n"
     "Block until the run (JOB, K) - or JOB's latest run - is finished.\n"
-    "Exit 0 done, 1 failed, 124 timed out, 2 no such run.\n";
+    "Exit 0 done; 1 failed, skipped or cancelled (with its error or reason);\n"
+    "124 timed out; 2 no such run.\n";
 
 static const char cli_migrate_usage[] =
     "usage: ratchet [--db URL] migrate\n"
@@ -140,6 +147,13 @@ static int cli_opt(int argc, char **argv, int *i, const char *name,
     if (*i + 1 >= argc) return -1;
     *value = argv[++*i];
     return 1;
+}
+
+/* An argument cmd does not take: one line naming it, exit 2. */
+static int cli_bad_arg(const cli *c, const char *arg) {
+    return rt__usage_error("%s: %s '%s' (see 'ratchet %s --help')", c->cmd,
+                           arg[0] == '-' ? "unknown option" : "unexpected argument",
+                           arg, c->cmd);
 }
 
 /* The options run, daemon and worker share. */
@@ -197,9 +211,13 @@ static int cli_open(const cli *c, rt_store **s) {
     if (rc != RT_OK) {
         rt__log(RT_LOG_ERROR, rc == RT_SCHEMA ? "schema" : "migrate", NULL,
                 "%s: %s", (*s)->url_display, (*s)->errmsg);
+        /* A connection lost on the way (server restart) is temporary. */
+        bool lost = rt__store_broken(*s);
         rt__store_close(*s);
         *s = NULL;
-        return rc == RT_SCHEMA ? RT_EXIT_USAGE : RT_EXIT_FAILED;
+        return rc == RT_SCHEMA ? RT_EXIT_USAGE
+               : lost          ? RT_EXIT_INTERRUPTED
+                               : RT_EXIT_FAILED;
     }
     return RT_EXIT_OK;
 }
@@ -259,13 +277,10 @@ static int cli_run(const cli *c) {
             else o.start_at_ms = n;
         } else if (cli_opt(c->argc, c->argv, &i, "--record-skip", NULL)) {
             o.record_skip = true; /* internal: a cron slot's run */
-        } else if (c->argv[i][0] == '-') {
-            code = rt__usage_error("run: unknown option '%s' (see 'ratchet run --help')",
-                             c->argv[i]);
-        } else if (!job_name) {
+        } else if (c->argv[i][0] != '-' && !job_name) {
             job_name = c->argv[i];
         } else {
-            code = rt__usage_error("run: unexpected argument '%s'", c->argv[i]);
+            code = cli_bad_arg(c, c->argv[i]);
         }
     }
     const rt_job *job = NULL;
@@ -296,18 +311,28 @@ static int cli_run(const cli *c) {
     o.chunk_items = ro.chunk_items;
     o.chunk_ms = ro.chunk_ms;
     if (code == RT_EXIT_OK) rt__store_set_label(job->name);
+    /* The handlers go in before the database opens: a SIGTERM while it
+     * connects or migrates also ends in exit 75, not death by the signal. */
+    bool handlers = code == RT_EXIT_OK;
+    if (handlers && rt__signals_install((int64_t)llround(ro.grace * 1000)) != RT_OK)
+        rt__log(RT_LOG_WARN, "signals", NULL, "could not arm the stop deadline timer");
+    /* The lease's connection (PostgreSQL) opens while the work one opens
+     * and migrates: each costs a server backend's start. */
+    rt__store_bg lease_bg;
+    rt__store_bg_start(&lease_bg, code == RT_EXIT_OK ? c->db : "");
     if (code == RT_EXIT_OK) code = cli_open(c, &s);
+    o.lease_store = rt__store_bg_join(&lease_bg);
+    /* A stop ends a wait for a busy database: interrupted, not failed. */
+    if (code == RT_EXIT_FAILED && rt__stop_flag) code = RT_EXIT_INTERRUPTED;
     if (code == RT_EXIT_OK) {
-        if (rt__signals_install((int64_t)llround(ro.grace * 1000)) != RT_OK)
-            rt__log(RT_LOG_WARN, "signals", NULL,
-                    "could not arm the stop deadline timer");
         rt__signals_store(s);
         code = rt__runner_run(s, job, &o);
         rt__signals_store(NULL);
-        /* Once stopping, stay so until exit: another SIGTERM during the
-         * last clean-up must not kill us, and the deadline still holds. */
-        if (!rt__stop_flag) rt__signals_restore();
     }
+    rt__store_close(o.lease_store);
+    /* Once stopping, stay so until exit: another SIGTERM during the last
+     * clean-up must not kill us, and the deadline still holds. */
+    if (handlers && !rt__stop_flag) rt__signals_restore();
     rt__store_close(s);
     rt__params_free(&o.params);
     return code;
@@ -341,9 +366,12 @@ static const char cli_daemon_usage[] =
     "  --max-lateness JOB=S   catch up only a slot at most S seconds late\n"
     "  --workers N            worker processes for queued runs ('ratchet\n"
     "                         enqueue'), default 1; 0 = schedule only\n"
+    "  --concurrency N        the same as --workers N (the name 'worker' uses)\n"
     "  --grace S              seconds from SIGTERM to exit (default 8); runs\n"
-    "                         get 80%% of it to commit and stop\n"
+    "                         get 80% of it to commit and stop\n"
     "  --lease-ttl S, --chunk-items N, --chunk-ms MS   as for 'run'\n"
+    "  --metrics-listen [ADDR:]PORT   serve GET /metrics (see 'ratchet metrics')\n"
+    "                         on 127.0.0.1, or on ADDR when given\n"
     "\n"
     "systemd: READY=1, STOPPING=1 and WATCHDOG=1 go to $NOTIFY_SOCKET.\n";
 
@@ -363,14 +391,20 @@ static int cli_daemon(const cli *c) {
         const char *v = NULL;
         int m;
         int64_t n;
-        if ((m = cli_opt(c->argc, c->argv, &i, "--workers", &v))) {
+        /* --workers and --concurrency mean the same, as in 'worker'. */
+        bool alias = false;
+        if ((m = cli_opt(c->argc, c->argv, &i, "--workers", &v)) ||
+            (alias = true, m = cli_opt(c->argc, c->argv, &i, "--concurrency", &v))) {
             if (m < 0 || !rt__parse_int64(v, &n) || n < 0 || n > 256)
-                code = rt__usage_error("daemon: --workers takes 0 to 256, got '%s'",
+                code = rt__usage_error("daemon: %s takes 0 to 256, got '%s'",
+                                       alias ? "--concurrency" : "--workers",
                                        m > 0 ? v : "");
             else o.workers = (int)n;
         } else if ((m = cli_opt(c->argc, c->argv, &i, "--only", &v))) {
             if (m < 0 || !*v) code = rt__usage_error("daemon: --only needs JOB,...");
             else o.only = v;
+        } else if ((m = cli_opt(c->argc, c->argv, &i, "--metrics-listen", &v))) {
+            code = rt__metrics_listen_option("daemon", m, v, &o.metrics_listen);
         } else if (cli_run_option(c, &i, "daemon", &ro, &code)) {
             /* one of the options all three share */
         } else if ((m = cli_opt(c->argc, c->argv, &i, "--schedule", &v))) {
@@ -388,11 +422,8 @@ static int cli_daemon(const cli *c) {
         } else if ((m = cli_opt(c->argc, c->argv, &i, "--max-lateness", &v))) {
             if (m < 0) code = rt__usage_error("daemon: --max-lateness needs JOB=SECONDS");
             else cli_push(&o.lateness, &o.nlateness, v);
-        } else if (c->argv[i][0] == '-') {
-            code = rt__usage_error("daemon: unknown option '%s' (see 'ratchet daemon "
-                             "--help')", c->argv[i]);
         } else {
-            code = rt__usage_error("daemon: unexpected argument '%s'", c->argv[i]);
+            code = cli_bad_arg(c, c->argv[i]);
         }
     }
     o.url = c->db;
@@ -459,12 +490,10 @@ static int cli_enqueue(const cli *c) {
                 code = rt__usage_error("enqueue: --max-attempts takes 1 to 1000, "
                                        "got '%s'", m > 0 ? v : "");
             else o.max_attempts = (int)n;
-        } else if (c->argv[i][0] == '-') {
-            code = rt__usage_error("enqueue: unknown option '%s'", c->argv[i]);
-        } else if (!job_name) {
+        } else if (c->argv[i][0] != '-' && !job_name) {
             job_name = c->argv[i];
         } else {
-            code = rt__usage_error("enqueue: unexpected argument '%s'", c->argv[i]);
+            code = cli_bad_arg(c, c->argv[i]);
         }
     }
     const rt_job *job = NULL;
@@ -526,9 +555,12 @@ static const char cli_worker_usage[] =
     "with jitter) up to the run's max attempts, then the run is failed.\n"
     "\n"
     "  --concurrency N   N worker processes under this one (default 1)\n"
+    "  --workers N       the same as --concurrency N (the name 'daemon' uses)\n"
     "  --only JOB,...    claim only these jobs' runs\n"
     "  --grace S         seconds from SIGTERM to exit (default 8)\n"
-    "  --lease-ttl S, --chunk-items N, --chunk-ms MS   as for 'run'\n";
+    "  --lease-ttl S, --chunk-items N, --chunk-ms MS   as for 'run'\n"
+    "  --metrics-listen [ADDR:]PORT   serve GET /metrics (see 'ratchet metrics')\n"
+    "                    from this process, on 127.0.0.1 or on ADDR when given\n";
 
 static int cli_worker(const cli *c) {
     rt__worker_opts o;
@@ -540,9 +572,13 @@ static int cli_worker(const cli *c) {
         const char *v = NULL;
         int m;
         int64_t n;
-        if ((m = cli_opt(c->argc, c->argv, &i, "--concurrency", &v))) {
+        /* --concurrency and --workers mean the same, as in 'daemon'. */
+        bool alias = false;
+        if ((m = cli_opt(c->argc, c->argv, &i, "--concurrency", &v)) ||
+            (alias = true, m = cli_opt(c->argc, c->argv, &i, "--workers", &v))) {
             if (m < 0 || !rt__parse_int64(v, &n) || n < 1 || n > 256)
-                code = rt__usage_error("worker: --concurrency takes 1 to 256, got '%s'",
+                code = rt__usage_error("worker: %s takes 1 to 256, got '%s'",
+                                       alias ? "--workers" : "--concurrency",
                                        m > 0 ? v : "");
             else o.concurrency = (int)n;
         } else if (cli_run_option(c, &i, "worker", &ro, &code)) {
@@ -550,10 +586,10 @@ static int cli_worker(const cli *c) {
         } else if ((m = cli_opt(c->argc, c->argv, &i, "--only", &v))) {
             if (m < 0 || !*v) code = rt__usage_error("worker: --only needs JOB,...");
             else o.only = v;
+        } else if ((m = cli_opt(c->argc, c->argv, &i, "--metrics-listen", &v))) {
+            code = rt__metrics_listen_option("worker", m, v, &o.metrics_listen);
         } else {
-            code = rt__usage_error("worker: unknown %s '%s'",
-                                   c->argv[i][0] == '-' ? "option" : "argument",
-                                   c->argv[i]);
+            code = cli_bad_arg(c, c->argv[i]);
         }
     }
     o.url = c->db;
@@ -570,8 +606,7 @@ static int cli_worker(const cli *c) {
 static const char *const cli_param_types[] = {"text", "int", "real", "bool"};
 
 static int cli_jobs(const cli *c) {
-    if (c->argc > 0)
-        return rt__usage_error("jobs: unexpected argument '%s'", c->argv[0]);
+    if (c->argc > 0) return cli_bad_arg(c, c->argv[0]);
     for (int i = 0; c->jobs[i]; i++) {
         const rt_job *j = c->jobs[i];
         printf("%s%s%s\n", j->name, j->description ? " — " : "",
@@ -595,14 +630,13 @@ static int cli_reset(const cli *c) {
         const char *v = NULL;
         int m;
         if ((m = cli_opt(c->argc, c->argv, &i, "--key", &v))) {
-            if (m < 0) return rt__usage_error("reset: --key needs a value");
+            if (m < 0 || !*v)
+                return rt__usage_error("reset: --key needs a non-empty value");
             key = v;
-        } else if (c->argv[i][0] == '-') {
-            return rt__usage_error("reset: unknown option '%s'", c->argv[i]);
-        } else if (!job) {
+        } else if (c->argv[i][0] != '-' && !job) {
             job = c->argv[i];
         } else {
-            return rt__usage_error("reset: unexpected argument '%s'", c->argv[i]);
+            return cli_bad_arg(c, c->argv[i]);
         }
     }
     if (!job || !key)
@@ -634,8 +668,7 @@ static int cli_reset(const cli *c) {
 /* -------------------------------------------------------------- migrate */
 
 static int cli_migrate(const cli *c) {
-    if (c->argc > 0)
-        return rt__usage_error("migrate: unexpected argument '%s'", c->argv[0]);
+    if (c->argc > 0) return cli_bad_arg(c, c->argv[0]);
     char err[RT_ERRMSG_MAX];
     rt_store *s;
     int rc = rt__store_open(c->db, &s, err, sizeof err);
@@ -666,18 +699,17 @@ static int cli_wait(const cli *c) {
         const char *v = NULL;
         int m;
         if ((m = cli_opt(c->argc, c->argv, &i, "--key", &v))) {
-            if (m < 0 || !*v) return rt__usage_error("wait: --key needs a value");
+            if (m < 0 || !*v)
+                return rt__usage_error("wait: --key needs a non-empty value");
             key = v;
         } else if ((m = cli_opt(c->argc, c->argv, &i, "--timeout", &v))) {
             if (m < 0 || !rt__parse_double(v, &timeout) || timeout < 0)
                 return rt__usage_error("wait: --timeout takes seconds >= 0, got '%s'",
                                  m > 0 ? v : "");
-        } else if (c->argv[i][0] == '-') {
-            return rt__usage_error("wait: unknown option '%s'", c->argv[i]);
-        } else if (!job) {
+        } else if (c->argv[i][0] != '-' && !job) {
             job = c->argv[i];
         } else {
-            return rt__usage_error("wait: unexpected argument '%s'", c->argv[i]);
+            return cli_bad_arg(c, c->argv[i]);
         }
     }
     if (!job) return rt__usage_error("wait: which job? usage: ratchet wait JOB [--key K]");
@@ -726,13 +758,10 @@ static int cli_list(const cli *c, cli_render_fn render) {
             if (m < 0 || !rt__parse_int64(v, &limit) || limit < 1)
                 return rt__usage_error("%s: --limit takes a count >= 1, got '%s'",
                                        c->cmd, m > 0 ? v : "");
-        } else if (c->argv[i][0] == '-') {
-            return rt__usage_error("%s: unknown option '%s'", c->cmd, c->argv[i]);
-        } else if (!job) {
+        } else if (c->argv[i][0] != '-' && !job) {
             job = c->argv[i];
         } else {
-            return rt__usage_error("%s: unexpected argument '%s'", c->cmd,
-                                   c->argv[i]);
+            return cli_bad_arg(c, c->argv[i]);
         }
     }
     rt_store *s = NULL;
@@ -753,8 +782,38 @@ static int cli_list(const cli *c, cli_render_fn render) {
 
 static int cli_status(const cli *c) { return cli_list(c, rt__status_render); }
 
+/* -------------------------------------------------------------- metrics */
+
+static const char cli_metrics_usage[] =
+    "usage: ratchet [--db URL] metrics\n"
+    "\n"
+    "Print the runs' metrics in Prometheus text format (0.0.4), read from the\n"
+    "database: runs by job and status, items, last success and failure, the\n"
+    "progress and lease ages of running runs, schedule lateness, queue depth.\n"
+    "For the node exporter's textfile collector, write a file and rename it:\n"
+    "  ratchet metrics > DIR/ratchet.prom.tmp && mv DIR/ratchet.prom.tmp DIR/ratchet.prom\n"
+    "'daemon' and 'worker' serve the same with --metrics-listen [ADDR:]PORT.\n";
+
+static int cli_metrics(const cli *c) {
+    if (c->argc > 0) return cli_bad_arg(c, c->argv[0]);
+    rt_store *s = NULL;
+    int code = cli_open(c, &s);
+    if (code != RT_EXIT_OK) return code;
+    rt__buf out = {0};
+    int rc = rt__metrics_render(s, &out);
+    if (rc == RT_OK) {
+        fwrite(out.p ? out.p : "", 1, out.len, stdout);
+    } else {
+        rt__log(RT_LOG_ERROR, "db_error", NULL, "metrics: %s", s->errmsg);
+        code = RT_EXIT_FAILED;
+    }
+    rt__buf_free(&out);
+    rt__store_close(s);
+    return code;
+}
+
 static const char cli_history_usage[] =
-    "usage: ratchet [--db URL] history [JOB] [--limit N] [--json]\n"
+    "usage: ratchet [--db URL] history [JOB] [--json] [--limit N]\n"
     "\n"
     "Finished runs (done, failed, skipped, cancelled), newest first: id, job,\n"
     "key, status, attempts, items, start, finish, duration, error. --json\n"
@@ -793,11 +852,8 @@ static int cli_run_op(const cli *c, cli_run_op_fn op) {
     if (c->argc == 0)
         return rt__usage_error("%s: which run? usage: ratchet %s RUN (a run id "
                                "or JOB/KEY)", c->cmd, c->cmd);
-    if (c->argv[0][0] == '-')
-        return rt__usage_error("%s: unknown option '%s'", c->cmd, c->argv[0]);
-    if (c->argc > 1)
-        return rt__usage_error("%s: unexpected argument '%s'", c->cmd,
-                               c->argv[1]);
+    if (c->argv[0][0] == '-') return cli_bad_arg(c, c->argv[0]);
+    if (c->argc > 1) return cli_bad_arg(c, c->argv[1]);
     char err[RT_ERRMSG_MAX];
     rt__run_ref ref;
     if (rt__run_ref_parse(c->argv[0], &ref, err, sizeof err) != RT_OK)
@@ -855,10 +911,8 @@ static int cli_prune(const cli *c) {
         if ((m = cli_opt(c->argc, c->argv, &i, "--older-than", &v))) {
             if (m < 0) return rt__usage_error("prune: --older-than needs a DURATION");
             age = v;
-        } else if (c->argv[i][0] == '-') {
-            return rt__usage_error("prune: unknown option '%s'", c->argv[i]);
         } else {
-            return rt__usage_error("prune: unexpected argument '%s'", c->argv[i]);
+            return cli_bad_arg(c, c->argv[i]);
         }
     }
     int64_t ms = 0;
@@ -883,6 +937,18 @@ static int cli_prune(const cli *c) {
     return code;
 }
 
+/* ----------------------------------------------------------- completion */
+
+static const char cli_completion_usage[] =
+    "usage: ratchet completion bash\n"
+    "\n"
+    "Print a bash completion script for this program: its commands, each\n"
+    "command's flags and the names of the jobs built into it. Load it with\n"
+    "  source <(ratchet completion bash)\n"
+    "or save it as ~/.local/share/bash-completion/completions/ratchet.\n";
+
+static int cli_completion(const cli *c); /* reads the command table below */
+
 /* ------------------------------------------------------------- dispatch */
 
 typedef struct cli_command {
@@ -905,8 +971,31 @@ static const cli_command cli_commands[] = {
     {"prune", cli_prune, cli_prune_usage},
     {"wait", cli_wait, cli_wait_usage},
     {"migrate", cli_migrate, cli_migrate_usage},
+    {"metrics", cli_metrics, cli_metrics_usage},
+    {"completion", cli_completion, cli_completion_usage},
     {NULL, NULL, NULL},
 };
+
+static int cli_completion(const cli *c) {
+    if (c->argc == 0)
+        return rt__usage_error("completion: which shell? usage: ratchet completion bash");
+    if (c->argv[0][0] == '-') return cli_bad_arg(c, c->argv[0]);
+    if (strcmp(c->argv[0], "bash"))
+        return rt__usage_error("completion: unknown shell '%s' (bash is the one "
+                               "supported)", c->argv[0]);
+    if (c->argc > 1) return cli_bad_arg(c, c->argv[1]);
+    enum { N = sizeof cli_commands / sizeof cli_commands[0] };
+    rt__cli_doc docs[N];
+    for (int i = 0; i < N; i++) {
+        docs[i].name = cli_commands[i].name;
+        docs[i].usage = cli_commands[i].usage;
+    }
+    rt__buf out = {0};
+    rt__completion_bash(&out, c->exe, CLI_OPTIONS, docs, c->jobs);
+    fwrite(out.p, 1, out.len, stdout);
+    rt__buf_free(&out);
+    return RT_EXIT_OK;
+}
 
 static const cli_command *cli_find(const char *name) {
     for (const cli_command *k = cli_commands; k->name; k++)
@@ -915,13 +1004,17 @@ static const cli_command *cli_find(const char *name) {
 }
 
 static int cli_version(void) {
-    printf("ratchet %s (sqlite %s, libpq %d)\n", RT_VERSION, sqlite3_libversion(),
-           PQlibVersion());
+    /* libpq is loaded for PostgreSQL URLs only (pq_loader.c), not for this. */
+    printf("ratchet %s (sqlite %s, libpq loaded on demand)\n", RT_VERSION,
+           sqlite3_libversion());
     return RT_EXIT_OK;
 }
 
 int rt_main(int argc, char **argv, const rt_job *const *jobs) {
     rt__log_init();
+    /* Test builds: a malformed RATCHET_FAILPOINT is a usage error. */
+    int bad = RT_FAILPOINT_INIT();
+    if (bad) return bad;
     cli c;
     memset(&c, 0, sizeof c);
     c.jobs = jobs;
@@ -954,7 +1047,7 @@ int rt_main(int argc, char **argv, const rt_job *const *jobs) {
             code = c.help ? RT_EXIT_OK : RT_EXIT_USAGE;
         } else if (!strcmp(rest[0], "help")) {
             const cli_command *k = nrest > 1 ? cli_find(rest[1]) : NULL;
-            if (nrest > 1 && !k)
+            if (nrest > 1 && !k && strcmp(rest[1], "help")) /* help help: this */
                 code = rt__usage_error("help: unknown command '%s'", rest[1]);
             else
                 fputs(k ? k->usage : cli_usage, stdout);

@@ -520,6 +520,17 @@ static bool cron_walk(const rt__cron *c, int64_t from, int64_t *out) {
     return false;
 }
 
+bool rt__cron_matches(const rt__cron *c, int64_t civil_s) {
+    int64_t day = cron_floor_div(civil_s, CRON_DAY), y;
+    int sod = (int)(civil_s - day * CRON_DAY), m, d;
+    cron_civil_from_days(day, &y, &m, &d);
+    int wd = (int)((day % 7 + 11) % 7); /* 1970-01-01 was a Thursday */
+    bool dom = c->dom >> d & 1, dow = c->dow >> wd & 1;
+    bool date = c->dom_star || c->dow_star ? dom && dow : dom || dow;
+    return date && (c->month >> m & 1) && (c->hour >> (sod / 3600) & 1) &&
+           (c->minute >> (sod / 60 % 60) & 1) && (c->second >> (sod % 60) & 1);
+}
+
 /* ======================================================== time zones */
 
 /* Local civil seconds of instant u in the current TZ. */

@@ -40,6 +40,14 @@ void rt__cron_free(rt__cron *c);
  */
 int64_t rt__cron_next(const rt__cron *c, int64_t after_ms);
 
+/*
+ * Whether a civil time (seconds since 1970-01-01T00:00 of the proleptic
+ * Gregorian calendar, read without a zone) matches every field of c, with
+ * the day-of-month/day-of-week rule. For a UTC schedule the civil time is
+ * the instant; rt__cron_next's results match (the tests check it).
+ */
+bool rt__cron_matches(const rt__cron *c, int64_t civil_s);
+
 /* The time zone name ("UTC" when none was given); owned by c. */
 const char *rt__cron_zone(const rt__cron *c);
 

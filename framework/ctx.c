@@ -134,6 +134,9 @@ int rt_set_cursor_bytes(rt_ctx *ctx, const void *bytes, size_t len) {
 /* ------------------------------------------------------ items, stopping */
 
 bool rt_continue(rt_ctx *ctx) {
+    /* Failpoint step (test builds): between items, inside the chunk's
+     * transaction; an ioerr there fails the step's next SQL call. */
+    (void)RT_FAILPOINT(ctx->store, "step");
     if (!ctx->asked) {
         ctx->asked = true;
         rt__signals_atomic(false);
@@ -144,6 +147,8 @@ bool rt_continue(rt_ctx *ctx) {
     }
     if (ctx->budget_items && ctx->chunk_items >= ctx->budget_items)
         return false;
+    /* `ratchet cancel`: end the chunk here; its commit ends the run. */
+    if (ctx->cancel && *ctx->cancel) return false;
     if (ctx->budget_ms &&
         rt__mono_ns() - ctx->chunk_start_ns >= ctx->budget_ms * 1000000)
         return false;
@@ -171,6 +176,11 @@ int64_t rt_items(const rt_ctx *ctx) { return ctx->step_items; }
 void rt_set_total(rt_ctx *ctx, int64_t total) { ctx->total = total; }
 
 int rt__ctx_check_stop(rt_ctx *ctx) {
+    int rc = RT_FAILPOINT_ARMED(ctx->store); /* test builds: see rt_continue */
+    if (rc != RT_OK) {
+        memcpy(ctx->errmsg, ctx->store->errmsg, sizeof ctx->errmsg);
+        return rc;
+    }
     if (!rt__signals_atomic_stopped()) return RT_OK;
     ctx->sql_stopped = true;
     snprintf(ctx->errmsg, sizeof ctx->errmsg,
@@ -284,6 +294,15 @@ int rt_exec(rt_ctx *ctx, const char *sql, int nargs, const rt_value *args) {
                              rt__store_exec_script(ctx->store, sql));
     return ctx_sql_error(ctx->store,
                          rt__store_exec(ctx->store, sql, nargs, args, NULL));
+}
+
+int rt_exec_later(rt_ctx *ctx, const char *sql, int nargs,
+                  const rt_value *args) {
+    int rc = rt__ctx_check_stop(ctx);
+    if (rc != RT_OK) return rc;
+    ctx->store->item = ctx->step_items + 1; /* for its error message */
+    return ctx_sql_error(ctx->store,
+                         rt__store_exec_later(ctx->store, sql, nargs, args));
 }
 
 int rt_query_int64(rt_ctx *ctx, const char *sql, int nargs,

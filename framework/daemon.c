@@ -47,6 +47,7 @@
 
 #include "cron.h"
 #include "internal.h"
+#include "metrics.h"
 
 #define DAEMON_LOOKAHEAD_MS 300
 #define DAEMON_MISFIRE_MS 1000
@@ -243,11 +244,24 @@ static int daemon_count_kids(const scheduler *d, const sched *sc) {
     return n;
 }
 
-/* Start this program with argv as a child that dies with the daemon. */
+/*
+ * Start this program with argv as a child that dies with the daemon. The
+ * child's environment lacks NOTIFY_SOCKET: only the daemon, the service's
+ * main process, speaks to systemd (built before fork, as a child of a
+ * threaded process may only make async-signal-safe calls before exec).
+ */
 static pid_t daemon_exec(scheduler *d, const char **argv) {
+    size_t n = 0;
+    while (environ[n]) n++;
+    char **env = rt__xcalloc(n + 1, sizeof *env);
+    for (size_t i = 0, j = 0; i < n; i++)
+        if (strncmp(environ[i], "NOTIFY_SOCKET=", 14) != 0) env[j++] = environ[i];
     pid_t pid = rt__fork_tied();
-    if (pid != 0) return pid;
-    execv(d->exe, (char *const *)argv);
+    if (pid != 0) {
+        free(env);
+        return pid;
+    }
+    execve(d->exe, (char *const *)argv, env);
     static const char msg[] = "ratchet daemon: cannot execute the child\n";
     ssize_t w = write(STDERR_FILENO, msg, sizeof msg - 1);
     (void)w;
@@ -681,9 +695,17 @@ int rt__daemon(const rt_job *const *jobs, const rt__daemon_opts *o) {
         rt__log(RT_LOG_ERROR, "db_error", NULL, "%s", d.s->errmsg);
         code = RT_EXIT_FAILED;
     }
+    rt__metrics_server *metrics = NULL;
     if (!code) {
         /* The children find the database here, not in their argv (ps). */
         setenv("RATCHET_DB", o->url, 1);
+        /* After setenv: the server's thread reads the environment (libpq).
+         * The children exec at once: no fork guard. */
+        if (o->metrics_listen)
+            code = rt__metrics_serve_start(o->metrics_listen, o->url, false,
+                                           &metrics);
+    }
+    if (!code) {
         rt__signals_deadline_code(RT_EXIT_OK);
         if (rt__signals_install(o->grace_ms) != RT_OK)
             rt__log(RT_LOG_WARN, "signals", NULL,
@@ -692,6 +714,7 @@ int rt__daemon(const rt_job *const *jobs, const rt__daemon_opts *o) {
                 "scheduling %d job(s) on %s", d.n, d.s->url_display);
         rt__notify("READY=1");
         code = daemon_loop(&d);
+        rt__metrics_serve_stop(metrics); /* still under the stop deadline */
         rt__signals_restore();
     }
     daemon_free(&d);

@@ -11,6 +11,7 @@
 
 #include "ratchet.h"
 #include "store.h"
+#include "failpoint.h"
 
 #if defined(__GNUC__) || defined(__clang__)
 #define RT_UNUSED __attribute__((unused))
@@ -65,8 +66,9 @@ void rt__buf_free(rt__buf *b);
 void rt__iso8601_ms(int64_t ms, char *out, size_t n);
 /*
  * A malloc'd copy of text (a URL, a conninfo, a libpq message) with every
- * password replaced by ***: the one in user:PASSWORD@ and every
- * password=VALUE (conninfo keyword or URI query parameter).
+ * password replaced by ***, read as libpq reads them: the one in
+ * user:PASSWORD@ and every password=VALUE and sslpassword=VALUE (conninfo
+ * keyword or URI query parameter, percent-encoded or not).
  */
 char *rt__mask_secrets(const char *text);
 
@@ -180,6 +182,18 @@ typedef struct rt__run {
 } rt__run;
 
 void rt__run_free(rt__run *r);
+/* rt_run's columns in the order rt__run_from_row reads them (27). */
+#define RT__RUN_COLUMNS                                                        \
+    "id, job, run_key, status, fingerprint, steps, step_index, step_name, "    \
+    "cursor_int, cursor_bytes, items, step_items, step_total, epoch, "         \
+    "attempt, error, created_ms, started_ms, updated_ms, finished_ms, "       \
+    "slot_ms, queued, priority, run_at_ms, max_attempts, cancel_requested, "  \
+    "failures "
+#define RT__RUN_NCOLUMNS 27
+/* The current row of a SELECT of RT__RUN_COLUMNS into *r (zeroed first by
+ * the caller); rt__run_load_params adds the run's params. */
+void rt__run_from_row(rt_stmt *st, rt__run *r);
+int rt__run_load_params(rt_store *s, rt__run *r);
 /* Load by (job, key); RT_NOTFOUND if absent. */
 int rt__run_load(rt_store *s, const char *job, const char *key, rt__run *out);
 /* The latest unfinished run of job; RT_NOTFOUND if none. */
@@ -262,6 +276,10 @@ typedef struct rt__lease {
     bool have_lock;
     int64_t session;          /* session_id when the lock was taken */
     volatile sig_atomic_t lost; /* a heartbeat found another owner */
+    bool released;            /* the run's last commit deleted the row */
+    int64_t run_id;           /* the held run: the heartbeat thread also
+                                 watches for `ratchet cancel` (0: none) */
+    volatile sig_atomic_t cancel; /* it was asked to cancel */
     char holder[160];         /* when held: who; after a takeover: whom */
     char holder_key[256];     /* the run key the holder works on */
     int64_t holder_age_ms;    /* its heartbeat's age */
@@ -283,6 +301,17 @@ int rt__lease_open(rt__lease *l, const char *url, const char *job,
  * l->holder_key and l->holder_age_ms describe the live holder), or an error.
  */
 int rt__lease_acquire(rt__lease *l, const char *run_key, bool *took_over);
+/*
+ * A worker's lease, opened once, pointed at the scope of its next run: the
+ * connection, owner and session stay; the per-run state starts afresh.
+ */
+void rt__lease_target(rt__lease *l, const char *job, const char *scope);
+/*
+ * Inside the caller's transaction on l->s: take the scope's liveness lock
+ * and insert the lease row. RT_OK when it is ours, RT_HELD when the scope
+ * has a lease already (nothing taken), or an error.
+ */
+int rt__lease_insert(rt__lease *l, const char *run_key);
 int rt__lease_set_key(rt__lease *l, const char *run_key);
 /* Read the lease once without deciding anything: its statement is then
  * ready (and planned by the server) when the start must be quick. */
@@ -327,6 +356,57 @@ typedef struct rt__run_opts {
 
 /* Run or resume; returns an exit code (RT_EXIT_*) and logs what happened. */
 int rt__runner_run(rt_store *s, const rt_job *job, const rt__run_opts *o);
+/*
+ * Drive a run a worker claimed already: its epoch was bumped and its lease
+ * taken (lease, kept by the caller) in the claim's transaction, and its step
+ * list is the job's. Takes *run over; gives the lease up at the end.
+ */
+int rt__runner_run_claimed(rt_store *s, const rt_job *job,
+                           const rt__run_opts *o, rt__run *run, bool fresh,
+                           rt__lease *lease);
+/*
+ * What changed from a stored step list (names joined by '\n', as read from
+ * the database) to the job's, in words appended to out: "step 'b' was
+ * removed", "step 'x' was inserted before 'c'", ...
+ */
+void rt__runner_describe_change(const char *was_text, const char *now_text,
+                                rt__buf *out);
+
+/* ------------------------------------- store_sqlite.c, store_pg.c: URLs */
+
+/*
+ * sqlite:PATH[?synchronous=full|normal|off&busy_timeout=MS]: *path
+ * (malloc'd), *sync (0 off, 1 normal, 2 full), *busy_ms; RT_INVALID with
+ * one line in err for a bad URL.
+ */
+int rt__sqlite_parse_url(const char *url, char **path, int *sync,
+                         int *busy_ms, char *err, size_t errlen);
+/*
+ * A PostgreSQL URL or conninfo as given, checked by libpq without
+ * connecting: *conninfo (malloc'd) is what libpq gets (our own option
+ * fast_takeover taken out, its value in *fast). RT_INVALID with one line in
+ * err, never holding a password, when it is malformed.
+ */
+int rt__pg_parse_url(const char *given, char **conninfo, bool *fast,
+                     char *err, size_t errlen);
+
+/* ---------------------------------------------------------- store_bg.c */
+
+/* A connection opened on a thread of its own (PostgreSQL URLs only). */
+typedef struct rt__store_bg {
+    pthread_t thread;
+    bool started;
+    const char *url; /* the caller's; must outlive the join */
+    rt_store *s;
+} rt__store_bg;
+
+/* Start opening url beside the caller's work (a no-op for other than
+ * PostgreSQL URLs); every start needs its join. */
+void rt__store_bg_start(rt__store_bg *bg, const char *url);
+/* Wait for it: the open store (the caller's to close), or NULL when it was
+ * not started or failed — the caller then opens it the usual way, which
+ * reports the error. */
+rt_store *rt__store_bg_join(rt__store_bg *bg);
 
 /* ---------------------------------------------------------- enqueue.c */
 
@@ -354,6 +434,7 @@ typedef struct rt__worker_opts {
     const char *url;
     const char *only;         /* comma-separated job names, or NULL */
     int concurrency;          /* worker processes */
+    const char *metrics_listen; /* --metrics-listen, or NULL */
     int64_t grace_ms, lease_ttl_ms, chunk_items, chunk_ms;
 } rt__worker_opts;
 
@@ -377,6 +458,7 @@ typedef struct rt__daemon_opts {
     const char **lateness;    /* "JOB=SECONDS" */
     int nlateness;
     int workers;              /* worker pool size; 0 = no worker */
+    const char *metrics_listen; /* --metrics-listen, or NULL */
     int64_t grace_ms, lease_ttl_ms, chunk_items, chunk_ms;
 } rt__daemon_opts;
 
@@ -433,6 +515,8 @@ struct rt_ctx {
     bool asked;   /* the step asked rt_continue during this call */
     bool stopped; /* rt_continue answered no because of a stop */
     bool sql_stopped; /* an SQL call of this step failed with RT_STOPPED */
+    volatile sig_atomic_t *cancel; /* set when `ratchet cancel` asked (the
+                                      lease's heartbeat thread sees it) */
     char errmsg[RT_ERRMSG_MAX];
 };
 
@@ -483,5 +567,22 @@ int rt__ops_history(rt_store *s, const char *job, int64_t limit, bool json,
 /* Delete the finished runs (and their params) that finished more than
  * older_than_ms ago on the database's clock; *deleted: how many. */
 int rt__ops_prune(rt_store *s, int64_t older_than_ms, int64_t *deleted);
+
+/* ------------------------------------------------------- completion.c */
+
+/* A CLI command as its help shows it. */
+typedef struct rt__cli_doc {
+    const char *name;
+    const char *usage; /* "usage: ratchet [--db URL] NAME ...\n..." */
+} rt__cli_doc;
+
+/*
+ * Append to out a bash completion script for the program prog (a path; its
+ * base name is what gets completed): the commands cmds (ending in {NULL}),
+ * the flags their usage texts show, the global flags options shows, and the
+ * names of jobs (NULL-ended).
+ */
+void rt__completion_bash(rt__buf *out, const char *prog, const char *options,
+                         const rt__cli_doc *cmds, const rt_job *const *jobs);
 
 #endif

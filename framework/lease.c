@@ -105,6 +105,11 @@ static int lease_read(rt__lease *l, bool *exists, bool *expired, bool *fast,
     return RT_OK;
 }
 
+#define LEASE_INSERT_SQL                                                       \
+    "INSERT INTO rt_lease (scope, job, run_key, owner, fast, acquired_ms, "   \
+    "heartbeat_ms, expires_ms) VALUES ($1, $2, $3, $4, $5, rt_now_ms(), "     \
+    "rt_now_ms(), rt_now_ms() + $6) ON CONFLICT (scope) DO NOTHING"
+
 int rt__lease_acquire(rt__lease *l, const char *run_key, bool *took_over) {
     rt_store *s = l->s;
     *took_over = false;
@@ -144,13 +149,7 @@ int rt__lease_acquire(rt__lease *l, const char *run_key, bool *took_over) {
         rt_value args[] = {rt_text(l->scope), rt_text(l->job), key,
                            rt_text(l->owner), rt_int(l->have_lock),
                            rt_int(l->ttl_ms)};
-        rc = rt__store_exec(
-            s,
-            "INSERT INTO rt_lease (scope, job, run_key, owner, fast, "
-            "acquired_ms, heartbeat_ms, expires_ms) VALUES ($1, $2, $3, $4, "
-            "$5, rt_now_ms(), rt_now_ms(), rt_now_ms() + $6) "
-            "ON CONFLICT (scope) DO NOTHING",
-            6, args, &changes);
+        rc = rt__store_exec(s, LEASE_INSERT_SQL, 6, args, &changes);
     } else if (rc == RT_OK) {
         /* Dead (its liveness lock is ours now) or stalled (expired). */
         bool dead = fast && l->have_lock;
@@ -171,6 +170,9 @@ int rt__lease_acquire(rt__lease *l, const char *run_key, bool *took_over) {
                          dead ? "died" : "lease expired");
         }
     }
+    /* Failpoint lease.acquire (test builds): the lease row is written,
+     * not yet committed. */
+    if (rc == RT_OK) rc = RT_FAILPOINT(s, "lease.acquire");
     if (rc == RT_OK) rc = rt__store_commit(s);
     if (rc != RT_OK) {
         rt__store_abort(s, rc);
@@ -185,6 +187,41 @@ int rt__lease_acquire(rt__lease *l, const char *run_key, bool *took_over) {
         owner[0] = '\0';
     snprintf(l->holder, sizeof l->holder, "%s", owner[0] ? owner : "another process");
     return RT_HELD;
+}
+
+void rt__lease_target(rt__lease *l, const char *job, const char *scope) {
+    snprintf(l->job, sizeof l->job, "%s", job);
+    snprintf(l->scope, sizeof l->scope, "%s", scope);
+    l->key = lease_hash(scope);
+    l->have_lock = false;
+    l->lost = 0;
+    l->released = false;
+    l->run_id = 0;
+    l->cancel = 0;
+    l->stopping = false;
+    l->holder[0] = l->holder_key[0] = '\0';
+    l->refreshed_ns = 0;
+}
+
+int rt__lease_insert(rt__lease *l, const char *run_key) {
+    rt_store *s = l->s;
+    if (l->fast && !l->have_lock) {
+        int rc = s->ops->liveness_try(s, l->key, &l->have_lock);
+        if (rc != RT_OK) return rc;
+        /* Someone still holds the scope's liveness lock (the last holder
+         * between its final commit and its exit, or a peek): a lease taken
+         * without it (fast = 0) would outlive a crash of ours by the TTL. */
+        if (!l->have_lock) return RT_HELD;
+    }
+    rt_value args[] = {rt_text(l->scope), rt_text(l->job),
+                       run_key ? rt_text(run_key) : rt_null(),
+                       rt_text(l->owner), rt_int(l->have_lock),
+                       rt_int(l->ttl_ms)};
+    int64_t changes = 0;
+    int rc = rt__store_exec(s, LEASE_INSERT_SQL, 6, args, &changes);
+    if (rc == RT_OK && changes == 1) return RT_OK;
+    lease_unlock(l);
+    return rc == RT_OK ? RT_HELD : rc;
 }
 
 void rt__lease_warm(rt__lease *l) {
@@ -268,7 +305,11 @@ static void lease_beat(rt__lease *l) {
     rt_value args[] = {rt_text(l->scope), rt_text(l->owner), rt_int(l->ttl_ms),
                        rt_int(l->have_lock)};
     int64_t changes = -1;
-    int rc = rt__store_exec(s,
+    /* Failpoint lease.renew (test builds); an ioerr skips this beat as a
+     * failed UPDATE would. */
+    int rc = RT_FAILPOINT(s, "lease.renew");
+    if (rc == RT_OK)
+        rc = rt__store_exec(s,
                             "UPDATE rt_lease SET heartbeat_ms = rt_now_ms(), "
                             "expires_ms = rt_now_ms() + $3, fast = $4 "
                             "WHERE scope = $1 AND owner = $2",
@@ -276,24 +317,49 @@ static void lease_beat(rt__lease *l) {
     if (rc == RT_OK && changes == 0) l->lost = 1;
 }
 
+/* Did `ratchet cancel` ask for the held run? A read, on both backends. */
+static void lease_check_cancel(rt__lease *l) {
+    rt_value arg = rt_int(l->run_id);
+    rt_stmt *st;
+    if (rt__store_broken(l->s)) return; /* the heartbeat reconnects */
+    int rc = rt__store_query(l->s,
+                             "SELECT cancel_requested FROM rt_run WHERE id = $1",
+                             1, &arg, &st);
+    if (rc != RT_ROW) return;
+    if (l->s->ops->column_int64(st, 0) != 0) l->cancel = 1;
+    l->s->ops->reset(st);
+}
+
+/* The cancel flag is looked at every second at most, for it ends the
+ * chunk at its next item: `ratchet cancel` takes effect within a second. */
+#define LEASE_CANCEL_POLL_MS 1000
+
 static void *lease_thread(void *arg) {
     rt__lease *l = arg;
     int64_t every_ms = l->ttl_ms / 3;
     if (every_ms < 50) every_ms = 50;
     if (every_ms > 10000) every_ms = 10000;
+    int64_t wake_ms = l->run_id && every_ms > LEASE_CANCEL_POLL_MS
+                          ? LEASE_CANCEL_POLL_MS
+                          : every_ms;
+    int64_t next_beat_ns = rt__mono_ns() + every_ms * 1000000;
     pthread_mutex_lock(&l->mu);
     while (!l->stopping && !l->lost) {
         struct timespec until;
         clock_gettime(CLOCK_REALTIME, &until);
-        int64_t ns = until.tv_nsec + (every_ms % 1000) * 1000000;
-        until.tv_sec += (time_t)(every_ms / 1000 + ns / 1000000000);
+        int64_t ns = until.tv_nsec + (wake_ms % 1000) * 1000000;
+        until.tv_sec += (time_t)(wake_ms / 1000 + ns / 1000000000);
         until.tv_nsec = (long)(ns % 1000000000);
         while (!l->stopping &&
                pthread_cond_timedwait(&l->cv, &l->mu, &until) != ETIMEDOUT) {
         }
         if (l->stopping) break;
         pthread_mutex_unlock(&l->mu);
-        lease_beat(l);
+        if (l->run_id && !l->cancel) lease_check_cancel(l);
+        if (rt__mono_ns() >= next_beat_ns) {
+            lease_beat(l);
+            next_beat_ns = rt__mono_ns() + every_ms * 1000000;
+        }
         pthread_mutex_lock(&l->mu);
     }
     pthread_mutex_unlock(&l->mu);
@@ -326,7 +392,9 @@ void rt__lease_release(rt__lease *l) {
     if (!l->s) return;
     lease_stop_thread(l);
     l->s->finishing = true; /* give it up even while stopping */
-    if (!l->lost) {
+    /* Failpoint lease.release (test builds); an ioerr leaves the row
+     * behind as a failed DELETE would. */
+    if (!l->lost && !l->released && RT_FAILPOINT(l->s, "lease.release") == RT_OK) {
         rt_value args[] = {rt_text(l->scope), rt_text(l->owner)};
         if (rt__store_begin(l->s) == RT_OK) {
             if (rt__store_exec(l->s,
@@ -356,6 +424,8 @@ int rt__lease_refresh_sql(rt__lease *l, rt_store *work) {
     int64_t now = rt__mono_ns();
     if (l->refreshed_ns && now - l->refreshed_ns < l->ttl_ms * 250000) return RT_OK;
     l->refreshed_ns = now;
+    int rc = RT_FAILPOINT(work, "lease.renew"); /* test builds */
+    if (rc != RT_OK) return rc;
     rt_value args[] = {rt_text(l->scope), rt_text(l->owner), rt_int(l->ttl_ms)};
     return rt__store_exec(work,
                           "UPDATE rt_lease SET heartbeat_ms = rt_now_ms(), "

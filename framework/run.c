@@ -184,12 +184,7 @@ const rt_job *rt__job_find(const rt_job *const *jobs, const char *name) {
     return NULL;
 }
 
-#define RUN_COLUMNS                                                            \
-    "id, job, run_key, status, fingerprint, steps, step_index, step_name, "    \
-    "cursor_int, cursor_bytes, items, step_items, step_total, epoch, "         \
-    "attempt, error, created_ms, started_ms, updated_ms, finished_ms, "       \
-    "slot_ms, queued, priority, run_at_ms, max_attempts, cancel_requested, "  \
-    "failures "
+#define RUN_COLUMNS RT__RUN_COLUMNS
 
 static char *run_text(rt_stmt *st, int col) {
     return rt__xstrdup(st->store->ops->column_text(st, col));
@@ -201,7 +196,7 @@ static int64_t run_int(rt_stmt *st, int col, int64_t null_value) {
                                                : o->column_int64(st, col);
 }
 
-static void run_from_row(rt_stmt *st, rt__run *r) {
+void rt__run_from_row(rt_stmt *st, rt__run *r) {
     const rt_store_ops *o = st->store->ops;
     r->id = o->column_int64(st, 0);
     r->job = run_text(st, 1);
@@ -240,7 +235,7 @@ static void run_from_row(rt_stmt *st, rt__run *r) {
     r->failures = (int)run_int(st, 26, 0);
 }
 
-static int run_load_params(rt_store *s, rt__run *r) {
+int rt__run_load_params(rt_store *s, rt__run *r) {
     rt_stmt *st;
     rt_value arg = rt_int(r->id);
     int rc = rt__store_query(
@@ -261,9 +256,9 @@ static int run_load_where(rt_store *s, const char *sql, int nargs,
     int rc = rt__store_query(s, sql, nargs, args, &st);
     if (rc == RT_DONE) return RT_NOTFOUND;
     if (rc != RT_ROW) return rc;
-    run_from_row(st, out);
+    rt__run_from_row(st, out);
     s->ops->reset(st);
-    if ((rc = run_load_params(s, out)) != RT_OK) rt__run_free(out);
+    if ((rc = rt__run_load_params(s, out)) != RT_OK) rt__run_free(out);
     return rc;
 }
 

@@ -128,8 +128,8 @@ static rt__buf *runner_clause(rt__buf *out) {
  * were reordered". A removed and an added step between the same kept steps
  * pair up as a rename.
  */
-static void runner_describe_change(const char *was_text, const char *now_text,
-                                   rt__buf *out) {
+void rt__runner_describe_change(const char *was_text, const char *now_text,
+                                rt__buf *out) {
     runner_names was, now;
     runner_names_split(&was, was_text);
     runner_names_split(&now, now_text);
@@ -235,7 +235,7 @@ static int runner_check_definition(runner *r, const char *restart_step,
         return RT_OK;
     }
     rt__buf why = {0};
-    runner_describe_change(r->run.steps, now, &why);
+    rt__runner_describe_change(r->run.steps, now, &why);
     rt__buf where = {0};
     /* The two lists help, unless they would push the ways out off the
      * message (RT_ERRMSG_MAX). */
@@ -352,7 +352,10 @@ static int runner_claim(runner *r, bool adopt, int restart_at) {
         restart ? rt_text(r->job->steps[restart_at].name) : rt_null(),
     };
     rt_stmt *st;
-    rc = rt__store_query(
+    /* Failpoint resume.read_cursor (test builds): where a start reads its
+     * saved step and cursor back. */
+    rc = RT_FAILPOINT(s, "resume.read_cursor");
+    if (rc == RT_OK) rc = rt__store_query(
         s,
         "UPDATE rt_run SET epoch = epoch + 1, status = 'running', "
         "attempt = attempt + 1, started_ms = coalesce(started_ms, "
@@ -431,7 +434,10 @@ static int runner_claim(runner *r, bool adopt, int restart_at) {
         free(steps);
         return rt__store_abort(s, rc);
     }
-    /* Committed: the run in memory follows the database. */
+    /* Committed: the run in memory follows the database (its status too:
+     * runner_interrupted trusts it to know whether 'interrupted' is saved). */
+    free(r->run.status);
+    r->run.status = rt__xstrdup("running");
     if (adopt) {
         free(r->run.steps);
         r->run.steps = steps;
@@ -498,9 +504,16 @@ static int runner_commit(runner *r, bool step_done) {
     rt_ctx *c = &r->ctx;
     bool last = step_done && r->run.step_index + 1 == r->nsteps;
     int next = step_done ? r->run.step_index + 1 : r->run.step_index;
+    /* A stop already requested is recorded with this commit. The flag is
+     * read once: memory must say what the commit wrote, or a SIGTERM
+     * between two reads leaves the run 'running' after exit 75. */
+    bool stopping = rt__stop_flag;
+    int64_t fence = r->run.epoch;
+    /* Test builds, RATCHET_TEST_UNFENCED=1: no fence (the control). */
+    RT_UNFENCE(r->s, r->run.id, &fence);
     rt_value args[] = {
         rt_int(r->run.id),
-        rt_int(r->run.epoch),
+        rt_int(fence),
         rt_int(next),
         next < r->nsteps ? rt_text(r->job->steps[next].name) : rt_null(),
         !step_done && c->has_cursor ? rt_int(c->cursor_int) : rt_null(),
@@ -510,8 +523,7 @@ static int runner_commit(runner *r, bool step_done) {
         rt_int(r->run.items + c->chunk_items),
         rt_int(step_done ? 0 : c->step_items),
         !step_done && c->total >= 0 ? rt_int(c->total) : rt_null(),
-        /* A stop already requested: record it with this commit. */
-        rt_text(last ? "done" : rt__stop_flag ? "interrupted" : "running"),
+        rt_text(last ? "done" : stopping ? "interrupted" : "running"),
     };
     bool cancel = false;
     int rc = runner_progress_update(r, args, &cancel);
@@ -525,10 +537,23 @@ static int runner_commit(runner *r, bool step_done) {
      * chunk's transaction is open, so each commit refreshes the lease. */
     if (rc == RT_OK && r->lease && r->s->single_writer)
         rc = rt__lease_refresh_sql(r->lease, r->s);
+    /* The run's end, or its stop, gives its lease up in the same
+     * transaction: one commit less on the way out. */
+    bool ending = last || stopping;
+    if (rc == RT_OK && ending && r->lease && !r->lease->lost) {
+        rt_value largs[] = {rt_text(r->lease->scope), rt_text(r->lease->owner)};
+        rc = RT_FAILPOINT(r->s, "lease.release"); /* test builds */
+        if (rc == RT_OK)
+            rc = rt__store_exec_later(r->s,
+                                      "DELETE FROM rt_lease WHERE scope = $1 "
+                                      "AND owner = $2",
+                                      2, largs);
+    }
     if (rc == RT_OK) rc = rt__store_commit(r->s);
     if (rc != RT_OK) return rt__store_abort(r->s, rc);
 
     /* Committed: the run in memory follows the database. */
+    if (ending && r->lease) r->lease->released = true;
     r->run.items += c->chunk_items;
     if (step_done) {
         r->run.step_index = next;
@@ -550,7 +575,7 @@ static int runner_commit(runner *r, bool step_done) {
         r->run.step_items = c->step_items;
         r->run.step_total = c->total;
     }
-    if (last || cancel || rt__stop_flag) {
+    if (last || cancel || stopping) {
         free(r->run.status);
         r->run.status = rt__xstrdup(last     ? "done"
                                     : cancel ? "cancelled"
@@ -755,6 +780,7 @@ static int runner_call(runner *r, bool *chunked, int *step_rc) {
     if (rc == RT_STOPPED) return RT_STOPPED;
     if (rc != RT_OK) return rc;
     if (rt__stop_flag) {
+        (void)RT_FAILPOINT(r->s, "stop.rollback"); /* test builds */
         rt__store_rollback(r->s);
         return RT_STOPPED;
     }
@@ -769,6 +795,7 @@ static int runner_call(runner *r, bool *chunked, int *step_rc) {
         src = RT_STOPPED;
     *step_rc = src;
     if (src == RT_DONE || src == RT_MORE) return runner_commit(r, src == RT_DONE);
+    if (src == RT_STOPPED) (void)RT_FAILPOINT(r->s, "stop.rollback");
     rt__store_rollback(r->s);
     return RT_ERROR;
 }
@@ -871,7 +898,9 @@ static int runner_refuse(runner *r, int rc) {
         return RT_EXIT_USAGE;
     }
     rt__log(RT_LOG_ERROR, "db_error", &f, "%s", r->s->errmsg);
-    return RT_EXIT_FAILED;
+    /* The connection went away (a server restart, a terminated session):
+     * temporary, as when it happens mid-run; start again to resume. */
+    return rt__store_broken(r->s) ? RT_EXIT_INTERRUPTED : RT_EXIT_FAILED;
 }
 
 /* ------------------------------------------------------------ the lease */
@@ -927,7 +956,10 @@ static int runner_lease(runner *r, rt__lease *l, const char *scope,
                             err, sizeof err);
     if (rc != RT_OK) {
         rt__log(RT_LOG_ERROR, "db_open", &f, "%s", err);
-        return rc == RT_INVALID ? RT_EXIT_USAGE : RT_EXIT_FAILED;
+        /* RT_CONN: the server answered the work connection a moment ago. */
+        return rc == RT_INVALID ? RT_EXIT_USAGE
+               : rc == RT_CONN  ? RT_EXIT_INTERRUPTED
+                                : RT_EXIT_FAILED;
     }
     if (o->start_at_ms > rt__wall_ms()) {
         /* Early: do now the first-use work of the statements the start
@@ -962,7 +994,7 @@ static int runner_lease(runner *r, rt__lease *l, const char *scope,
         if (rc != RT_HELD && rc != RT_BUSY) {
             rt__log(RT_LOG_ERROR, "db_error", &f, "lease of %s: %s", scope,
                     l->s->errmsg);
-            return RT_EXIT_FAILED;
+            return rt__store_broken(l->s) ? RT_EXIT_INTERRUPTED : RT_EXIT_FAILED;
         }
         if (rc == RT_HELD && o->if_running == RT_IF_RUNNING_FAIL) {
             rt__log(RT_LOG_ERROR, "held", &f,
@@ -998,6 +1030,9 @@ static int runner_lease(runner *r, rt__lease *l, const char *scope,
         runner_sleep_ms(100 + rand_r(&seed) % 50);
     }
 }
+
+static int runner_drive(runner *r, const rt__run_opts *o, bool fresh,
+                        bool adopt, int restart_at);
 
 /* The run is found and the lease is ours: claim it and drive its steps. */
 static int runner_go(runner *r, const rt__run_opts *o) {
@@ -1050,6 +1085,17 @@ static int runner_go(runner *r, const rt__run_opts *o) {
     int rc = runner_check_definition(r, o->restart_step, &adopt, &restart_at);
     if (rc == RT_OK) rc = runner_claim(r, adopt, restart_at);
     if (rc != RT_OK) return runner_refuse(r, rc);
+    return runner_drive(r, o, fresh, adopt, restart_at);
+}
+
+/* The run is claimed (its epoch is ours): heartbeat, and drive its steps. */
+static int runner_drive(runner *r, const rt__run_opts *o, bool fresh,
+                        bool adopt, int restart_at) {
+    rt_store *s = r->s;
+    if (r->lease) { /* its heartbeat thread also watches for a cancel */
+        r->lease->run_id = r->run.id;
+        r->ctx.cancel = &r->lease->cancel;
+    }
     if (r->lease && rt__lease_start(r->lease) != RT_OK)
         rt__log(RT_LOG_WARN, "heartbeat", NULL,
                 "could not start the heartbeat thread");
@@ -1080,13 +1126,17 @@ static int runner_go(runner *r, const rt__run_opts *o) {
     return code;
 }
 
+static void runner_init(runner *r, rt_store *s, const rt_job *job) {
+    memset(r, 0, sizeof *r);
+    r->s = s;
+    r->job = job;
+    r->nsteps = rt__job_step_count(job);
+    r->started_ns = rt__mono_ns();
+}
+
 int rt__runner_run(rt_store *s, const rt_job *job, const rt__run_opts *given) {
     runner r;
-    memset(&r, 0, sizeof r);
-    r.s = s;
-    r.job = job;
-    r.nsteps = rt__job_step_count(job);
-    r.started_ns = rt__mono_ns();
+    runner_init(&r, s, job);
     rt__run_opts o = *given;
     const char *given_key = o.key;
     rt__lease lease;
@@ -1119,6 +1169,21 @@ int rt__runner_run(rt_store *s, const rt_job *job, const rt__run_opts *given) {
     rt__lease_release(&lease);
     rt__lease_close(&lease);
     if (o.key != given_key) free((char *)o.key);
+    free(r.ctx.cursor_bytes);
+    rt__run_free(&r.run);
+    return code;
+}
+
+int rt__runner_run_claimed(rt_store *s, const rt_job *job,
+                           const rt__run_opts *o, rt__run *run, bool fresh,
+                           rt__lease *lease) {
+    runner r;
+    runner_init(&r, s, job);
+    r.run = *run;
+    memset(run, 0, sizeof *run);
+    r.lease = lease;
+    int code = runner_drive(&r, o, fresh, false, -1);
+    rt__lease_release(lease);
     free(r.ctx.cursor_bytes);
     rt__run_free(&r.run);
     return code;

@@ -18,13 +18,20 @@ int rt__store_open(const char *url, rt_store **out, char *err, size_t errlen) {
     *out = NULL;
     for (const rt_store_ops *const *b = store_backends; *b; b++)
         if ((*b)->accepts(url)) return (*b)->open(url, out, err, errlen);
-    /* Name the scheme only: the rest may hold a password. */
-    size_t n = strcspn(url, ":/@?");
+    /* Name the scheme only, and only a real one (RFC 3986: a letter, then
+     * letters, digits, '+', '-', '.', ending at ':'): the rest, or text that
+     * is no URL at all ("password=x://"), may hold a password. */
+    static const char scheme[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZ"
+                                 "abcdefghijklmnopqrstuvwxyz0123456789+-.";
+    size_t n = 0;
+    if ((url[0] >= 'a' && url[0] <= 'z') || (url[0] >= 'A' && url[0] <= 'Z'))
+        n = strspn(url, scheme);
+    if (url[n] != ':' || n > 40) n = 0;
     snprintf(err, errlen,
-             "unrecognised database URL '%.*s%s' (use sqlite:PATH, "
+             "unrecognised database URL %s%.*s%s(use sqlite:PATH, "
              "postgresql://... or a libpq conninfo such as 'host=... "
              "dbname=...')",
-             (int)(n < 40 ? n : 40), url, url[n] == ':' ? ":..." : "");
+             n ? "'" : "", (int)n, url, n ? ":...' " : "");
     return RT_INVALID;
 }
 
@@ -64,16 +71,27 @@ int rt__store_exec_script(rt_store *s, const char *sql) {
     return s->ops->exec_script(s, sql);
 }
 
+/* Failpoints (test builds): begin.before, begin.after, commit.before and
+ * commit.after sit here, for every transaction on both backends. */
 int rt__store_begin(rt_store *s) {
-    int rc = s->ops->begin(s);
-    if (rc == RT_OK) s->in_tx = 1;
-    return rc;
+    int rc = RT_FAILPOINT(s, "begin.before");
+    if (rc == RT_OK) rc = s->ops->begin(s);
+    if (rc != RT_OK) return rc;
+    s->in_tx = 1;
+    /* Began, but the caller hears an error: it must find no transaction. */
+    rc = RT_FAILPOINT(s, "begin.after");
+    return rc == RT_OK ? RT_OK : rt__store_abort(s, rc);
 }
 
 int rt__store_commit(rt_store *s) {
-    int rc = s->ops->commit(s);
+    /* An error before COMMIT leaves the transaction to roll back, as a
+     * failed COMMIT does. */
+    int rc = RT_FAILPOINT(s, "commit.before");
+    if (rc == RT_OK) rc = s->ops->commit(s);
     /* A failed COMMIT leaves the transaction to roll back. */
     if (rc == RT_OK) s->in_tx = 0;
+    /* Committed, but the caller hears an error: the in-doubt case. */
+    if (rc == RT_OK) rc = RT_FAILPOINT(s, "commit.after");
     return rc;
 }
 
@@ -106,6 +124,18 @@ int rt__store_query(rt_store *s, const char *sql, int nargs,
         if ((rc = s->ops->bind(st, i + 1, &args[i])) != RT_OK) return rc;
     rc = s->ops->step(st);
     *out = st;
+    return rc;
+}
+
+int rt__store_exec_later(rt_store *s, const char *sql, int nargs,
+                         const rt_value *args) {
+    if (!s->ops->send || !s->in_tx) return rt__store_exec(s, sql, nargs, args, NULL);
+    rt_stmt *st;
+    int rc = s->ops->prepare(s, sql, &st);
+    for (int i = 0; rc == RT_OK && i < nargs; i++)
+        rc = s->ops->bind(st, i + 1, &args[i]);
+    if (rc == RT_OK) rc = s->ops->send(st);
+    s->item = 0;
     return rc;
 }
 

@@ -34,6 +34,8 @@ struct rt_store {
     bool borrowed;        /* wraps the caller's connection: never closed */
     bool finishing;       /* a stop was requested, but this write must
                              still wait for the lock (the last status) */
+    int64_t item;         /* the step's item a pipelined statement is
+                             sent for (its error names it); 0: none */
     char errmsg[RT_ERRMSG_MAX];
 };
 
@@ -74,6 +76,12 @@ struct rt_store_ops {
     int (*prepare)(rt_store *s, const char *sql, rt_stmt **out);
     int (*bind)(rt_stmt *st, int idx, const rt_value *v);
     int (*step)(rt_stmt *st);
+    /*
+     * Optional: execute a bound statement inside a transaction without
+     * waiting for its result (PostgreSQL pipelining). Its error, if any,
+     * comes from the next call that waits, or from COMMIT. NULL: step it.
+     */
+    int (*send)(rt_stmt *st);
     int (*reset)(rt_stmt *st);
     int (*column_count)(rt_stmt *st);
     rt_type (*column_type)(rt_stmt *st, int col);
@@ -136,6 +144,14 @@ int rt__store_step(rt_stmt *st);
 int rt__store_query(rt_store *s, const char *sql, int nargs,
                     const rt_value *args, rt_stmt **out);
 /* Prepare, bind and run to completion; *changes may be NULL. */
+/*
+ * Like rt__store_exec for a statement whose outcome nobody reads: on a
+ * backend that pipelines, inside a transaction, it goes out with the next
+ * statement or COMMIT instead of costing a round trip of its own; an error
+ * then surfaces there (and fails the transaction), naming this statement.
+ */
+int rt__store_exec_later(rt_store *s, const char *sql, int nargs,
+                         const rt_value *args);
 int rt__store_exec(rt_store *s, const char *sql, int nargs,
                    const rt_value *args, int64_t *changes);
 const char *rt__store_errmsg(const rt_store *s);

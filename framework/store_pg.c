@@ -23,6 +23,9 @@
  * store. 40001/40P01/55P03 are RT_BUSY; 57014 during a stop is RT_STOPPED.
  * Passwords never reach a message: every URL and libpq text shown passes
  * through rt__mask_secrets().
+ *
+ * libpq is not linked: pq_loader.c loads it when a PostgreSQL URL is first
+ * checked (rt__pg_parse_url, so also pg_open) or a connection wrapped.
  */
 #define _POSIX_C_SOURCE 200809L
 #include <errno.h>
@@ -32,6 +35,7 @@
 #include <string.h>
 
 #include "internal.h"
+#include "pq_loader.h" /* libpq is dlopen()ed: every PQ* call goes through it */
 
 /* PostgreSQL type OIDs (pg_type.h is a server header). */
 enum {
@@ -53,9 +57,11 @@ typedef struct pg_stmt {
     char name[24];      /* server-side prepared statement name */
     bool prepared;      /* on the current session */
     int nparams;
-    char **values;      /* bound parameters (owned), NULL = SQL NULL */
+    char **values;      /* bound parameters: into buf, NULL = SQL NULL */
     int *lengths;
     int *formats;
+    char **buf;         /* per parameter, kept from bind to bind (owned) */
+    size_t *cap;
     PGresult *res;      /* result being walked, or NULL */
     int row;            /* current row in res (-1 before the first) */
     int nrows;
@@ -73,6 +79,15 @@ typedef struct pg_store {
     pg_stmt **stmts;
     int nstmts, capstmts;
     unsigned next_name;
+    bool begin_pending; /* BEGIN goes out with the next statement */
+    /* Pipeline mode: commands sent whose results are not read yet. */
+    bool piped;
+    struct pg_sent {
+        pg_stmt *stmt;        /* NULL for BEGIN and COMMIT */
+        bool prepare;         /* the statement's Parse, not its execution */
+        int64_t item;         /* the step's item it was sent for, or 0 */
+    } *sent;
+    int nsent, capsent;
 } pg_store;
 
 static const char *pg_app_name = "ratchet";
@@ -259,26 +274,82 @@ static char *pg_take_option(const char *url, const char *name, char **value) {
     return rt__xstrdup(url);
 }
 
-static int pg_open(const char *given, rt_store **out, char *err,
-                   size_t errlen) {
-    *out = NULL;
+/*
+ * libpq's parse errors quote the piece they stopped at, and that piece may
+ * be (part of) a password: 'invalid percent-encoded token: "pa%zz"', or
+ * 'missing "=" after "secret"' for an unquoted password with a space. Keep
+ * the words; hide what is quoted, from the first quote to the last one
+ * (a piece may hold quotes and line breaks), except libpq's own
+ * one-character pieces ("=", ":", "/") before it, and the name of an
+ * unknown option ('invalid connection option "passwrd"'), which the user
+ * needs to see: a lower-case word given as a keyword of the conninfo.
+ */
+static bool pg_is_option_name(const char *p, size_t n, const char *url) {
+    if (n == 0 || n > 40 || strspn(p, "abcdefghijklmnopqrstuvwxyz_") != n)
+        return false;
+    for (const char *k = strstr(url, "="); k; k = strstr(k + 1, "=")) {
+        const char *start = k;
+        while (start > url && start[-1] == ' ') start--; /* "key = v" */
+        if ((size_t)(start - url) < n || strncmp(start - n, p, n) != 0) continue;
+        const char *before = start - n;
+        if (before == url || strchr(" \t\n&?", before[-1])) return true;
+    }
+    return false;
+}
+
+static char *pg_hide_quoted(const char *msg, const char *url) {
+    rt__buf b = {0};
+    for (const char *p = msg; *p;) {
+        const char *close = *p == '"' ? strchr(p + 1, '"') : NULL;
+        if (close && pg_is_option_name(p + 1, (size_t)(close - p - 1), url) &&
+            !strstr(close + 1, "\"")) { /* the last quoted piece, alone */
+            rt__buf_add(&b, p, (size_t)(close - p + 1));
+            p = close + 1;
+            continue;
+        }
+        if (*p != '"' || (p[1] && strchr("=:/", p[1]) && p[2] == '"')) {
+            size_t n = *p == '"' ? 3 : 1;
+            rt__buf_add(&b, p, n);
+            p += n;
+            continue;
+        }
+        const char *last = strrchr(p, '"');
+        rt__buf_puts(&b, "\"***\"");
+        p = last > p ? last + 1 : p + strlen(p);
+    }
+    rt__buf_add(&b, "", 0);
+    return b.p;
+}
+
+int rt__pg_parse_url(const char *given, char **conninfo, bool *fast,
+                     char *err, size_t errlen) {
+    *conninfo = NULL;
+    *fast = true;
+    int rc = rt__pq_load(err, errlen);
+    if (rc != RT_OK) return rc;
     char *fast_opt = NULL;
     char *url = pg_take_option(given, "fast_takeover", &fast_opt);
-    bool fast = true;
-    if (fast_opt && !rt__parse_bool(fast_opt, &fast)) {
+    if (fast_opt && !rt__parse_bool(fast_opt, fast)) {
+        /* Shown only when it is a word: in a URI the value runs to the
+         * next '&', and may have swallowed the rest of the URL. */
+        size_t n = strlen(fast_opt);
+        bool word = n <= 16 && strspn(fast_opt, "abcdefghijklmnopqrstuvwxyz"
+                                                "ABCDEFGHIJKLMNOPQRSTUVWXYZ"
+                                                "0123456789_-") == n;
         snprintf(err, errlen,
-                 "bad fast_takeover value '%s' in database URL (on or off)",
-                 fast_opt);
+                 "bad fast_takeover value%s%s%s in database URL (on or off)",
+                 word ? " '" : "", word ? fast_opt : "", word ? "'" : "");
         free(fast_opt);
         free(url);
         return RT_INVALID;
     }
     free(fast_opt);
-    int rc = RT_OK;
     char *perr = NULL;
     PQconninfoOption *opts = PQconninfoParse(url, &perr);
     if (!opts) {
-        char *masked = rt__mask_secrets(perr ? perr : "out of memory");
+        char *hidden = pg_hide_quoted(perr ? perr : "out of memory", url);
+        char *masked = rt__mask_secrets(hidden);
+        free(hidden);
         pg_one_line(masked);
         /* Not the URL itself: where it is malformed, a mistyped keyword
          * may be hiding a password from the masking. */
@@ -290,6 +361,17 @@ static int pg_open(const char *given, rt_store **out, char *err,
         return RT_INVALID;
     }
     PQconninfoFree(opts);
+    *conninfo = url;
+    return RT_OK;
+}
+
+static int pg_open(const char *given, rt_store **out, char *err,
+                   size_t errlen) {
+    *out = NULL;
+    char *url;
+    bool fast;
+    int rc = rt__pg_parse_url(given, &url, &fast, err, errlen);
+    if (rc != RT_OK) return rc;
     pg_store *s = rt__xcalloc(1, sizeof *s);
     s->base.ops = &rt__pg_ops;
     s->base.url_display = rt__mask_secrets(given);
@@ -316,21 +398,28 @@ static void pg_stmt_clear_result(pg_stmt *c) {
     c->nrows = 0;
 }
 
+/* Unbind; a parameter's buffer stays for the next bind unless it is big. */
 static void pg_stmt_clear_params(pg_stmt *c) {
     for (int i = 0; i < c->nparams; i++) {
-        free(c->values[i]);
         c->values[i] = NULL;
         c->lengths[i] = 0;
         c->formats[i] = 0;
+        if (c->cap[i] > 65536) {
+            free(c->buf[i]);
+            c->buf[i] = NULL;
+            c->cap[i] = 0;
+        }
     }
 }
 
 static void pg_stmt_free(pg_stmt *c) {
     pg_stmt_clear_result(c);
-    pg_stmt_clear_params(c);
+    for (int i = 0; i < c->nparams; i++) free(c->buf[i]);
     free(c->values);
     free(c->lengths);
     free(c->formats);
+    free(c->buf);
+    free(c->cap);
     free(c->blob);
     free(c->blob_len);
     free(c->sql);
@@ -338,6 +427,8 @@ static void pg_stmt_free(pg_stmt *c) {
 }
 
 static int pg_wrap(void *handle, rt_store **out) {
+    /* The caller's PGconn: libpq is in the process, dlopen finds it. */
+    if (rt__pq_load(NULL, 0) != RT_OK) return RT_DBERR;
     pg_store *s = rt__xcalloc(1, sizeof *s);
     s->base.ops = &rt__pg_ops;
     s->base.url_display = rt__xstrdup("postgres:(the caller's connection)");
@@ -365,6 +456,7 @@ static void pg_close(rt_store *base) {
     }
     for (int i = 0; i < s->nstmts; i++) pg_stmt_free(s->stmts[i]);
     free(s->stmts);
+    free(s->sent);
     pg_swap_cancel(s, NULL);
     if (s->conn) PQfinish(s->conn);
     free(s->url);
@@ -379,12 +471,152 @@ static int pg_reconnect(rt_store *base) {
     if (s->conn) PQfinish(s->conn);
     s->conn = NULL;
     s->base.in_tx = 0;
+    s->begin_pending = s->piped = false;
+    s->nsent = 0;
     return pg_connect(s);
+}
+
+static int pg_step(rt_stmt *base);
+
+/*
+ * Pipelining (libpq pipeline mode): inside a transaction, a statement whose
+ * result nobody reads (pg_send) goes out without waiting, and BEGIN goes out
+ * with the first statement. The next statement that needs its result, or
+ * COMMIT, flushes them all in the same round trip; the first error among
+ * them is the transaction's (the server skips the rest) and names its
+ * statement.
+ */
+static bool pg_pipe_note(pg_store *s, pg_stmt *stmt, bool prepare) {
+    if (s->nsent == s->capsent) {
+        s->capsent = s->capsent ? s->capsent * 2 : 16;
+        s->sent = rt__xrealloc(s->sent, sizeof *s->sent * (size_t)s->capsent);
+    }
+    s->sent[s->nsent].stmt = stmt;
+    s->sent[s->nsent].item = s->base.item;
+    s->sent[s->nsent++].prepare = prepare;
+    return true;
+}
+
+/* Enter pipeline mode, BEGIN first when it is pending. */
+static bool pg_pipe_enter(pg_store *s) {
+    if (s->piped) return true;
+    if (!PQenterPipelineMode(s->conn)) return false;
+    s->piped = true;
+    s->nsent = 0;
+    if (s->begin_pending) {
+        s->begin_pending = false;
+        return PQsendQueryParams(s->conn, "BEGIN", 0, NULL, NULL, NULL, NULL,
+                                 0) &&
+               pg_pipe_note(s, NULL, false);
+    }
+    return true;
+}
+
+/* Queue one execution of c (its Parse first when the session lacks it). */
+static bool pg_pipe_send(pg_store *s, pg_stmt *c) {
+    if (!c->prepared) {
+        if (!PQsendPrepare(s->conn, c->name, c->sql, c->nparams, NULL)) return false;
+        pg_pipe_note(s, c, true);
+        c->prepared = true; /* undone by pg_pipe_flush if it failed */
+    }
+    return PQsendQueryPrepared(s->conn, c->name, c->nparams,
+                               (const char *const *)c->values, c->lengths,
+                               c->formats, 0) &&
+           pg_pipe_note(s, c, false);
+}
+
+/*
+ * Sync and read every queued result; leave pipeline mode. *last receives
+ * the last command's result (the caller's), unless an earlier one failed.
+ * RT_OK, or the first error, its message naming the failed statement.
+ */
+static int pg_pipe_flush(pg_store *s, PGresult **last) {
+    if (last) *last = NULL;
+    if (!s->piped) return RT_OK;
+    int rc = RT_OK;
+    bool sent = PQpipelineSync(s->conn) != 0;
+    for (int i = 0; sent && i < s->nsent; i++) {
+        PGresult *first = NULL;
+        for (PGresult *r; (r = PQgetResult(s->conn)) != NULL;) {
+            if (first) PQclear(r);
+            else first = r;
+        }
+        ExecStatusType st = PQresultStatus(first);
+        bool failed = st != PGRES_COMMAND_OK && st != PGRES_TUPLES_OK;
+        if (failed && s->sent[i].prepare) s->sent[i].stmt->prepared = false;
+        if (failed && rc == RT_OK && st != PGRES_PIPELINE_ABORTED) {
+            rc = pg_result_error(s, first);
+            bool own_parse = s->sent[i].prepare && i + 2 == s->nsent &&
+                             s->sent[i + 1].stmt == s->sent[i].stmt;
+            if (s->sent[i].stmt && i + 1 < s->nsent && !own_parse) {
+                /* Not the caller's statement: say which one failed. */
+                char sql[48];
+                snprintf(sql, sizeof sql, "%s", s->sent[i].stmt->sql);
+                size_t n = strlen(s->base.errmsg);
+                char item[40] = "";
+                if (s->sent[i].item > 0)
+                    snprintf(item, sizeof item, "item %lld, ",
+                             (long long)s->sent[i].item);
+                snprintf(s->base.errmsg + n, sizeof s->base.errmsg - n,
+                         " (%sin pipelined statement: %s%s)", item, sql,
+                         strlen(s->sent[i].stmt->sql) >= sizeof sql ? "..."
+                                                                    : "");
+            }
+        } else if (failed && rc == RT_OK && !first) {
+            rc = pg_result_error(s, NULL); /* the connection failed */
+        }
+        if (last && i + 1 == s->nsent && rc == RT_OK) *last = first;
+        else PQclear(first);
+    }
+    if (sent) { /* the sync's own result */
+        for (PGresult *r; (r = PQgetResult(s->conn)) != NULL;) {
+            bool sync = PQresultStatus(r) == PGRES_PIPELINE_SYNC;
+            PQclear(r);
+            if (sync) break;
+        }
+    } else if (rc == RT_OK) {
+        rc = pg_result_error(s, NULL);
+    }
+    PQexitPipelineMode(s->conn);
+    s->piped = false;
+    s->nsent = 0;
+    if (rc != RT_OK && last && *last) {
+        PQclear(*last);
+        *last = NULL;
+    }
+    return rc;
+}
+
+/* rt_store_ops.send: execute, its result unread (errors come later). */
+static int pg_send(rt_stmt *base) {
+    pg_stmt *c = (pg_stmt *)base;
+    pg_store *s = (pg_store *)base->store;
+    if (!s->conn) return pg_fail_native(s, RT_CONN, "not connected", NULL);
+    if (!s->base.in_tx) { /* outside a transaction: now */
+        int rc;
+        while ((rc = pg_step(base)) == RT_ROW) {
+        }
+        return rc == RT_DONE ? RT_OK : rc;
+    }
+    if (!pg_pipe_enter(s) || !pg_pipe_send(s, c)) {
+        int rc = pg_pipe_flush(s, NULL);
+        return rc != RT_OK ? rc : pg_result_error(s, NULL);
+    }
+    return RT_OK;
 }
 
 /* Run a command without parameters; RT_OK or an error. */
 static int pg_simple(pg_store *s, const char *sql, PGresult **keep) {
     if (!s->conn) return pg_fail_native(s, RT_CONN, "not connected", NULL);
+    if (s->piped) {
+        int rc = pg_pipe_flush(s, NULL);
+        if (rc != RT_OK) return rc;
+    }
+    if (s->begin_pending) { /* a command inside the transaction */
+        s->begin_pending = false;
+        int rc = pg_simple(s, "BEGIN", NULL);
+        if (rc != RT_OK) return rc;
+    }
     PGresult *res = PQexec(s->conn, sql);
     ExecStatusType st = PQresultStatus(res);
     if (st == PGRES_COMMAND_OK || st == PGRES_TUPLES_OK) {
@@ -404,14 +636,35 @@ static int pg_exec_script(rt_store *base, const char *sql) {
     return pg_simple((pg_store *)base, sql, NULL);
 }
 
+/*
+ * BEGIN is not sent on its own: it goes out with the transaction's first
+ * statement, in one pipeline (pg_execute), which saves a round trip per
+ * transaction. The server takes no snapshot and no lock at BEGIN anyway.
+ */
 static int pg_begin(rt_store *base) {
-    return pg_simple((pg_store *)base, "BEGIN", NULL);
+    pg_store *s = (pg_store *)base;
+    if (!s->conn) return pg_fail_native(s, RT_CONN, "not connected", NULL);
+    s->begin_pending = true;
+    return RT_OK;
 }
 
 static int pg_commit(rt_store *base) {
     pg_store *s = (pg_store *)base;
+    if (s->begin_pending) { /* nothing was sent: nothing to commit */
+        s->begin_pending = false;
+        return RT_OK;
+    }
     PGresult *res = NULL;
-    int rc = pg_simple(s, "COMMIT", &res);
+    int rc = RT_OK;
+    if (s->piped) { /* COMMIT goes out with what was sent before it */
+        if (!PQsendQueryParams(s->conn, "COMMIT", 0, NULL, NULL, NULL, NULL, 0) ||
+            !pg_pipe_note(s, NULL, false))
+            rc = pg_result_error(s, NULL);
+        int frc = pg_pipe_flush(s, &res);
+        if (rc == RT_OK) rc = frc;
+    } else {
+        rc = pg_simple(s, "COMMIT", &res);
+    }
     if (rc != RT_OK) return rc;
     /* COMMIT of a transaction an earlier error aborted answers ROLLBACK. */
     bool rolled_back = strcmp(PQcmdStatus(res), "COMMIT") != 0;
@@ -427,6 +680,11 @@ static int pg_rollback(rt_store *base) {
     pg_store *s = (pg_store *)base;
     if (pg_broken(base)) return RT_OK; /* the server dropped it with us */
     for (int i = 0; i < s->nstmts; i++) pg_stmt_clear_result(s->stmts[i]);
+    if (s->begin_pending) {
+        s->begin_pending = false;
+        return RT_OK;
+    }
+    pg_pipe_flush(s, NULL); /* its error, if any, dies with the transaction */
     return pg_simple(s, "ROLLBACK", NULL);
 }
 
@@ -465,6 +723,8 @@ static int pg_prepare(rt_store *base, const char *sql, rt_stmt **out) {
     c->values = rt__xcalloc(n, sizeof *c->values);
     c->lengths = rt__xcalloc(n, sizeof *c->lengths);
     c->formats = rt__xcalloc(n, sizeof *c->formats);
+    c->buf = rt__xcalloc(n, sizeof *c->buf);
+    c->cap = rt__xcalloc(n, sizeof *c->cap);
     if (s->nstmts == s->capstmts) {
         s->capstmts = s->capstmts ? s->capstmts * 2 : 16;
         s->stmts = rt__xrealloc(s->stmts, sizeof *s->stmts * (size_t)s->capstmts);
@@ -474,6 +734,21 @@ static int pg_prepare(rt_store *base, const char *sql, rt_stmt **out) {
     return RT_OK;
 }
 
+/*
+ * Parameter i's buffer, at least n bytes, set as its bound value. Kept from
+ * bind to bind: libpq copies a value when the statement is sent, so one
+ * buffer per parameter serves every execution (no malloc per item).
+ */
+static char *pg_param_buf(pg_stmt *c, int i, size_t n) {
+    if (c->cap[i] < n) {
+        size_t cap = n < 64 ? 64 : n;
+        free(c->buf[i]);
+        c->buf[i] = rt__xmalloc(cap);
+        c->cap[i] = cap;
+    }
+    return c->values[i] = c->buf[i];
+}
+
 static int pg_bind(rt_stmt *base, int idx, const rt_value *v) {
     pg_stmt *c = (pg_stmt *)base;
     if (idx < 1 || idx > c->nparams)
@@ -481,31 +756,39 @@ static int pg_bind(rt_stmt *base, int idx, const rt_value *v) {
                               "parameter $%d out of range (statement has %d)",
                               idx, c->nparams);
     int i = idx - 1;
-    free(c->values[i]);
     c->values[i] = NULL;
     c->formats[i] = 0;
     c->lengths[i] = 0;
     char num[40];
+    size_t n;
     switch (v->type) {
     case RT_TNULL: break;
-    case RT_TINT:
-        snprintf(num, sizeof num, "%lld", (long long)v->u.i);
-        c->values[i] = rt__xstrdup(num);
+    case RT_TINT: { /* digits backwards: no snprintf per item */
+        uint64_t u = v->u.i < 0 ? 0 - (uint64_t)v->u.i : (uint64_t)v->u.i;
+        char *p = num + sizeof num;
+        *--p = '\0';
+        do *--p = (char)('0' + u % 10); while ((u /= 10) != 0);
+        if (v->u.i < 0) *--p = '-';
+        n = (size_t)(num + sizeof num - p);
+        memcpy(pg_param_buf(c, i, n), p, n);
         break;
+    }
     case RT_TREAL:
         snprintf(num, sizeof num, "%.17g", v->u.d);
-        c->values[i] = rt__xstrdup(num);
+        n = strlen(num) + 1;
+        memcpy(pg_param_buf(c, i, n), num, n);
         break;
     case RT_TTEXT:
-        if (v->u.b.p)
-            c->values[i] = v->u.b.n == (size_t)-1
-                               ? rt__xstrdup(v->u.b.p)
-                               : rt__xstrndup(v->u.b.p, v->u.b.n);
+        if (!v->u.b.p) break;
+        n = v->u.b.n == (size_t)-1 ? strlen(v->u.b.p) : strnlen(v->u.b.p, v->u.b.n);
+        memcpy(pg_param_buf(c, i, n + 1), v->u.b.p, n);
+        c->values[i][n] = '\0';
         break;
     case RT_TBLOB:
-        c->values[i] = rt__xmalloc(v->u.b.n ? v->u.b.n : 1);
-        if (v->u.b.n) memcpy(c->values[i], v->u.b.p, v->u.b.n);
-        c->lengths[i] = (int)v->u.b.n;
+        n = v->u.b.n;
+        if (n) memcpy(pg_param_buf(c, i, n), v->u.b.p, n);
+        else pg_param_buf(c, i, 1);
+        c->lengths[i] = (int)n;
         c->formats[i] = 1;
         break;
     default:
@@ -518,19 +801,20 @@ static int pg_bind(rt_stmt *base, int idx, const rt_value *v) {
 static int pg_execute(pg_stmt *c) {
     pg_store *s = (pg_store *)c->base.store;
     if (!s->conn) return pg_fail_native(s, RT_CONN, "not connected", NULL);
-    if (!c->prepared) {
-        PGresult *res = PQprepare(s->conn, c->name, c->sql, c->nparams, NULL);
-        if (PQresultStatus(res) != PGRES_COMMAND_OK) {
-            int rc = pg_result_error(s, res);
-            PQclear(res);
-            return rc;
-        }
-        PQclear(res);
-        c->prepared = true;
+    PGresult *res;
+    if (s->begin_pending || s->piped || !c->prepared) {
+        /* With BEGIN, what was sent before it and its own Parse on first
+         * use (a process's start uses a dozen statements): one round trip. */
+        int rc = RT_OK;
+        if (!pg_pipe_enter(s) || !pg_pipe_send(s, c)) rc = pg_result_error(s, NULL);
+        int frc = pg_pipe_flush(s, &res);
+        if (rc == RT_OK) rc = frc;
+        if (rc != RT_OK) return rc;
+    } else {
+        res = PQexecPrepared(s->conn, c->name, c->nparams,
+                             (const char *const *)c->values, c->lengths,
+                             c->formats, 0);
     }
-    PGresult *res = PQexecPrepared(s->conn, c->name, c->nparams,
-                                   (const char *const *)c->values, c->lengths,
-                                   c->formats, 0);
     ExecStatusType st = PQresultStatus(res);
     if (st != PGRES_TUPLES_OK && st != PGRES_COMMAND_OK) {
         int rc = pg_result_error(s, res);
@@ -732,6 +1016,7 @@ const rt_store_ops rt__pg_ops = {
     .changes = pg_changes,
     .interrupt = pg_interrupt,
     .handle = pg_handle,
+    .send = pg_send,
     .liveness_try = pg_liveness_try,
     .liveness_release = pg_liveness_release,
     .session_id = pg_session_id,

@@ -106,8 +106,8 @@ static void sqlite_now_ms(sqlite3_context *c, int argc, sqlite3_value **argv) {
     sqlite3_result_int64(c, rt__wall_ms());
 }
 
-static int sqlite_parse_url(const char *url, char **path, int *sync,
-                            int *busy_ms, char *err, size_t errlen) {
+int rt__sqlite_parse_url(const char *url, char **path, int *sync,
+                         int *busy_ms, char *err, size_t errlen) {
     const char *rest = url + 7;
     if (strncmp(rest, "//", 2) == 0) rest += 2; /* sqlite://PATH */
     const char *q = strchr(rest, '?');
@@ -172,7 +172,7 @@ static int sqlite_open(const char *url, rt_store **out, char *err,
     pthread_once(&config_once, sqlite_config_once);
     char *path = NULL;
     int sync, busy_ms;
-    int rc = sqlite_parse_url(url, &path, &sync, &busy_ms, err, errlen);
+    int rc = rt__sqlite_parse_url(url, &path, &sync, &busy_ms, err, errlen);
     if (rc != RT_OK) return rc;
 
     if (strcmp(path, ":memory:") != 0) {

@@ -4,6 +4,7 @@
  * escaping, and ISO-8601 formatting.
  */
 #define _POSIX_C_SOURCE 200809L
+#include <ctype.h>
 #include <errno.h>
 #include <unistd.h>
 #include <fcntl.h>
@@ -64,17 +65,18 @@ int64_t rt__wall_ms(void) {
 }
 
 bool rt__parse_int64(const char *s, int64_t *out) {
-    if (!s || !*s) return false;
+    /* strtoll would skip any white space (\v, \r, \n too) */
+    if (!s || !*s || isspace((unsigned char)s[0])) return false;
     char *end;
     errno = 0;
     long long v = strtoll(s, &end, 10);
-    if (errno || *end || end == s || s[0] == ' ' || s[0] == '\t') return false;
+    if (errno || *end || end == s) return false;
     *out = v;
     return true;
 }
 
 bool rt__parse_double(const char *s, double *out) {
-    if (!s || !*s || s[0] == ' ' || s[0] == '\t') return false;
+    if (!s || !*s || isspace((unsigned char)s[0])) return false;
     char *end;
     errno = 0;
     double v = strtod(s, &end);
@@ -163,57 +165,113 @@ void rt__buf_free(rt__buf *b) {
 }
 
 void rt__iso8601_ms(int64_t ms, char *out, size_t n) {
-    time_t secs = (time_t)(ms / 1000);
+    /* Rounded down: before 1970 the millisecond part stays positive. */
+    int64_t secs = ms / 1000 - (ms % 1000 < 0);
+    time_t t = (time_t)secs;
     struct tm tm;
-    gmtime_r(&secs, &tm);
-    char date[24];
-    strftime(date, sizeof date, "%Y-%m-%dT%H:%M:%S", &tm);
-    snprintf(out, n, "%s.%03dZ", date, (int)(ms % 1000));
+    if (!gmtime_r(&t, &tm)) {
+        /* Years beyond what struct tm holds (a corrupt stored time). */
+        snprintf(out, n, "@%lld ms", (long long)ms);
+        return;
+    }
+    int frac = (int)(ms % 1000);
+    /* Four digits of year at least (strftime's %Y gives "226"). */
+    snprintf(out, n, "%04lld-%02d-%02dT%02d:%02d:%02d.%03dZ",
+             (long long)tm.tm_year + 1900, tm.tm_mon + 1, tm.tm_mday,
+             tm.tm_hour, tm.tm_min, tm.tm_sec, frac < 0 ? frac + 1000 : frac);
 }
 
-/* Length of a conninfo/query value at p: 'quoted' (with \' escapes) or bare. */
-static size_t util_value_len(const char *p) {
-    if (*p == '\'') {
-        size_t i = 1;
-        while (p[i] && p[i] != '\'') i += (p[i] == '\\' && p[i + 1]) ? 2 : 1;
-        return p[i] ? i + 1 : i;
+/*
+ * The masking follows libpq's own reading of a URL or conninfo, since
+ * whatever libpq takes as a password must not show:
+ *  - scheme://user:PASSWORD@host: the password runs from the first ':' to
+ *    the first '@' before any '/' (it may hold '?', '#', spaces, quotes);
+ *  - KEYWORD=VALUE where KEYWORD is password or sslpassword (any case,
+ *    percent-escapes decoded as in a URI query), after white space, '?',
+ *    '&' or ';': in a URI's query the value runs to the next '&' (libpq
+ *    takes spaces and quotes there as they are); in a conninfo it runs to
+ *    white space outside 'quotes', with backslash escapes.
+ * Masking more than libpq would read is harmless; less is a leak.
+ */
+static bool util_secret_key(const char *p, const char **end) {
+    static const char *const keys[] = {"password", "sslpassword"};
+    char key[16];
+    size_t n = 0;
+    while (*p && *p != '=' && *p != '&' && !isspace((unsigned char)*p)) {
+        int c = (unsigned char)*p++;
+        if (c == '%' && isxdigit((unsigned char)p[0]) && isxdigit((unsigned char)p[1])) {
+            char hex[3] = {p[0], p[1], '\0'};
+            c = (int)strtol(hex, NULL, 16);
+            p += 2;
+        }
+        if (n < sizeof key - 1) key[n] = (char)c;
+        n++;
     }
-    return strcspn(p, " \t\n&#'\"");
+    *end = p;
+    if (n >= sizeof key) return false;
+    key[n] = '\0';
+    for (size_t i = 0; i < sizeof keys / sizeof *keys; i++)
+        if (!strcasecmp(key, keys[i])) return true;
+    return false;
+}
+
+static const char *util_value_end(const char *p, bool uri) {
+    if (uri) return p + strcspn(p, "&");
+    /* Text glued to a quoted part ('a b'c) goes with it. */
+    bool quoted = false;
+    for (; *p && (quoted || !isspace((unsigned char)*p)); p++) {
+        if (*p == '\\' && p[1]) p++;
+        else if (*p == '\'') quoted = !quoted;
+    }
+    return p;
+}
+
+/* Where the value of a secret keyword at p begins, or NULL if there is
+ * none at p. */
+static const char *util_secret_value(const char *text, const char *p, bool uri) {
+    const char *q;
+    bool boundary = p == text || isspace((unsigned char)p[-1]) || strchr("?&;", p[-1]);
+    if (!boundary || !util_secret_key(p, &q)) return NULL;
+    while (isspace((unsigned char)*q)) q++;
+    if (*q != '=') return NULL;
+    q++;
+    while (!uri && isspace((unsigned char)*q)) q++;
+    return q;
 }
 
 char *rt__mask_secrets(const char *text) {
     rt__buf b = {0};
     const char *p = text;
+    bool uri = false; /* past a "://": values are a query's */
     while (*p) {
-        /* scheme://user:PASSWORD@host */
         if (!strncmp(p, "://", 3)) {
+            uri = true;
             rt__buf_add(&b, p, 3);
             p += 3;
-            size_t auth = strcspn(p, "/?# \t\n'\"");
-            const char *at = NULL;
-            for (size_t i = 0; i < auth; i++)
-                if (p[i] == '@') at = p + i;
-            const char *colon = at ? memchr(p, ':', (size_t)(at - p)) : NULL;
-            if (colon) {
+            size_t span = strcspn(p, "@/");
+            const char *colon = memchr(p, ':', span);
+            if (p[span] == '@' && colon) {
                 rt__buf_add(&b, p, (size_t)(colon - p) + 1);
                 rt__buf_puts(&b, "***");
-                p = at;
+                p += span;
             }
             continue;
         }
-        /* password=VALUE, password = 'VALUE' */
-        bool boundary = p == text || strchr(" \t\n?&;", p[-1]) != NULL;
-        if (boundary && !strncasecmp(p, "password", 8)) {
-            const char *q = p + 8;
-            while (*q == ' ' || *q == '\t') q++;
-            if (*q == '=') {
-                q++;
-                while (*q == ' ' || *q == '\t') q++;
-                rt__buf_add(&b, p, (size_t)(q - p));
-                rt__buf_puts(&b, "***");
-                p = q + util_value_len(q);
-                continue;
-            }
+        const char *q = util_secret_value(text, p, uri);
+        if (q) {
+            rt__buf_add(&b, p, (size_t)(q - p));
+            rt__buf_puts(&b, "***");
+            /* What is hidden may hold a keyword that libpq reads as one
+             * ("host=a;password= password=x": libpq's host is "a;password="):
+             * its value goes too. */
+            const char *end = util_value_end(q, uri), *v;
+            for (const char *r = q; r < end; r++)
+                if ((v = util_secret_value(text, r, uri)) != NULL) {
+                    const char *e = util_value_end(v, uri);
+                    if (e > end) end = e;
+                }
+            p = end;
+            continue;
         }
         rt__buf_add(&b, p, 1);
         p++;
@@ -230,16 +288,33 @@ bool rt__parse_duration_ms(const char *s, int64_t *out) {
     int64_t mult = 1000;
     char num[32];
     memcpy(num, s, n + 1);
+    /* One unit at most: "1ms" is not a number of minutes, and "s" alone
+     * leaves nothing to look at. */
     for (size_t i = 0; i < sizeof units / sizeof units[0]; i++)
         if (num[n - 1] == units[i].unit) {
             mult = units[i].ms;
             num[--n] = '\0';
+            break;
         }
     double v;
     if (!n || !rt__parse_double(num, &v) || v < 0 || v * (double)mult > 9e15)
         return false;
     *out = (int64_t)(v * (double)mult);
     return true;
+}
+
+/* s starts with shape: 'd' a digit, anything else itself. */
+static bool util_shape(const char *s, const char *shape) {
+    for (; *shape; s++, shape++)
+        if (*shape == 'd' ? !(*s >= '0' && *s <= '9') : *s != *shape) return false;
+    return true;
+}
+
+/* The n digits at s as a number. */
+static int util_digits(const char *s, int n) {
+    int v = 0;
+    while (n-- > 0) v = v * 10 + (*s++ - '0');
+    return v;
 }
 
 bool rt__parse_time_ms(const char *s, int64_t now_ms, int64_t *out) {
@@ -249,10 +324,11 @@ bool rt__parse_time_ms(const char *s, int64_t now_ms, int64_t *out) {
         *out = now_ms + d;
         return true;
     }
-    int y, mo, da, h, mi, sec, used = 0;
-    if (sscanf(s, "%4d-%2d-%2dT%2d:%2d:%2d%n", &y, &mo, &da, &h, &mi, &sec,
-               &used) != 6 || used != 19)
-        return false;
+    /* Digits where digits go (sscanf would take signs and spaces too). */
+    if (!util_shape(s, "dddd-dd-ddTdd:dd:dd")) return false;
+    int y = util_digits(s, 4), mo = util_digits(s + 5, 2),
+        da = util_digits(s + 8, 2), h = util_digits(s + 11, 2),
+        mi = util_digits(s + 14, 2), sec = util_digits(s + 17, 2);
     if (mo < 1 || mo > 12 || da < 1 || da > 31 || h > 23 || mi > 59 || sec > 60)
         return false;
     const char *p = s + 19;
@@ -267,10 +343,9 @@ bool rt__parse_time_ms(const char *s, int64_t now_ms, int64_t *out) {
     int64_t offset_s = 0;
     if (*p == 'Z') {
         p++;
-    } else if ((*p == '+' || *p == '-') && p[1] && p[2] && p[3] == ':') {
-        int oh, om;
-        if (sscanf(p + 1, "%2d:%2d", &oh, &om) != 2 || oh > 23 || om > 59)
-            return false;
+    } else if ((*p == '+' || *p == '-') && util_shape(p + 1, "dd:dd")) {
+        int oh = util_digits(p + 1, 2), om = util_digits(p + 4, 2);
+        if (oh > 23 || om > 59) return false;
         offset_s = (*p == '-' ? -1 : 1) * (oh * 3600 + om * 60);
         p += 6;
     } else {

@@ -1,13 +1,15 @@
 /*
  * worker.c — `ratchet worker`: claims queued runs and runs them.
  *
- * A worker process loops: pick the next due queued run (priority, then
+ * A worker process loops: claim the next due queued run (priority, then
  * run_at, then age) whose scope no live process holds, and run it in this
- * process through the runner, which takes the scope's lease and bumps the
- * run's epoch: a claimed run is a held run, so claims compose with leases,
- * fencing and takeover, on both backends alike. Two workers that pick the
- * same run race for its lease; the loser moves on. To keep them apart, a
- * worker picks at random among the first few runs of the top priority.
+ * process. The claim is one transaction that takes the scope's lease and
+ * bumps the run's epoch: a claimed run is a held run, so claims compose
+ * with leases, fencing and takeover, on both backends alike. Two workers
+ * after the same run race for its lease row; the loser moves on. On
+ * PostgreSQL the pick is FOR UPDATE SKIP LOCKED, so they rarely meet. A run
+ * whose steps differ from its job's takes the ordinary start (runner.c),
+ * which adopts appended steps or refuses the run.
  *
  * A queued run whose holder died (its lease's liveness lock is free, or the
  * lease expired) is taken over; that start counts as a failed attempt, so a
@@ -30,6 +32,7 @@
 #include <unistd.h>
 
 #include "internal.h"
+#include "metrics.h"
 
 #define WORKER_IDLE_MS 50
 #define WORKER_HEAL_MS 500
@@ -40,10 +43,11 @@ typedef struct worker {
     const rt_job *const *jobs;
     rt_store *s;
     rt_store *lease;      /* the leases' connection, kept across runs */
-    unsigned seed;
     int64_t trouble_logged_ns;
     struct pick *refused;  /* runs this process will not pick again */
     int nrefused;
+    rt__lease claim;       /* the lease of the claimed run, on w->lease */
+    rt__buf wanted;        /* PostgreSQL: the jobs it runs, a text[] */
 } worker;
 
 static bool worker_wants(const worker *w, const char *job) {
@@ -54,6 +58,7 @@ static bool worker_wants(const worker *w, const char *job) {
 typedef struct pick {
     char job[128], key[256];
     int64_t priority;
+    int64_t id;
 } pick;
 
 static bool worker_refused(const worker *w, const char *job, const char *key) {
@@ -64,11 +69,12 @@ static bool worker_refused(const worker *w, const char *job, const char *key) {
 }
 
 /* The next runs to try, best first; *n of them. */
-static int worker_candidates(worker *w, pick *out, int *n, bool heal) {
+static int worker_candidates(worker *w, rt_store *s, pick *out, int *n,
+                             bool heal) {
     rt_stmt *st;
     *n = 0;
     int rc = rt__store_query(
-        w->s,
+        s,
         heal ? "SELECT job, run_key, priority FROM rt_run WHERE queued = 1 AND "
                "status = 'running' AND cancel_requested = 0 ORDER BY id "
                "LIMIT 32"
@@ -86,16 +92,17 @@ static int worker_candidates(worker *w, pick *out, int *n, bool heal) {
                "coalesce(r.run_at_ms, r.created_ms), r.id LIMIT 8",
         0, NULL, &st);
     while (rc == RT_ROW) {
-        const char *job = w->s->ops->column_text(st, 0);
-        const char *key = w->s->ops->column_text(st, 1);
+        const char *job = s->ops->column_text(st, 0);
+        const char *key = s->ops->column_text(st, 1);
         if (*n < WORKER_PICK && job && key && worker_wants(w, job) &&
             !worker_refused(w, job, key)) {
             pick *p = &out[(*n)++];
             snprintf(p->job, sizeof p->job, "%s", job);
             snprintf(p->key, sizeof p->key, "%s", key);
-            p->priority = w->s->ops->column_int64(st, 2);
+            p->priority = s->ops->column_int64(st, 2);
+            p->id = 0;
         }
-        rc = w->s->ops->step(st);
+        rc = s->ops->step(st);
     }
     return rc == RT_DONE ? RT_OK : rc;
 }
@@ -138,22 +145,27 @@ static bool worker_count_crash(worker *w, const rt_job *job, const char *key,
     return rc == RT_OK && again;
 }
 
+/* The lease scope of a run: "JOB" for a job-scoped job, else "JOB/KEY". */
+static void worker_scope(const rt_job *job, const char *key, char *out,
+                         size_t n) {
+    if (job->exclusive == RT_EXCLUSIVE_JOB)
+        snprintf(out, n, "%s", job->name);
+    else
+        snprintf(out, n, "%.300s/%.255s", job->name, key);
+}
+
 /* Runs 'running' whose holder died or stalled: count the crash, requeue. */
 static void worker_heal(worker *w) {
     pick picks[WORKER_PICK];
     int n = 0;
-    if (worker_candidates(w, picks, &n, true) != RT_OK) {
+    if (worker_candidates(w, w->s, picks, &n, true) != RT_OK) {
         rt__store_trouble(w->s, &w->trouble_logged_ns, "looking for runs whose holder died");
         return;
     }
     for (int i = 0; i < n && !rt__stop_flag; i++) {
         const rt_job *job = rt__job_find(w->jobs, picks[i].job);
         char scope[600], holder_key[256];
-        if (job->exclusive == RT_EXCLUSIVE_JOB)
-            snprintf(scope, sizeof scope, "%s", job->name);
-        else
-            snprintf(scope, sizeof scope, "%.300s/%.255s", job->name,
-                     picks[i].key);
+        worker_scope(job, picks[i].key, scope, sizeof scope);
         char owner[160];
         bool free_now = false;
         if (rt__lease_peek(w->s, scope, &free_now, holder_key,
@@ -168,6 +180,113 @@ static void worker_heal(worker *w) {
             worker_count_crash(w, job, picks[i].key, scope,
                                free_now ? owner : "");
     }
+}
+
+/*
+ * The claim, one transaction on the lease's connection: pick the next due
+ * run, take its lease (liveness lock and row) and bump its epoch. On
+ * PostgreSQL the pick is a row lock taken with SKIP LOCKED, so concurrent
+ * claims pass each other instead of queueing on the same row; on SQLite
+ * the transaction is the single writer's. The lease row is the arbiter:
+ * two claims of one scope cannot both insert it.
+ */
+#define WORKER_CLAIM_PG                                                        \
+    "SELECT " RT__RUN_COLUMNS ", EXISTS (SELECT 1 FROM rt_param p WHERE "     \
+    "p.run_id = rt_run.id) FROM rt_run WHERE queued = 1 AND status IN "       \
+    "('pending', 'interrupted', 'running') AND cancel_requested = 0 AND "     \
+    "(run_at_ms IS NULL OR run_at_ms <= rt_now_ms()) AND job = ANY "          \
+    "($1::text[]) AND NOT (id = ANY ($2::bigint[])) AND job NOT IN (SELECT "  \
+    "scope FROM rt_lease) AND NOT EXISTS (SELECT 1 FROM rt_lease l WHERE "    \
+    "l.scope = rt_run.job || '/' || rt_run.run_key) ORDER BY priority DESC, " \
+    "coalesce(run_at_ms, created_ms), id LIMIT 1 FOR UPDATE SKIP LOCKED"
+
+/* The pick: the run's row into *run, params included. */
+static int worker_pick(worker *w, rt__run *run) {
+    rt_store *s = w->lease;
+    if (!s->single_writer) {
+        rt__buf ids = {0};
+        rt__buf_puts(&ids, "{");
+        for (int i = 0; i < w->nrefused; i++)
+            rt__buf_printf(&ids, "%s%lld", i ? "," : "",
+                           (long long)w->refused[i].id);
+        rt__buf_puts(&ids, "}");
+        rt_value args[] = {rt_text(w->wanted.p), rt_text(ids.p)};
+        rt_stmt *st;
+        int rc = rt__store_query(s, WORKER_CLAIM_PG, 2, args, &st);
+        rt__buf_free(&ids);
+        if (rc == RT_DONE) return RT_NOTFOUND;
+        if (rc != RT_ROW) return rc;
+        rt__run_from_row(st, run);
+        bool params = s->ops->column_int64(st, RT__RUN_NCOLUMNS) != 0;
+        rc = s->ops->step(st);
+        if (rc == RT_DONE) rc = params ? rt__run_load_params(s, run) : RT_OK;
+        return rc;
+    }
+    pick picks[WORKER_PICK];
+    int n = 0;
+    int rc = worker_candidates(w, s, picks, &n, false);
+    if (rc != RT_OK) return rc;
+    return n ? rt__run_load(s, picks[0].job, picks[0].key, run) : RT_NOTFOUND;
+}
+
+/*
+ * RT_OK: *run is claimed, the lease w->claim is ours; RT_NOTFOUND: nothing
+ * due; RT_HELD: lost a race, try again; RT_CHANGED: the run's steps differ
+ * from its job's (*run and *job say which; the ordinary start handles it).
+ */
+static int worker_claim(worker *w, rt__run *run, bool *fresh,
+                        const rt_job **job) {
+    rt_store *s = w->lease;
+    memset(run, 0, sizeof *run);
+    int rc = rt__store_begin(s);
+    if (rc == RT_OK) rc = worker_pick(w, run);
+    *job = rc == RT_OK ? rt__job_find(w->jobs, run->job) : NULL;
+    if (rc == RT_OK && !*job) rc = RT_NOTFOUND; /* not ours (SQL filtered) */
+    if (rc == RT_OK) {
+        char fp[17];
+        rt__job_fingerprint(*job, fp);
+        int nsteps = rt__job_step_count(*job);
+        if (strcmp(fp, run->fingerprint) != 0 || run->step_index >= nsteps ||
+            (run->step_name &&
+             strcmp(run->step_name, (*job)->steps[run->step_index].name)))
+            rc = RT_CHANGED;
+    }
+    if (rc == RT_OK) {
+        /* The epoch first, without waiting: it goes out with the lease's
+         * INSERT, which decides (the row is ours: locked, or the single
+         * writer's). */
+        rt_value args[] = {rt_int(run->id), rt_int(run->epoch)};
+        rc = rt__store_exec_later(s,
+                                  "UPDATE rt_run SET epoch = epoch + 1, status "
+                                  "= 'running', attempt = attempt + 1, "
+                                  "started_ms = coalesce(started_ms, "
+                                  "rt_now_ms()), updated_ms = rt_now_ms() "
+                                  "WHERE id = $1 AND epoch = $2",
+                                  2, args);
+    }
+    if (rc == RT_OK) {
+        char scope[600];
+        worker_scope(*job, run->key, scope, sizeof scope);
+        rt__lease_target(&w->claim, (*job)->name, scope);
+        rc = rt__lease_insert(&w->claim, run->key);
+        if (rc == RT_OK) rc = rt__store_commit(s);
+        if (rc != RT_OK) { /* no lease row: just the liveness lock */
+            w->claim.released = true;
+            rt__lease_release(&w->claim);
+        }
+    }
+    if (rc != RT_OK) {
+        if (s->in_tx) rt__store_rollback(s);
+        if (rc != RT_CHANGED) rt__run_free(run);
+        return rc;
+    }
+    *fresh = !strcmp(run->status, "pending") && run->items == 0 &&
+             run->step_index == 0 && !run->has_cursor;
+    run->epoch++;
+    run->attempt++;
+    free(run->status);
+    run->status = rt__xstrdup("running");
+    return RT_OK;
 }
 
 /* Run one queued run in this process. */
@@ -188,6 +307,37 @@ static int worker_run(worker *w, const rt_job *job, const char *key) {
     return code;
 }
 
+/* Drive a claimed run in this process. */
+static void worker_run_claimed(worker *w, const rt_job *job, rt__run *run,
+                               bool fresh) {
+    rt__run_opts ro;
+    memset(&ro, 0, sizeof ro);
+    ro.key = run->key;
+    ro.chunk_items = w->o->chunk_items;
+    ro.chunk_ms = w->o->chunk_ms;
+    ro.url = w->o->url;
+    ro.lease_ttl_ms = w->o->lease_ttl_ms;
+    rt__signals_store(w->s);
+    rt__runner_run_claimed(w->s, job, &ro, run, fresh, &w->claim);
+    rt__signals_store(NULL);
+}
+
+/* A run this process will not pick again. */
+static void worker_set_aside(worker *w, const rt__run *run) {
+    rt__log_fields f = RT_LOG_FIELDS_NONE;
+    f.job = run->job;
+    f.key = run->key;
+    rt__log(RT_LOG_ERROR, "set_aside", &f, "%s",
+            "this worker leaves the run alone from now on (see the line "
+            "above for what to do)");
+    w->refused = rt__xrealloc(w->refused,
+                              sizeof *w->refused * (size_t)(w->nrefused + 1));
+    pick *p = &w->refused[w->nrefused++];
+    snprintf(p->job, sizeof p->job, "%s", run->job);
+    snprintf(p->key, sizeof p->key, "%s", run->key);
+    p->id = run->id;
+}
+
 static void worker_sleep_ms(int64_t ms) {
     struct timespec ts = {(time_t)(ms / 1000), (long)(ms % 1000) * 1000000L};
     nanosleep(&ts, NULL); /* a stop signal cuts it short */
@@ -201,38 +351,25 @@ static int worker_loop(worker *w) {
             worker_heal(w);
             next_heal_ns = rt__mono_ns() + WORKER_HEAL_MS * 1000000LL;
         }
-        pick picks[WORKER_PICK];
-        int n = 0;
-        if (worker_candidates(w, picks, &n, false) != RT_OK) {
-            rt__store_trouble(w->s, &w->trouble_logged_ns, "looking for queued runs");
-            worker_sleep_ms(500);
-            continue;
-        }
-        if (n == 0) {
+        rt__run run;
+        bool fresh = false;
+        const rt_job *job = NULL;
+        int rc = worker_claim(w, &run, &fresh, &job);
+        if (rc == RT_OK) {
+            worker_run_claimed(w, job, &run, fresh);
+        } else if (rc == RT_CHANGED) {
+            /* Steps appended (adopted) or changed (refused: not for a
+             * worker to fix, and its saved bytes stay as they are; an
+             * operator resets or restarts it). */
+            if (worker_run(w, job, run.key) == RT_EXIT_USAGE)
+                worker_set_aside(w, &run);
+            rt__run_free(&run);
+        } else if (rc == RT_NOTFOUND || rc == RT_BUSY) {
             worker_sleep_ms(WORKER_IDLE_MS);
-            continue;
-        }
-        /* At random among the first few of the top priority. */
-        int top = 1;
-        while (top < n && top < 4 && picks[top].priority == picks[0].priority)
-            top++;
-        pick *p = &picks[rand_r(&w->seed) % (unsigned)top];
-        const rt_job *job = rt__job_find(w->jobs, p->job);
-        int code = worker_run(w, job, p->key);
-        if (code == RT_EXIT_USAGE) {
-            /* Refused (its job changed, a bad param): not for a worker to
-             * fix, and its saved bytes stay as they are. This process does
-             * not pick it again; an operator resets or restarts it. */
-            rt__log_fields f = RT_LOG_FIELDS_NONE;
-            f.job = job->name;
-            f.key = p->key;
-            rt__log(RT_LOG_ERROR, "set_aside", &f, "%s",
-                    "this worker leaves the run alone from now on (see the "
-                    "line above for what to do)");
-            w->refused = rt__xrealloc(w->refused, sizeof *w->refused *
-                                                      (size_t)(w->nrefused + 1));
-            snprintf(w->refused[w->nrefused].job, sizeof p->job, "%s", p->job);
-            snprintf(w->refused[w->nrefused++].key, sizeof p->key, "%s", p->key);
+        } else if (rc != RT_HELD) {
+            rt__store_trouble(w->lease, &w->trouble_logged_ns,
+                              "claiming a queued run");
+            worker_sleep_ms(500);
         }
     }
     return RT_EXIT_OK;
@@ -243,7 +380,6 @@ static int worker_process(const rt__worker_opts *o, const rt_job *const *jobs) {
     memset(&w, 0, sizeof w);
     w.o = o;
     w.jobs = jobs;
-    w.seed = (unsigned)(rt__mono_ns() ^ (int64_t)getpid() << 16);
     char err[RT_ERRMSG_MAX];
     rt__store_set_label("ratchet-worker");
     int rc = rt__store_open(o->url, &w.s, err, sizeof err);
@@ -261,7 +397,21 @@ static int worker_process(const rt__worker_opts *o, const rt_job *const *jobs) {
         rt__store_close(w.s);
         return RT_EXIT_FAILED;
     }
+    w.claim.s = w.lease;
+    rt__lease_open(&w.claim, o->url, "", "", o->lease_ttl_ms, err, sizeof err);
+    /* The jobs it runs, as a PostgreSQL text[] literal. */
+    rt__buf_puts(&w.wanted, "{");
+    for (int i = 0, n = 0; jobs[i]; i++) {
+        if (!worker_wants(&w, jobs[i]->name)) continue;
+        rt__buf_puts(&w.wanted, n++ ? ",\"" : "\"");
+        for (const char *c = jobs[i]->name; *c; c++)
+            rt__buf_printf(&w.wanted, "%s%c", *c == '"' || *c == '\\' ? "\\" : "", *c);
+        rt__buf_puts(&w.wanted, "\"");
+    }
+    rt__buf_puts(&w.wanted, "}");
     int code = worker_loop(&w);
+    rt__lease_close(&w.claim);
+    rt__buf_free(&w.wanted);
     rt__store_close(w.lease);
     rt__store_close(w.s);
     free(w.refused);
@@ -341,6 +491,13 @@ static int worker_supervise(const rt__worker_opts *o, const rt_job *const *jobs)
 int rt__worker(const rt_job *const *jobs, const rt__worker_opts *o) {
     int code = rt__job_list_check(jobs, o->only, "worker");
     if (code) return code;
+    /* Served by this process, the pool's supervisor: its children fork
+     * without exec, hence the fork guard. */
+    rt__metrics_server *metrics = NULL;
+    if (o->metrics_listen &&
+        (code = rt__metrics_serve_start(o->metrics_listen, o->url,
+                                        o->concurrency > 1, &metrics)))
+        return code;
     rt__signals_deadline_code(RT_EXIT_OK);
     if (rt__signals_install(o->grace_ms) != RT_OK)
         rt__log(RT_LOG_WARN, "signals", NULL,
@@ -352,6 +509,7 @@ int rt__worker(const rt_job *const *jobs, const rt__worker_opts *o) {
         code = worker_process(o, jobs);
         if (rt__stop_flag) rt__notify("STOPPING=1");
     }
+    rt__metrics_serve_stop(metrics); /* still under the stop deadline */
     rt__signals_restore();
     return code;
 }

@@ -168,11 +168,11 @@ typedef struct rt_job {
 } rt_job;
 
 /*
- * The whole command-line interface: `ratchet run|daemon|status|jobs|reset|
- * wait|migrate`.
+ * The whole command-line interface over jobs: every command of `ratchet
+ * help` (run, daemon, enqueue, worker, status, ...; ratchet(1)).
  * jobs is a NULL-terminated array. Returns the process exit code (0, 1, 2,
- * 3 or 75; see README). May install SIGTERM/SIGINT handlers and exit the
- * process itself when the stop deadline passes.
+ * 3, 75, or 124 from wait; see README). May install SIGTERM/SIGINT handlers
+ * and exit the process itself when the stop deadline passes.
  */
 RT_API int rt_main(int argc, char **argv, const rt_job *const *jobs);
 
@@ -402,6 +402,17 @@ RT_API int rt_exec(rt_ctx *ctx, const char *sql, int nargs,
 /* The first column of the first row as an integer; RT_NOTFOUND if no row. */
 RT_API int rt_query_int64(rt_ctx *ctx, const char *sql, int nargs,
                           const rt_value *args, int64_t *out);
+/*
+ * rt_exec for a statement whose outcome the step does not read (an INSERT,
+ * an UPDATE whose row count does not matter). On PostgreSQL it is
+ * pipelined: it goes out with the next statement that waits for a result,
+ * or with the chunk's commit, instead of costing a round trip of its own.
+ * Its error, if any, surfaces there, naming this statement and the item it
+ * was sent for, and the chunk rolls back as for any error. On SQLite, where
+ * a statement is a call, it is rt_exec.
+ */
+RT_API int rt_exec_later(rt_ctx *ctx, const char *sql, int nargs,
+                         const rt_value *args);
 /* Rows changed by the last completed INSERT/UPDATE/DELETE on ctx. */
 RT_API int64_t rt_changes(rt_ctx *ctx);
 
@@ -410,6 +421,11 @@ RT_API int64_t rt_changes(rt_ctx *ctx);
     rt_exec((ctx), (sql),                                                      \
             (int)(sizeof((rt_value[]){__VA_ARGS__}) / sizeof(rt_value)),       \
             (rt_value[]){__VA_ARGS__})
+/* rt_exec_later with the arguments written inline. */
+#define RT_EXEC_LATER(ctx, sql, ...)                                           \
+    rt_exec_later((ctx), (sql),                                                \
+                  (int)(sizeof((rt_value[]){__VA_ARGS__}) / sizeof(rt_value)), \
+                  (rt_value[]){__VA_ARGS__})
 
 /* "sqlite" or "postgres". */
 RT_API const char *rt_backend(const rt_ctx *ctx);

@@ -5,7 +5,8 @@
  *           already exactly that, and starts rowcopy_dst empty (atomic);
  *   copy    copies rowcopy_src into rowcopy_dst one INSERT per item, cursor =
  *           last id copied (chunked). rowcopy_dst has no unique constraint on
- *           purpose: a row written twice would show;
+ *           purpose: a row written twice would show. With pipeline=true the
+ *           INSERTs are rt_exec_later (pipelined on PostgreSQL);
  *   report  records (run key, count, sum of ids) in rowcopy_report (atomic).
  *
  * However often the run is killed, a finished run leaves rowcopy_dst equal to
@@ -61,9 +62,13 @@ static void rowcopy_work(int64_t us) {
              us);
 }
 
+#define ROWCOPY_INSERT "INSERT INTO rowcopy_dst (id, payload) VALUES ($1, $2)"
+
 static int rowcopy_copy(rt_ctx *ctx) {
     int64_t item_us;
+    bool pipeline = false;
     int rc = rt_param_int64(ctx, "item_us", 0, &item_us);
+    if (rc == RT_OK) rc = rt_param_bool(ctx, "pipeline", false, &pipeline);
     if (rc != RT_OK) return rc;
     if (!rt_has_cursor(ctx)) {
         int64_t total;
@@ -90,11 +95,16 @@ static int rowcopy_copy(rt_ctx *ctx) {
         fetched++;
         int64_t id = rt_column_int64(sel, 0);
         rowcopy_work(item_us);
-        rc = rt_prepare(ctx, "INSERT INTO rowcopy_dst (id, payload) "
-                             "VALUES ($1, $2)", &ins);
-        if (rc == RT_OK) rc = rt_bind_int64(ins, 1, id);
-        if (rc == RT_OK) rc = rt_bind_text(ins, 2, rt_column_text(sel, 1));
-        if (rc == RT_OK) rc = rt_next(ins);
+        if (pipeline) {
+            rc = RT_EXEC_LATER(ctx, ROWCOPY_INSERT, rt_int(id),
+                               rt_text(rt_column_text(sel, 1)));
+            if (rc == RT_OK) rc = RT_DONE;
+        } else {
+            rc = rt_prepare(ctx, ROWCOPY_INSERT, &ins);
+            if (rc == RT_OK) rc = rt_bind_int64(ins, 1, id);
+            if (rc == RT_OK) rc = rt_bind_text(ins, 2, rt_column_text(sel, 1));
+            if (rc == RT_OK) rc = rt_next(ins);
+        }
         if (rc != RT_DONE) {
             rt_reset(sel);
             return rc;
@@ -128,6 +138,8 @@ static const rt_step rowcopy_steps[] = {
 static const rt_param_def rowcopy_params[] = {
     {"rows", RT_PARAM_INT, "100000", "rows to seed and copy"},
     {"item_us", RT_PARAM_INT, "0", "busy-wait microseconds per item"},
+    {"pipeline", RT_PARAM_BOOL, "false",
+     "send the INSERTs with rt_exec_later (pipelined on PostgreSQL)"},
     {NULL, 0, NULL, NULL},
 };
 

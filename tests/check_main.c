@@ -12,6 +12,10 @@ int main(void) {
     srunner_add_suite(sr, daemon_suite());
     srunner_add_suite(sr, queue_suite());
     srunner_add_suite(sr, ops_suite());
+    srunner_add_suite(sr, metrics_suite());
+    srunner_add_suite(sr, contrib_suite());
+    srunner_add_suite(sr, fault_suite());
+    srunner_add_suite(sr, failpoint_suite());
     srunner_run_all(sr, CK_NORMAL);
     int failed = srunner_ntests_failed(sr);
     srunner_free(sr);

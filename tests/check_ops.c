@@ -1,6 +1,6 @@
 /*
  * check_ops.c — the operator's commands (issue 6) through the real binaries:
- * `cancel` of a running run (it stops at its next commit, keeping exactly
+ * `cancel` of a running run (it stops at its next item, keeping exactly
  * the committed items) and of pending, interrupted and orphaned runs;
  * `retry` resuming a cancelled run to an exact copy; refusals (bad RUN, a
  * run in the wrong state) that exit 2 with one line and leave the database
@@ -135,6 +135,42 @@ START_TEST(test_cancel_running_then_retry) {
     ck_assert_int_eq(ops_int(url, "items", "c"), 200000);
     h_assert_rowcopy_exact(url);
     ck_assert_int_eq(h_query_int(url, "SELECT count(*) FROM rowcopy_dst"), 200000);
+}
+END_TEST
+
+/*
+ * Cancel inside a long chunk: the run stops at its next item, within about
+ * a second (its heartbeat thread watches the flag), not at the chunk's end;
+ * the items done so far commit, each once. PostgreSQL only: on SQLite the
+ * chunk's transaction holds the single write lock, so `cancel` itself waits
+ * for the chunk's commit (chunks last 1 s by default).
+ */
+START_TEST(test_cancel_mid_chunk) {
+    const char *url = h_db_new(_i);
+    h_migrate(url);
+    /* One chunk of 10,000 items of 1 ms: 10 s unless cut short. */
+    pid_t run = h_spawn(h_bin(), url,
+                        ARGS("run", "rowcopy", "--key", "m", "--param",
+                             "rows=10000", "--param", "item_us=1000",
+                             "--chunk-items", "0", "--chunk-ms", "0"),
+                        NULL);
+    ck_assert_msg(h_await_int(url, "SELECT step_index FROM rt_run WHERE "
+                                   "run_key = 'm'", 1, 30000),
+                  "the copy step did not start:\n%s", h_stderr(run));
+    int64_t asked = h_now_ms();
+    ops_ok(url, ARGS("cancel", "rowcopy/m"), "cancel requested: run 1 (rowcopy/m)");
+    EXPECT_EXIT(run, h_wait(run, 30000), 0);
+    int64_t took = h_now_ms() - asked;
+    ck_assert_msg(took < 4000, "the cancel took %lld ms:\n%s", (long long)took,
+                  h_stderr(run));
+    ck_assert_msg(strstr(h_stderr(run), EVENT("cancelled")), "%s", h_stderr(run));
+    ops_assert_status(url, "m", "cancelled");
+    int64_t items = ops_int(url, "items", "m");
+    ck_assert_int_gt(items, 0);
+    ck_assert_int_lt(items, 10000);
+    ck_assert_int_eq(h_query_int(url, "SELECT count(*) FROM rowcopy_dst"), items);
+    ck_assert_int_eq(h_query_int(url, "SELECT count(DISTINCT id) FROM rowcopy_dst"),
+                     items);
 }
 END_TEST
 
@@ -367,6 +403,7 @@ Suite *ops_suite(void) {
     tcase_set_timeout(tc, 240);
     int n = h_backends();
     tcase_add_loop_test(tc, test_cancel_running_then_retry, 0, n);
+    tcase_add_loop_test(tc, test_cancel_mid_chunk, H_PG, n);
     tcase_add_loop_test(tc, test_cancel_not_running, 0, n);
     tcase_add_loop_test(tc, test_refusals, 0, n);
     tcase_add_loop_test(tc, test_history, 0, n);

@@ -31,6 +31,9 @@ const char *h_db_new(int backend);
 /* build/ratchet and build/ratchet-test (from RATCHET_BIN/RATCHET_TEST_BIN). */
 const char *h_bin(void);
 const char *h_test_bin(void);
+/* build/ratchet-hooks (RATCHET_HOOKS_BIN): ratchet-test's jobs over the
+ * library built with failpoints (docs/RELIABILITY.md). */
+const char *h_hooks_bin(void);
 
 /*
  * Start bin with RATCHET_DB=url and RATCHET_LOG=json plus argv (NULL-ended;
@@ -64,8 +67,25 @@ char *h_query_text(const char *url, const char *sql);  /* malloc'd; NULL for SQL
 /* Poll until `sql` returns an integer >= want, up to timeout_ms. */
 bool h_await_int(const char *url, const char *sql, int64_t want, int timeout_ms);
 
-/* rowcopy_dst equals rowcopy_src: count, distinct ids, sum of ids, payloads. */
+/* rowcopy_dst equals rowcopy_src: count, distinct ids, sum of ids, payloads.
+ * (This and the two consistency checks below assert what tests/invariants.h
+ * checks; the torture driver shares them.) */
 void h_assert_rowcopy_exact(const char *url);
+/* rowcopy_report for key holds (rows, 1 + ... + rows). */
+void h_assert_rowcopy_report(const char *url, const char *key, int64_t rows);
+/*
+ * rowcopy's invariant at any instant: while run key is in step copy, the
+ * committed rows of rowcopy_dst are exactly the committed cursor's prefix
+ * (asserted). False when the run is not in step copy (or does not exist).
+ */
+bool h_rowcopy_consistent(const char *url, const char *key);
+/*
+ * aggregate's run key is finished and exact over days x per_day seeded
+ * events: its per-day summary equals a recomputation from agg_events, one
+ * report line per day and none twice, each matching its summary.
+ */
+void h_assert_aggregate_exact(const char *url, const char *key, int64_t days,
+                              int64_t per_day);
 
 /* `ratchet migrate` on url (creates the database), which must exit 0. */
 void h_migrate(const char *url);
@@ -85,8 +105,11 @@ int64_t h_now_ms(void);
 
 /* Assert an exit code, showing the child's stderr when it is wrong. */
 #define EXPECT_EXIT(pid, got, want)                                            \
-    ck_assert_msg((got) == (want), "exit %d, want %d; stderr:\n%s", (got),     \
-                  (want), h_stderr(pid))
+    do {                                                                       \
+        int expect_got_ = (got); /* once: it may be h_wait() */                \
+        ck_assert_msg(expect_got_ == (want), "exit %d, want %d; stderr:\n%s",  \
+                      expect_got_, (want), h_stderr(pid));                     \
+    } while (0)
 
 /* Killed by SIGKILL, as h_wait reports it. */
 #define EXIT_SIGKILL (128 + SIGKILL)

@@ -1,5 +1,6 @@
 #!/bin/sh
-# run-tests.sh CHECK_BINARY — runs the Check suites. Unless RATCHET_TEST_PG
+# run-tests.sh PROGRAM... — runs the Check suites (and after them the torture
+# driver), each in turn on the same servers. Unless RATCHET_TEST_PG
 # names a PostgreSQL server already, starts a throwaway one with
 # tests/pg-server.sh and always stops it, also when tests fail or are
 # interrupted. RATCHET_TEST_PG is a libpq conninfo for an admin connection
@@ -7,7 +8,6 @@
 # our own, RATCHET_TEST_PG_DIR is its directory, for tests that restart it
 # (RATCHET_TEST_PG_SERVER restart DIR, the script's absolute path).
 set -u
-check_bin=$1
 here=$(cd "$(dirname "$0")" && pwd)
 pgdir=
 cleanup() {
@@ -29,4 +29,9 @@ if [ -z "${RATCHET_TEST_PG:-}" ] && [ "${RATCHET_TEST_SKIP_PG:-0}" != 1 ]; then
     RATCHET_TEST_PG_SERVER=$here/pg-server.sh
     export RATCHET_TEST_PG RATCHET_TEST_PG_DIR RATCHET_TEST_PG_SERVER
 fi
-"$check_bin"
+# Every program runs, even after one failed; the exit says whether any did.
+failed=0
+for program in "$@"; do
+    "$program" || failed=1
+done
+exit $failed

@@ -11,5 +11,9 @@ Suite *cron_suite(void);
 Suite *daemon_suite(void);
 Suite *queue_suite(void);
 Suite *ops_suite(void);
+Suite *metrics_suite(void);
+Suite *contrib_suite(void);
+Suite *fault_suite(void);
+Suite *failpoint_suite(void);
 
 #endif

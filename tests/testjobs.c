@@ -1,7 +1,7 @@
 /*
  * testjobs.c — build/ratchet-test: the example jobs plus jobs that only tests
  * need (a step that hangs, a job whose definition changes, a failing step, a
- * byte cursor). It is a real rt_main() program, like a user's.
+ * byte cursor, a pipelined statement that fails). It is a real rt_main() program, like a user's.
  */
 #define _POSIX_C_SOURCE 200809L
 #include <signal.h>
@@ -248,6 +248,37 @@ static const rt_step keyed_steps[] = {{"fill", keyed_step}, {NULL, NULL}};
 static const rt_job keyed_job = {.name = "keyed", .steps = keyed_steps,
                                  .exclusive = RT_EXCLUSIVE_KEY};
 
+/* ---- pipefail: pipelined INSERTs, the one of item dup_at breaks a key */
+
+static int pipefail_make(rt_ctx *ctx) {
+    int rc = rt_exec(ctx, "CREATE TABLE IF NOT EXISTS pipe_rows (n BIGINT PRIMARY KEY)",
+                     0, NULL);
+    return rc == RT_OK ? RT_DONE : rc;
+}
+
+static int pipefail_fill(rt_ctx *ctx) {
+    int64_t rows, dup_at;
+    int rc = rt_param_int64(ctx, "rows", 300, &rows);
+    if (rc == RT_OK) rc = rt_param_int64(ctx, "dup_at", 150, &dup_at);
+    for (int64_t n = rt_cursor_int64(ctx) + 1; rc == RT_OK && n <= rows; n++) {
+        if (!rt_continue(ctx)) return RT_MORE;
+        rc = RT_EXEC_LATER(ctx, "INSERT INTO pipe_rows (n) VALUES ($1)",
+                           rt_int(n == dup_at ? 1 : n));
+        rt_set_cursor_int64(ctx, n);
+        rt_add_items(ctx, 1);
+    }
+    return rc == RT_OK ? RT_DONE : rc;
+}
+
+static const rt_step pipefail_steps[] = {
+    {"make", pipefail_make}, {"fill", pipefail_fill}, {NULL, NULL}};
+static const rt_param_def pipefail_params[] = {
+    {"rows", RT_PARAM_INT, "300", "rows to insert"},
+    {"dup_at", RT_PARAM_INT, "150", "the item whose row repeats row 1"},
+    {NULL, 0, NULL, NULL}};
+static const rt_job pipefail_job = {.name = "pipefail", .steps = pipefail_steps,
+                                    .params = pipefail_params};
+
 /* ---- tick_keyed: the tick job with a declared schedule, exclusive per key */
 
 static rt_job tick_keyed_job;
@@ -265,6 +296,6 @@ int main(int argc, char **argv) {
     const rt_job *const jobs[] = {&rowcopy_job, &aggregate_job, &hang_job, &shape_job,
                                   &fail_job, &cursorbytes_job, &looseparams_job, &longsql_job,
                                   &pgsettings_job, &slowstep_job, &keyed_job, &tick_keyed_job,
-                                  &tick_job, &noop_job, &flaky_job, NULL};
+                                  &tick_job, &noop_job, &flaky_job, &pipefail_job, NULL};
     return rt_main(argc, argv, jobs);
 }

@@ -1,7 +1,8 @@
 /*
  * baseline_pg.c — the hand-written PostgreSQL baseline for `make bench`:
- * rowcopy's copy step written directly against libpq, with no framework.
- * The libpq twin of baseline_sqlite.c, with the same command lines.
+ * rowcopy's copy step written directly against libpq, with no framework,
+ * plainly (copy) and in pipeline mode (pcopy). The libpq twin of
+ * baseline_sqlite.c, with the same command lines (pcopy is its own).
  *
  *   baseline_pg copy CONNINFO ROWS CHUNK
  *       Seeds rowcopy_src with ids 1..ROWS exactly as jobs/rowcopy.c does
@@ -20,6 +21,24 @@
  *       span as ratchet's step_done "ms" for the copy step, and cpu_ms is
  *       this process's CPU time (user + system) in that span.
  *
+ *   baseline_pg pcopy CONNINFO ROWS CHUNK
+ *       The same copy in libpq pipeline mode (PQenterPipelineMode, once): the
+ *       hand-written twin of `ratchet run rowcopy --param pipeline=true`.
+ *       Same seed, statements (prepared once), LIMIT, commit cadence and
+ *       output line. Per transaction, two round trips: BEGIN (and in the
+ *       first one the count) and the SELECT go out together and are read at
+ *       one sync; then every INSERT (PQsendQueryPrepared with the row's
+ *       values, straight from the SELECT's result), the fenced progress
+ *       update and COMMIT go out without waiting and their results are read
+ *       at the chunk's end, after one PQpipelineSync. As COMMIT does not wait
+ *       for the update's row count, the fence is enforced in the server: the
+ *       update is "WITH u AS (UPDATE ... WHERE id = $1 AND epoch = $2
+ *       RETURNING 1) SELECT 1 / (SELECT count(*)::int FROM u)", which fails
+ *       (division by zero) when no row changed, so the transaction aborts
+ *       and COMMIT rolls back. That is the fewest round trips a correct
+ *       hand-written loop can do (ratchet reads the update's result before
+ *       it sends COMMIT: one round trip more per chunk).
+ *
  *   baseline_pg fsync CONNINFO N
  *       The commit floor: N tiny transactions (BEGIN; UPDATE one row;
  *       COMMIT), each one a WAL flush when the server has fsync and
@@ -36,6 +55,7 @@
  */
 #define _POSIX_C_SOURCE 200809L
 #include <libpq-fe.h>
+#include <stdbool.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -205,6 +225,105 @@ static __attribute__((noinline)) int64_t copy(int64_t chunk, int64_t *total) {
     }
 }
 
+/* Pipeline mode: queue a prepared statement's execution (text values). */
+static void psend(const char *name, int n, const char *const *vals) {
+    if (!PQsendQueryPrepared(conn, name, n, vals, NULL, NULL, 0)) die(name, NULL);
+}
+
+/* Pipeline mode: queue a command without parameters (BEGIN, COMMIT). */
+static void psend_sql(const char *sql) {
+    if (!PQsendQueryParams(conn, sql, 0, NULL, NULL, NULL, NULL, 0))
+        die(sql, NULL);
+}
+
+/*
+ * Pipeline mode: sync, then read the results of the n commands queued since
+ * the last sync, in order. Results from index from on go to keep[i - from]
+ * (the caller clears them); the others are cleared as they come. Dies on the
+ * first failed command, and says so when it was the fenced progress update.
+ */
+static void psync(int64_t n, int64_t from, PGresult **keep) {
+    if (!PQpipelineSync(conn)) die("PQpipelineSync", NULL);
+    for (int64_t i = 0; i < n; i++) {
+        PGresult *res = PQgetResult(conn);
+        if (!res) die("pipeline: a result is missing", NULL);
+        ExecStatusType st = PQresultStatus(res);
+        if (st != PGRES_COMMAND_OK && st != PGRES_TUPLES_OK) {
+            const char *state = PQresultErrorField(res, PG_DIAG_SQLSTATE);
+            if (state && !strcmp(state, "22012")) {
+                fprintf(stderr, "baseline_pg: progress update fenced out\n");
+                exit(1);
+            }
+            die("pipelined command", res);
+        }
+        if (i >= from) keep[i - from] = res;
+        else PQclear(res);
+        if (PQgetResult(conn) != NULL) die("pipeline: an extra result", NULL);
+    }
+    PGresult *res = PQgetResult(conn);
+    if (PQresultStatus(res) != PGRES_PIPELINE_SYNC) die("pipeline: no sync", res);
+    PQclear(res);
+}
+
+/*
+ * The timed part, pipelined (pcopy): the same chunks as copy(), two round
+ * trips per transaction. Returns the items copied; *total as in copy().
+ */
+static __attribute__((noinline)) int64_t copy_pipelined(int64_t chunk,
+                                                        int64_t *total) {
+    int64_t cursor = 0, items = 0;
+    *total = -1;
+    if (!PQenterPipelineMode(conn)) die("PQenterPipelineMode", NULL);
+    for (;;) {
+        int64_t limit = chunk > 10000 ? 10000 : chunk;
+        char cur[32], lim[32];
+        snprintf(cur, sizeof cur, "%lld", (long long)cursor);
+        snprintf(lim, sizeof lim, "%lld", (long long)limit);
+        const char *sv[] = {cur, lim};
+        /* Round trip 1: BEGIN, (the count,) the SELECT. */
+        PGresult *got[3];
+        int n = 0;
+        psend_sql("BEGIN");
+        n++;
+        if (*total < 0) {
+            psend("count", 0, NULL);
+            n++;
+        }
+        psend("sel", 2, sv);
+        n++;
+        psync(n, 0, got);
+        if (*total < 0) *total = strtoll(PQgetvalue(got[1], 0, 0), NULL, 10);
+        for (int i = 0; i < n - 1; i++) PQclear(got[i]);
+        PGresult *sel = got[n - 1];
+        /* Round trip 2: the INSERTs, the fenced update, COMMIT. */
+        int64_t fetched = PQntuples(sel);
+        int64_t rows = fetched < chunk ? fetched : chunk;
+        for (int64_t r = 0; r < rows; r++) {
+            const char *iv[] = {PQgetvalue(sel, (int)r, 0),
+                                PQgetvalue(sel, (int)r, 1)};
+            psend("ins", 2, iv);
+            cursor = strtoll(iv[0], NULL, 10);
+            items++;
+        }
+        char c[32], it[32];
+        snprintf(c, sizeof c, "%lld", (long long)cursor);
+        snprintf(it, sizeof it, "%lld", (long long)items);
+        const char *pv[] = {"1", "1", c, it};
+        psend("fprog", 4, pv);
+        psend_sql("COMMIT");
+        PGresult *commit;
+        psync(rows + 2, rows + 1, &commit);
+        if (strcmp(PQcmdStatus(commit), "COMMIT") != 0)
+            die("COMMIT rolled back", NULL);
+        PQclear(commit);
+        PQclear(sel);
+        if (fetched < limit) {
+            if (!PQexitPipelineMode(conn)) die("PQexitPipelineMode", NULL);
+            return items;
+        }
+    }
+}
+
 static void prepare_copy(void) {
     prepare("count", "SELECT count(*) FROM rowcopy_src", 0);
     prepare("sel",
@@ -217,9 +336,17 @@ static void prepare_copy(void) {
             "updated_ms = (extract(epoch from clock_timestamp()) * 1000)::bigint "
             "WHERE id = $1 AND epoch = $2",
             0);
+    /* pcopy: the same update, failing in the server when no row changed. */
+    prepare("fprog",
+            "WITH u AS (UPDATE bench_progress SET cursor_int = $3, items = $4, "
+            "updated_ms = (extract(epoch from clock_timestamp()) * 1000)::bigint "
+            "WHERE id = $1 AND epoch = $2 RETURNING 1) "
+            "SELECT 1 / (SELECT count(*)::int FROM u)",
+            0);
 }
 
-static int cmd_copy(const char *conninfo, int64_t rows, int64_t chunk) {
+static int cmd_copy(const char *conninfo, int64_t rows, int64_t chunk,
+                    bool pipelined) {
     if (chunk < 1) {
         fprintf(stderr, "baseline_pg: CHUNK must be >= 1\n");
         return 2;
@@ -231,7 +358,7 @@ static int cmd_copy(const char *conninfo, int64_t rows, int64_t chunk) {
 
     int64_t total;
     double c0 = cpu_ms(), t0 = now_ms();
-    int64_t items = copy(chunk, &total);
+    int64_t items = pipelined ? copy_pipelined(chunk, &total) : copy(chunk, &total);
     double ms = now_ms() - t0, cpu = cpu_ms() - c0;
 
     int64_t copied = scalar("SELECT count(*) FROM rowcopy_dst");
@@ -303,14 +430,14 @@ static int cmd_resume(const char *conninfo, const char *job, const char *key) {
 }
 
 int main(int argc, char **argv) {
-    if (argc == 5 && !strcmp(argv[1], "copy"))
+    if (argc == 5 && (!strcmp(argv[1], "copy") || !strcmp(argv[1], "pcopy")))
         return cmd_copy(argv[2], parse_count(argv[3], "ROWS"),
-                        parse_count(argv[4], "CHUNK"));
+                        parse_count(argv[4], "CHUNK"), argv[1][0] == 'p');
     if (argc == 4 && !strcmp(argv[1], "fsync"))
         return cmd_fsync(argv[2], parse_count(argv[3], "N"));
     if (argc == 5 && !strcmp(argv[1], "resume"))
         return cmd_resume(argv[2], argv[3], argv[4]);
-    fprintf(stderr, "usage: baseline_pg copy CONNINFO ROWS CHUNK\n"
+    fprintf(stderr, "usage: baseline_pg copy|pcopy CONNINFO ROWS CHUNK\n"
                     "       baseline_pg fsync CONNINFO N\n"
                     "       baseline_pg resume CONNINFO JOB KEY\n");
     return 2;

@@ -11,7 +11,11 @@
  *   copy          rowcopy's copy step, items/s, at chunk sizes 1, 100, 1000
  *                 (ROWS_C1, ROWS_C100, ROWS_C1000 rows); ratchet's time is
  *                 the copy step's step_done "ms", the baseline times the
- *                 same span itself; BENCH_REPS runs each, alternating
+ *                 same span itself; BENCH_REPS runs each, alternating.
+ *                 PostgreSQL also "pipelined copy": the baseline's pcopy
+ *                 mode (libpq pipeline mode) against rowcopy --param
+ *                 pipeline=true (rt_exec_later), at chunk 1, 100, 1000
+ *                 (ROWS_P1, ROWS_P100, ROWS_P1000 rows); goal ≤ 1.2
  *   stop          SIGTERM to waitpid() return, STOP_TRIALS trials, with
  *                 item_us=STOP_ITEM_US (1 ms items)
  *   resume        process start to the "resume" line and to the first commit
@@ -67,7 +71,7 @@
 
 #define MAX_SAMPLES 1024
 #define MAX_BACKENDS 2
-#define MAX_ROWS 32
+#define MAX_ROWS 40
 #define CELL 64
 
 /* ---------------------------------------------------------------- util */
@@ -625,15 +629,19 @@ static int64_t schedstat_ns(pid_t pid) {
     return strtoll(buf, NULL, 10);
 }
 
-/* A whole rowcopy run to the end; collects the copy step's step_done. */
-static ratchet_result ratchet_rowcopy(const char *url, int64_t rows, int64_t chunk) {
+/*
+ * A whole rowcopy run to the end (with --param pipeline=true when
+ * pipelined); collects the copy step's step_done.
+ */
+static ratchet_result ratchet_rowcopy(const char *url, int64_t rows, int64_t chunk,
+                                      bool pipelined) {
     char key[96], rows_p[64], chunk_s[32];
     new_key(key, sizeof key, "copy");
     snprintf(rows_p, sizeof rows_p, "rows=%lld", (long long)rows);
     snprintf(chunk_s, sizeof chunk_s, "%lld", (long long)chunk);
     const char *argv[] = {ratchet_bin, "--db", url, "run", "rowcopy",
                     "--key", key, "--param", rows_p, "--chunk-items", chunk_s,
-                    NULL};
+                    pipelined ? "--param" : NULL, "pipeline=true", NULL};
     child c;
     child_spawn(&c, argv, "info");
     ratchet_result r = {0, -1, -1, -1, 0};
@@ -663,10 +671,10 @@ static ratchet_result ratchet_rowcopy(const char *url, int64_t rows, int64_t chu
     r.maxrss_kb = ru.ru_maxrss;
     child_close(&c);
     if (r.code != 0 || r.copy_items != rows || r.copy_ms < 0)
-        die("ratchet rowcopy rows=%lld chunk=%lld: exit %d, copy items %lld; "
+        die("ratchet rowcopy rows=%lld chunk=%lld%s: exit %d, copy items %lld; "
             "last log line: %s",
-            (long long)rows, (long long)chunk, r.code, (long long)r.copy_items,
-            last);
+            (long long)rows, (long long)chunk, pipelined ? " pipeline=true" : "",
+            r.code, (long long)r.copy_items, last);
     return r;
 }
 
@@ -676,14 +684,14 @@ typedef struct baseline_result {
     long maxrss_kb;
 } baseline_result;
 
-/* baseline copy SPEC ROWS CHUNK | baseline fsync SPEC N */
+/* baseline copy|pcopy SPEC ROWS CHUNK | baseline fsync SPEC N */
 static baseline_result baseline_run(const backend *b, const char *mode,
                                     const char *spec, int64_t a1, int64_t a2) {
     char s1[32], s2[32];
     snprintf(s1, sizeof s1, "%lld", (long long)a1);
     snprintf(s2, sizeof s2, "%lld", (long long)a2);
-    const char *argv[] = {b->baseline, mode, spec, s1,
-                    !strcmp(mode, "copy") ? s2 : NULL, NULL};
+    bool copy = !strcmp(mode, "copy") || !strcmp(mode, "pcopy");
+    const char *argv[] = {b->baseline, mode, spec, s1, copy ? s2 : NULL, NULL};
     child c;
     child_spawn(&c, argv, "info");
     char *out = slurp(c.out_fd);
@@ -694,7 +702,6 @@ static baseline_result baseline_run(const backend *b, const char *mode,
     baseline_result r = {-1, -1, -1, ru.ru_maxrss};
     long long n = -1;
     double ms = -1, cpu = -1;
-    bool copy = !strcmp(mode, "copy");
     if (code != 0 ||
         sscanf(out, copy ? "items=%lld ms=%lf cpu_ms=%lf" : "commits=%lld ms=%lf",
                &n, &ms, &cpu) != (copy ? 3 : 2))
@@ -736,7 +743,7 @@ static struct cpu_row {
     int bi;
     char label[96];
     samples rt, base;
-} cpu_rows[3 * MAX_BACKENDS];
+} cpu_rows[8];
 static int ncpu_rows;
 
 static void bench_copy_cpu_rows(void) {
@@ -746,22 +753,30 @@ static void bench_copy_cpu_rows(void) {
     ncpu_rows = 0;
 }
 
+/*
+ * Throughput of rowcopy's copy step at one chunk size, baseline and ratchet
+ * alternating. pipelined: the baseline's pcopy mode against `--param
+ * pipeline=true` (PostgreSQL only: SQLite has nothing to pipeline).
+ */
 static void bench_copy(int bi, int64_t chunk, const char *env, int64_t def_sqlite,
-                       int64_t def_pg) {
+                       int64_t def_pg, bool pipelined) {
     const backend *b = &backends[bi];
+    if (pipelined && !b->pg_url) return;
+    if (ncpu_rows == (int)(sizeof cpu_rows / sizeof *cpu_rows)) die("too many CPU rows");
     int64_t rows = benv(b, env, def_sqlite, def_pg, 1);
     samples rt = {0}, base = {0}, rt_cpu = {0}, base_cpu = {0};
     for (int64_t r = 0; r < reps; r++) {
         char url[4200], spec[4200];
         if (b->baseline) {
             db_for(b, "copy-base", url, sizeof url, spec, sizeof spec);
-            baseline_result br = baseline_run(b, "copy", spec, rows, chunk);
+            baseline_result br =
+                baseline_run(b, pipelined ? "pcopy" : "copy", spec, rows, chunk);
             add(&base, (double)br.n / (br.ms / 1000));
             add(&base_cpu, br.cpu_ms * 1000 / (double)br.n);
             db_drop(b, spec);
         }
         db_for(b, "copy-ratchet", url, sizeof url, spec, sizeof spec);
-        ratchet_result rr = ratchet_rowcopy(url, rows, chunk);
+        ratchet_result rr = ratchet_rowcopy(url, rows, chunk, pipelined);
         add(&rt, (double)rr.copy_items / ((double)(rr.copy_ms ? rr.copy_ms : 1) / 1000));
         if (rr.copy_cpu_ms >= 0) add(&rt_cpu, rr.copy_cpu_ms * 1000 / (double)rr.copy_items);
         db_drop(b, spec);
@@ -772,18 +787,20 @@ static void bench_copy(int bi, int64_t chunk, const char *env, int64_t def_sqlit
                  base_cpu.n ? base_cpu.v[base_cpu.n - 1] : 0.0, rt.v[rt.n - 1],
                  rt_cpu.n ? rt_cpu.v[rt_cpu.n - 1] : 0.0, (long long)rr.copy_ms);
     }
+    const char *what = pipelined ? "pipelined copy" : "copy";
     char label[96];
-    snprintf(label, sizeof label, "copy, chunk %lld: items/s", (long long)chunk);
-    size_note(bi, "%scopy chunk %lld: %s rows", sizes[bi][0] ? "; " : "",
+    snprintf(label, sizeof label, "%s, chunk %lld: items/s%s", what,
+             (long long)chunk, pipelined ? " (goal ≤ 1.2)" : "");
+    size_note(bi, "%s%s chunk %lld: %s rows", sizes[bi][0] ? "; " : "", what,
               (long long)chunk, commas(rows));
     row_pair_as(label, bi, &rt, &base, true);
     cpu_rows[ncpu_rows].bi = bi;
     snprintf(cpu_rows[ncpu_rows].label, sizeof cpu_rows[ncpu_rows].label,
-             "copy, chunk %lld: CPU µs/item", (long long)chunk);
+             "%s, chunk %lld: CPU µs/item", what, (long long)chunk);
     cpu_rows[ncpu_rows].rt = rt_cpu;
     cpu_rows[ncpu_rows].base = base_cpu;
     ncpu_rows++;
-    note("%s copy chunk %lld: ratchet %.0f/s, baseline %.0f/s", b->name,
+    note("%s %s chunk %lld: ratchet %.0f/s, baseline %.0f/s", b->name, what,
          (long long)chunk, median(&rt), base.n ? median(&base) : 0.0);
 }
 
@@ -1016,7 +1033,7 @@ static void bench_memory(int bi, const char *env, int64_t def_sqlite,
             db_drop(b, spec);
         }
         db_for(b, "mem-ratchet", url, sizeof url, spec, sizeof spec);
-        ratchet_result rr = ratchet_rowcopy(url, rows, 1000);
+        ratchet_result rr = ratchet_rowcopy(url, rows, 1000, false);
         add(&rt, (double)rr.maxrss_kb / 1024);
         db_drop(b, spec);
     }
@@ -1528,9 +1545,14 @@ int main(int argc, char **argv) {
              backends[b].pg_url ? "a database per run" : scratch);
         if (part("copy")) {
             bench_fsync(b);
-            bench_copy(b, 1, "ROWS_C1", 3000, 3000);
-            bench_copy(b, 100, "ROWS_C100", 300000, 60000);
-            bench_copy(b, 1000, "ROWS_C1000", 1000000, 100000);
+            bench_copy(b, 1, "ROWS_C1", 3000, 3000, false);
+            bench_copy(b, 100, "ROWS_C100", 300000, 60000, false);
+            bench_copy(b, 1000, "ROWS_C1000", 1000000, 100000, false);
+            /* PostgreSQL only; pipelined runs are ~5-10x faster at chunk
+             * >= 100, hence more rows. */
+            bench_copy(b, 1, "ROWS_P1", 0, 3000, true);
+            bench_copy(b, 100, "ROWS_P100", 0, 300000, true);
+            bench_copy(b, 1000, "ROWS_P1000", 0, 500000, true);
             bench_copy_cpu_rows();
         }
         if (part("stop")) bench_stop(b);
