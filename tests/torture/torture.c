@@ -116,10 +116,10 @@ void t_fail(const char *fmt, ...) {
     for (char *p = msg; *p; p++)
         if (*p == '\n') *p = ' ';
     printf("torture: FAIL seed=%llu scenario=%s backend=%s: %s (TORTURE_SEED=%llu "
-           "TORTURE_ONLY=%s to reproduce; files in %s)\n",
+           "TORTURE_SCALE=%g TORTURE_ONLY=%s to reproduce; files in %s)\n",
            (unsigned long long)env.seed, cur_name,
            cur_backend < 0 ? "-" : t_backend_name(cur_backend), msg,
-           (unsigned long long)env.seed, cur_name, env.dir);
+           (unsigned long long)env.seed, env.scale, cur_name, env.dir);
     fflush(stdout);
     t_proc_cleanup();
     t_db_cleanup();
