@@ -167,8 +167,8 @@ int rt__http_parse_listen(const char *spec, struct sockaddr_storage *addr,
     return RT_OK;
 }
 
-static void http_format_address(const struct sockaddr_storage *ss, char *out,
-                                size_t n) {
+void rt__http_format_address(const struct sockaddr_storage *ss, char *out,
+                             size_t n) {
     char ip[INET6_ADDRSTRLEN] = "?";
     if (ss->ss_family == AF_INET6) {
         const struct sockaddr_in6 *a = (const struct sockaddr_in6 *)ss;
@@ -396,7 +396,7 @@ int rt__http_start(const char *spec, const char *path, const char *type,
     h->lfd = fd;
     len = sizeof ss;
     getsockname(fd, (struct sockaddr *)&ss, &len);
-    http_format_address(&ss, h->address, sizeof h->address);
+    rt__http_format_address(&ss, h->address, sizeof h->address);
     h->path = rt__xstrdup(path);
     h->type = rt__xstrdup(type);
     h->fn = fn;

@@ -20,6 +20,9 @@
  * localhost:PORT; PORT 0 to 65535 (0: any free port). Addresses are
  * numeric: nothing is looked up. RT_INVALID with one line in err.
  */
+/* addr as ADDR:PORT, or [ADDR]:PORT for IPv6 (what the log line shows). */
+void rt__http_format_address(const struct sockaddr_storage *ss, char *out,
+                             size_t n);
 int rt__http_parse_listen(const char *spec, struct sockaddr_storage *addr,
                           socklen_t *len, char *err, size_t errlen);
 

@@ -13,19 +13,6 @@
 #include "fuzz.h"
 #include "http.h"
 
-static void fuzz_write_back(const struct sockaddr_storage *ss, char *out, size_t n) {
-    char ip[INET6_ADDRSTRLEN] = "?";
-    if (ss->ss_family == AF_INET6) {
-        const struct sockaddr_in6 *a = (const struct sockaddr_in6 *)ss;
-        inet_ntop(AF_INET6, &a->sin6_addr, ip, sizeof ip);
-        snprintf(out, n, "[%s]:%u", ip, (unsigned)ntohs(a->sin6_port));
-    } else {
-        const struct sockaddr_in *a = (const struct sockaddr_in *)ss;
-        inet_ntop(AF_INET, &a->sin_addr, ip, sizeof ip);
-        snprintf(out, n, "%s:%u", ip, (unsigned)ntohs(a->sin_port));
-    }
-}
-
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
     if (size > 1024) return 0;
     char *spec = fuzz_str(data, size);
@@ -42,7 +29,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
                    (addr.ss_family == AF_INET6 && len == sizeof(struct sockaddr_in6)),
                "'%s': family %d, length %u", spec, addr.ss_family, (unsigned)len);
     char back[INET6_ADDRSTRLEN + 16];
-    fuzz_write_back(&addr, back, sizeof back);
+    rt__http_format_address(&addr, back, sizeof back);
     FUZZ_CHECK(rt__http_parse_listen(back, &again, &len2, err, sizeof err) == RT_OK &&
                    len2 == len && !memcmp(&addr, &again, len),
                "'%s' reads as '%s', which reads back differently (%s)", spec, back, err);
