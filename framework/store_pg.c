@@ -476,7 +476,6 @@ static int pg_reconnect(rt_store *base) {
     return pg_connect(s);
 }
 
-static int pg_step(rt_stmt *base);
 
 /*
  * Pipelining (libpq pipeline mode): inside a transaction, a statement whose
@@ -562,8 +561,6 @@ static int pg_pipe_flush(pg_store *s, PGresult **last) {
                          strlen(s->sent[i].stmt->sql) >= sizeof sql ? "..."
                                                                     : "");
             }
-        } else if (failed && rc == RT_OK && !first) {
-            rc = pg_result_error(s, NULL); /* the connection failed */
         }
         if (last && i + 1 == s->nsent && rc == RT_OK) *last = first;
         else PQclear(first);
@@ -592,12 +589,8 @@ static int pg_send(rt_stmt *base) {
     pg_stmt *c = (pg_stmt *)base;
     pg_store *s = (pg_store *)base->store;
     if (!s->conn) return pg_fail_native(s, RT_CONN, "not connected", NULL);
-    if (!s->base.in_tx) { /* outside a transaction: now */
-        int rc;
-        while ((rc = pg_step(base)) == RT_ROW) {
-        }
-        return rc == RT_DONE ? RT_OK : rc;
-    }
+    /* rt__store_exec_later sends only inside a transaction; outside one
+     * it executes the statement itself. */
     if (!pg_pipe_enter(s) || !pg_pipe_send(s, c)) {
         int rc = pg_pipe_flush(s, NULL);
         return rc != RT_OK ? rc : pg_result_error(s, NULL);
