@@ -476,7 +476,6 @@ static int pg_reconnect(rt_store *base) {
     return pg_connect(s);
 }
 
-
 /*
  * Pipelining (libpq pipeline mode): inside a transaction, a statement whose
  * result nobody reads (pg_send) goes out without waiting, and BEGIN goes out
