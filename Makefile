@@ -3,7 +3,8 @@
 #   make demo       run the demo job on SQLite (interrupt + resume)
 #   make check      unit and integration tests (Check)
 #   make asan       the same tests under AddressSanitizer + UBSan
-#   make torture    the torture driver at ten times check's counts (tests/torture)
+#   make torture    the torture driver at ten times check's counts (tests/torture),
+#                   and the pooler and clock suites at their long sizes
 #   make bench      benchmarks (not part of check)
 #   make fuzz       libFuzzer targets, FUZZ_SECONDS each (clang; not part of check)
 #   make install    library, header, CLI, pkg-config file and man pages under
@@ -89,7 +90,8 @@ $(BUILD)/ratchet: $(JOB_OBJ) $(BUILD)/libratchet.a
 	$(CC) -o $@ $(JOB_OBJ) $(BUILD)/libratchet.a $(LDFLAGS_ALL) $(DEP_LIBS)
 
 # ------------------------------------------------------------------ tests
-TEST_SRC  := $(wildcard tests/check_*.c) tests/harness.c tests/fault_store.c tests/invariants.c
+TEST_SRC  := $(wildcard tests/check_*.c) tests/harness.c tests/fault_store.c tests/invariants.c \
+             tests/pgproxy.c
 TEST_OBJ  := $(TEST_SRC:tests/%.c=$(BUILD)/obj/tests/%.o)
 TESTJOB_OBJ := $(BUILD)/obj/tests/testjobs.o $(filter-out $(BUILD)/obj/jobs/main.o,$(JOB_OBJ))
 FUZZ_NAMES  := $(patsubst tests/fuzz/fuzz_%.c,%,$(wildcard tests/fuzz/fuzz_*.c))
@@ -134,9 +136,18 @@ TORTURE_OBJ := $(TORTURE_SRC:tests/%.c=$(BUILD)/obj/tests/%.o)
 $(BUILD)/torture: $(TORTURE_OBJ)
 	$(CC) -o $@ $(TORTURE_OBJ) $(LDFLAGS_ALL) $(DEP_LIBS) $(PQ_LIBS)
 
-torture: all $(BUILD)/torture
+torture: all $(BUILD)/torture $(BUILD)/ratchet-test $(BUILD)/check_ratchet
 	RATCHET_BIN=$(abspath $(BUILD)/ratchet) TORTURE_SCALE=$${TORTURE_SCALE:-10} \
 	  tests/run-tests.sh $(abspath $(BUILD)/torture)
+	for suite in pooler clock; do \
+	  RATCHET_BIN=$(abspath $(BUILD)/ratchet) RATCHET_TEST_BIN=$(abspath $(BUILD)/ratchet-test) \
+	    RATCHET_TEST_LONG=1 CK_RUN_SUITE=$$suite tests/run-tests.sh $(abspath $(BUILD)/check_ratchet) || exit 1; \
+	done
+
+# tests/memcheck.sh: the CLI's main paths under valgrind (no leak, no
+# error), on run-tests.sh's PostgreSQL; not in sanitizer builds (valgrind
+# cannot run an ASan binary).
+MEMCHECK = $(if $(SAN),,$(abspath tests/memcheck.sh))
 
 check: all $(BUILD)/ratchet-test $(BUILD)/ratchet-hooks $(BUILD)/check_ratchet $(FUZZ_REPLAY) \
        $(BUILD)/torture
@@ -148,7 +159,7 @@ check: all $(BUILD)/ratchet-test $(BUILD)/ratchet-hooks $(BUILD)/check_ratchet $
 	CC="$(CC)" SAN="$(SAN)" MAKE="$(MAKE)" tests/install.sh $(BUILD)
 	RATCHET_BIN=$(abspath $(BUILD)/ratchet) RATCHET_TEST_BIN=$(abspath $(BUILD)/ratchet-test) \
 	  RATCHET_HOOKS_BIN=$(abspath $(BUILD)/ratchet-hooks) \
-	  tests/run-tests.sh $(abspath $(BUILD)/check_ratchet) $(abspath $(BUILD)/torture)
+	  tests/run-tests.sh $(abspath $(BUILD)/check_ratchet) $(MEMCHECK) $(abspath $(BUILD)/torture)
 
 # Every sanitized start costs several times a plain one: the torture driver
 # runs a fifth of its counts there.

@@ -204,15 +204,19 @@ static int cli_open(const cli *c, rt_store **s) {
     int rc = rt__store_open(c->db, s, err, sizeof err);
     if (rc != RT_OK) {
         rt__log(RT_LOG_ERROR, "db_open", NULL, "%s", err);
-        return rc == RT_CONN ? RT_EXIT_FAILED : RT_EXIT_USAGE;
+        /* RT_BUSY: there but unusable for now (SQLite: disk full). */
+        return rc == RT_CONN   ? RT_EXIT_FAILED
+               : rc == RT_BUSY ? RT_EXIT_INTERRUPTED
+                               : RT_EXIT_USAGE;
     }
     int from = 0, to = 0;
     rc = rt__migrate(*s, &from, &to);
     if (rc != RT_OK) {
         rt__log(RT_LOG_ERROR, rc == RT_SCHEMA ? "schema" : "migrate", NULL,
                 "%s: %s", (*s)->url_display, (*s)->errmsg);
-        /* A connection lost on the way (server restart) is temporary. */
-        bool lost = rt__store_broken(*s);
+        /* A connection lost on the way (server restart) is temporary, and
+         * so is a full disk. */
+        bool lost = rt__store_broken(*s) || (*s)->disk_full;
         rt__store_close(*s);
         *s = NULL;
         return rc == RT_SCHEMA ? RT_EXIT_USAGE
@@ -674,10 +678,13 @@ static int cli_migrate(const cli *c) {
     int rc = rt__store_open(c->db, &s, err, sizeof err);
     if (rc != RT_OK) {
         rt__log(RT_LOG_ERROR, "db_open", NULL, "%s", err);
-        return rc == RT_CONN ? RT_EXIT_FAILED : RT_EXIT_USAGE;
+        return rc == RT_CONN   ? RT_EXIT_FAILED
+               : rc == RT_BUSY ? RT_EXIT_INTERRUPTED /* disk full */
+                               : RT_EXIT_USAGE;
     }
     int from = 0, to = 0;
     rc = rt__migrate(s, &from, &to);
+    bool full = rc != RT_OK && s->disk_full;
     if (rc == RT_OK)
         printf("%s: schema version %d%s (latest %d)\n", s->url_display, to,
                from == to ? ", up to date" : "", rt__schema_latest(s->ops->name));
@@ -685,8 +692,9 @@ static int cli_migrate(const cli *c) {
         rt__log(RT_LOG_ERROR, rc == RT_SCHEMA ? "schema" : "migrate", NULL,
                 "%s: %s", s->url_display, s->errmsg);
     rt__store_close(s);
-    return rc == RT_OK ? RT_EXIT_OK
+    return rc == RT_OK       ? RT_EXIT_OK
            : rc == RT_SCHEMA ? RT_EXIT_USAGE
+           : full            ? RT_EXIT_INTERRUPTED
                              : RT_EXIT_FAILED;
 }
 

@@ -307,12 +307,17 @@ int rt__lease_acquire(rt__lease *l, const char *run_key, bool *took_over);
  */
 void rt__lease_target(rt__lease *l, const char *job, const char *scope);
 /*
- * Inside the caller's transaction on l->s: take the scope's liveness lock
- * and insert the lease row. RT_OK when it is ours, RT_HELD when the scope
- * has a lease already (nothing taken), or an error.
+ * Inside the caller's transaction on s (l->s or the work connection): insert
+ * the lease row of scope for l's owner (taking the owner's liveness lock on
+ * l->s first, once). RT_OK when it is ours, RT_HELD when the scope has a
+ * lease already (nothing taken), or an error.
  */
-int rt__lease_insert(rt__lease *l, const char *run_key);
+int rt__lease_insert(rt__lease *l, rt_store *s, const char *job,
+                     const char *scope, const char *run_key);
 int rt__lease_set_key(rt__lease *l, const char *run_key);
+/* Take the owner's liveness lock now (it is taken with the first lease
+ * otherwise), on l->s: a worker does, before its first claim. */
+int rt__lease_lock(rt__lease *l);
 /* Read the lease once without deciding anything: its statement is then
  * ready (and planned by the server) when the start must be quick. */
 void rt__lease_warm(rt__lease *l);
@@ -352,7 +357,25 @@ typedef struct rt__run_opts {
     bool record_skip;     /* held by another run: record this one skipped */
     bool quiet_skip;      /* a worker that lost a race: no info line */
     rt_store *lease_store; /* the lease's connection, kept by the caller */
+    struct rt__chain *chain; /* a worker's: claim the next run with the
+                                run's last commit (NULL: none) */
 } rt__run_opts;
+
+/*
+ * A worker claims its next run in the transaction that finishes the one
+ * before: one commit per run instead of two. claim() runs inside that
+ * transaction, after its progress and before its COMMIT, on the work
+ * connection; it returns RT_OK whether or not it found a run, or an error,
+ * after which the runner redoes the last chunk without it (nothing of it
+ * was committed). The runner sets committed when that COMMIT succeeded:
+ * only then is what claim() took real.
+ */
+typedef struct rt__chain {
+    int (*claim)(struct rt__chain *c, rt_store *s);
+    void *arg;
+    bool claimed;   /* set by claim(): a run was taken */
+    bool committed; /* set by the runner */
+} rt__chain;
 
 /* Run or resume; returns an exit code (RT_EXIT_*) and logs what happened. */
 int rt__runner_run(rt_store *s, const rt_job *job, const rt__run_opts *o);

@@ -8,10 +8,11 @@
  * fenced by the run's epoch (runner.c). The lease gives liveness and keeps
  * replicas from doing the same work twice:
  *
- *   - the holder also holds the scope's liveness lock (store.h), which the
- *     OS or the server drops the instant the holder dies, so a waiting
- *     process that can take that lock knows the holder is dead and takes
- *     over at once;
+ *   - the holder also holds its liveness lock (store.h), one per owner
+ *     (process), taken with its first lease and kept until it exits; the OS
+ *     or the server drops it the instant the holder dies, so a waiting
+ *     process that can take the lock a lease names (live_key) knows the
+ *     holder is dead and takes over at once;
  *   - a holder that is alive but stalled (SIGSTOP, a paused VM) stops
  *     heartbeating, and its lease expires after the TTL.
  *
@@ -35,7 +36,7 @@
 
 #include "internal.h"
 
-/* FNV-1a: the scope's liveness lock number, the same in every process. */
+/* FNV-1a: a liveness lock number, the same in every process. */
 static uint64_t lease_hash(const char *s) {
     uint64_t h = 1469598103934665603ULL;
     for (; *s; s++) h = (h ^ (unsigned char)*s) * 1099511628211ULL;
@@ -60,113 +61,170 @@ int rt__lease_open(rt__lease *l, const char *url, const char *job,
         l->borrowed = true;
     } else {
         rc = rt__store_open(url, &l->s, err, errlen);
+        /* Ours, for lease rows only: their commits need not be durable
+         * (store.h, lax_commits): one fsync less for a start (SQLite). */
+        if (rc == RT_OK && l->s->ops->lax_commits) l->s->ops->lax_commits(l->s);
     }
     if (rc != RT_OK) return rc;
     if (l->s->ops->set_busy_timeout) l->s->ops->set_busy_timeout(l->s, 200);
     snprintf(l->job, sizeof l->job, "%s", job);
     snprintf(l->scope, sizeof l->scope, "%s", scope);
     lease_owner_id(l->owner, sizeof l->owner);
-    l->key = lease_hash(scope);
+    l->key = lease_hash(l->owner);
     l->ttl_ms = ttl_ms;
     l->fast = l->s->fast_takeover && l->s->ops->liveness_try != NULL;
     l->session = l->s->ops->session_id ? l->s->ops->session_id(l->s) : -1;
     pthread_mutex_init(&l->mu, NULL);
-    pthread_cond_init(&l->cv, NULL);
+    /* The heartbeat thread's waits run on the monotonic clock: on the
+     * default (CLOCK_REALTIME) an absolute timeout follows the wall clock,
+     * so a clock stepped back by 2 h would stall the heartbeat for 2 h and
+     * let the lease expire under a live holder. */
+    pthread_condattr_t ca;
+    pthread_condattr_init(&ca);
+    pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
+    pthread_cond_init(&l->cv, &ca);
+    pthread_condattr_destroy(&ca);
     return RT_OK;
 }
 
 static void lease_unlock(rt__lease *l) {
-    if (l->have_lock) l->s->ops->liveness_release(l->s, l->key);
+    if (l->have_lock && l->s) l->s->ops->liveness_release(l->s, l->key);
     l->have_lock = false;
 }
 
-/* Fill l->holder* from the row; the caller is in a transaction. */
-static int lease_read(rt__lease *l, bool *exists, bool *expired, bool *fast,
-                      char *owner, size_t owner_len, int64_t *hb) {
+/* Take this owner's liveness lock, once: it stays until rt__lease_close.
+ * Not getting it (another owner's hash alike) only makes our leases
+ * fast = 0: taken over after their TTL instead of at once. */
+static int lease_lock_owner(rt__lease *l) {
+    if (!l->fast || l->have_lock) return RT_OK;
+    return l->s->ops->liveness_try(l->s, l->key, &l->have_lock);
+}
+
+int rt__lease_lock(rt__lease *l) { return lease_lock_owner(l); }
+
+/* Is the holder whose liveness lock is `key` dead? Its lock is free. */
+static int lease_holder_dead(rt_store *s, uint64_t key, bool *dead) {
+    *dead = false;
+    if (!s->fast_takeover || !s->ops->liveness_try) return RT_OK;
+    int rc = s->ops->liveness_try(s, key, dead);
+    if (*dead) s->ops->liveness_release(s, key);
+    return rc;
+}
+
+/* The liveness lock a lease row names: its owner's (live_key), or for rows
+ * from before migration 4 its scope's. */
+static uint64_t lease_row_key(const char *scope, int64_t live_key) {
+    return live_key >= 0 ? (uint64_t)live_key : lease_hash(scope);
+}
+
+/* A lease row as lease_read finds it. */
+typedef struct lease_row {
+    bool exists, expired, fast;
+    char owner[128];
+    int64_t hb;        /* heartbeat_ms, the takeover's compare-and-set */
+    uint64_t live_key; /* the holder's liveness lock */
+} lease_row;
+
+/* Fill *h and l->holder_* from the row. */
+static int lease_read(rt__lease *l, lease_row *h) {
     rt_value arg = rt_text(l->scope);
     rt_stmt *st;
     int rc = rt__store_query(
         l->s,
         "SELECT owner, run_key, rt_now_ms() - heartbeat_ms, "
         "CASE WHEN expires_ms < rt_now_ms() THEN 1 ELSE 0 END, fast, "
-        "heartbeat_ms FROM rt_lease WHERE scope = $1",
+        "heartbeat_ms, coalesce(live_key, -1) FROM rt_lease WHERE scope = $1",
         1, &arg, &st);
-    *exists = rc == RT_ROW;
+    h->exists = rc == RT_ROW;
     if (rc != RT_ROW) return rc == RT_DONE ? RT_OK : rc;
     const rt_store_ops *o = l->s->ops;
-    snprintf(owner, owner_len, "%s", o->column_text(st, 0));
+    snprintf(h->owner, sizeof h->owner, "%s", o->column_text(st, 0));
     const char *key = o->column_text(st, 1);
     snprintf(l->holder_key, sizeof l->holder_key, "%s", key ? key : "");
     l->holder_age_ms = o->column_int64(st, 2);
-    *expired = o->column_int64(st, 3) != 0;
-    *fast = o->column_int64(st, 4) != 0;
-    *hb = o->column_int64(st, 5);
+    h->expired = o->column_int64(st, 3) != 0;
+    h->fast = o->column_int64(st, 4) != 0;
+    h->hb = o->column_int64(st, 5);
+    h->live_key = lease_row_key(l->scope, o->column_int64(st, 6));
     o->reset(st);
     return RT_OK;
 }
 
+/* Another owner's lease that is neither expired nor provably dead. */
+static int lease_live_other(rt__lease *l, const lease_row *h, bool *live,
+                            bool *dead) {
+    *live = *dead = false;
+    if (!h->exists || !strcmp(h->owner, l->owner) || h->expired) return RT_OK;
+    int rc = h->fast ? lease_holder_dead(l->s, h->live_key, dead) : RT_OK;
+    *live = rc == RT_OK && !*dead;
+    return rc;
+}
+
 #define LEASE_INSERT_SQL                                                       \
-    "INSERT INTO rt_lease (scope, job, run_key, owner, fast, acquired_ms, "   \
-    "heartbeat_ms, expires_ms) VALUES ($1, $2, $3, $4, $5, rt_now_ms(), "     \
-    "rt_now_ms(), rt_now_ms() + $6) ON CONFLICT (scope) DO NOTHING"
+    "INSERT INTO rt_lease (scope, job, run_key, owner, fast, live_key, "       \
+    "acquired_ms, heartbeat_ms, expires_ms) VALUES ($1, $2, $3, $4, $5, $7, " \
+    "rt_now_ms(), rt_now_ms(), rt_now_ms() + $6) ON CONFLICT (scope) DO "     \
+    "NOTHING"
+
+/* The liveness lock this owner's rows name: NULL without one. */
+static rt_value lease_live_value(const rt__lease *l) {
+    return l->have_lock ? rt_int((int64_t)l->key) : rt_null();
+}
 
 int rt__lease_acquire(rt__lease *l, const char *run_key, bool *took_over) {
     rt_store *s = l->s;
     *took_over = false;
     l->holder[0] = '\0';
-    if (l->fast && !l->have_lock) {
-        int rc = s->ops->liveness_try(s, l->key, &l->have_lock);
-        if (rc != RT_OK) return rc;
-    }
-    bool exists, expired = false, fast = false;
-    char owner[128] = "";
-    int64_t hb = 0;
+    int rc = lease_lock_owner(l);
+    if (rc != RT_OK) return rc;
+    lease_row h;
+    bool live = false, dead = false;
     /* A live holder is plain to see without the write lock (on SQLite the
      * holder's chunks keep it busy): only a possible takeover needs it. */
-    int rc = lease_read(l, &exists, &expired, &fast, owner, sizeof owner, &hb);
-    if (rc == RT_OK && exists && strcmp(owner, l->owner) != 0 && !expired &&
-        !(fast && l->have_lock)) {
-        lease_unlock(l);
-        snprintf(l->holder, sizeof l->holder, "%s", owner);
+    rc = lease_read(l, &h);
+    if (rc == RT_OK) rc = lease_live_other(l, &h, &live, &dead);
+    if (rc == RT_OK && live) {
+        snprintf(l->holder, sizeof l->holder, "%s", h.owner);
         return RT_HELD;
     }
     if (rc == RT_OK) rc = rt__store_begin(s);
-    if (rc == RT_BUSY && exists && strcmp(owner, l->owner) != 0) {
+    if (rc == RT_BUSY && h.exists && strcmp(h.owner, l->owner) != 0) {
         /* Its transaction keeps the write lock (SQLite: a long step, which
          * cannot refresh the lease meanwhile): a holder at work. */
-        lease_unlock(l);
-        snprintf(l->holder, sizeof l->holder, "%s", owner);
+        snprintf(l->holder, sizeof l->holder, "%s", h.owner);
         return RT_HELD;
     }
-    if (rc != RT_OK) {
-        lease_unlock(l);
-        return rc;
-    }
-    rc = lease_read(l, &exists, &expired, &fast, owner, sizeof owner, &hb);
+    if (rc != RT_OK) return rc;
+    char seen[128];
+    snprintf(seen, sizeof seen, "%s", h.exists ? h.owner : "");
+    rc = lease_read(l, &h);
+    /* A holder other than the one probed: probe it. */
+    if (rc == RT_OK && h.exists && strcmp(h.owner, seen) != 0)
+        rc = lease_live_other(l, &h, &live, &dead);
     int64_t changes = 0;
     rt_value key = run_key ? rt_text(run_key) : rt_null();
-    if (rc == RT_OK && !exists) {
+    if (rc == RT_OK && !h.exists) {
         rt_value args[] = {rt_text(l->scope), rt_text(l->job), key,
                            rt_text(l->owner), rt_int(l->have_lock),
-                           rt_int(l->ttl_ms)};
-        rc = rt__store_exec(s, LEASE_INSERT_SQL, 6, args, &changes);
+                           rt_int(l->ttl_ms), lease_live_value(l)};
+        rc = rt__store_exec(s, LEASE_INSERT_SQL, 7, args, &changes);
     } else if (rc == RT_OK) {
-        /* Dead (its liveness lock is ours now) or stalled (expired). */
-        bool dead = fast && l->have_lock;
-        if (!strcmp(owner, l->owner) || dead || expired) {
-            rt_value args[] = {rt_text(l->scope), rt_text(owner), rt_int(hb),
-                               rt_text(l->owner), rt_int(l->have_lock),
-                               rt_int(l->ttl_ms), key};
+        /* Ours, dead (its liveness lock is free) or stalled (expired). */
+        if (!strcmp(h.owner, l->owner) || dead || h.expired) {
+            rt_value args[] = {rt_text(l->scope), rt_text(h.owner),
+                               rt_int(h.hb), rt_text(l->owner),
+                               rt_int(l->have_lock), rt_int(l->ttl_ms), key,
+                               lease_live_value(l)};
             rc = rt__store_exec(
                 s,
-                "UPDATE rt_lease SET owner = $4, fast = $5, run_key = "
-                "coalesce($7, run_key), acquired_ms = rt_now_ms(), "
+                "UPDATE rt_lease SET owner = $4, fast = $5, live_key = $8, "
+                "run_key = coalesce($7, run_key), acquired_ms = rt_now_ms(), "
                 "heartbeat_ms = rt_now_ms(), expires_ms = rt_now_ms() + $6 "
                 "WHERE scope = $1 AND owner = $2 AND heartbeat_ms = $3",
-                7, args, &changes);
-            *took_over = changes == 1 && strcmp(owner, l->owner) != 0;
+                8, args, &changes);
+            *took_over = changes == 1 && strcmp(h.owner, l->owner) != 0;
             if (*took_over)
-                snprintf(l->holder, sizeof l->holder, "%s (%s)", owner,
+                snprintf(l->holder, sizeof l->holder, "%s (%s)", h.owner,
                          dead ? "died" : "lease expired");
         }
     }
@@ -176,24 +234,19 @@ int rt__lease_acquire(rt__lease *l, const char *run_key, bool *took_over) {
     if (rc == RT_OK) rc = rt__store_commit(s);
     if (rc != RT_OK) {
         rt__store_abort(s, rc);
-        lease_unlock(l);
         return rc;
     }
     if (changes == 1) return RT_OK;
-    lease_unlock(l);
     /* Lost a race to a holder our snapshot did not show yet: name it. */
-    if (!exists &&
-        lease_read(l, &exists, &expired, &fast, owner, sizeof owner, &hb) != RT_OK)
-        owner[0] = '\0';
-    snprintf(l->holder, sizeof l->holder, "%s", owner[0] ? owner : "another process");
+    if (!h.exists && lease_read(l, &h) != RT_OK) h.exists = false;
+    snprintf(l->holder, sizeof l->holder, "%s",
+             h.exists ? h.owner : "another process");
     return RT_HELD;
 }
 
 void rt__lease_target(rt__lease *l, const char *job, const char *scope) {
     snprintf(l->job, sizeof l->job, "%s", job);
     snprintf(l->scope, sizeof l->scope, "%s", scope);
-    l->key = lease_hash(scope);
-    l->have_lock = false;
     l->lost = 0;
     l->released = false;
     l->run_id = 0;
@@ -203,32 +256,25 @@ void rt__lease_target(rt__lease *l, const char *job, const char *scope) {
     l->refreshed_ns = 0;
 }
 
-int rt__lease_insert(rt__lease *l, const char *run_key) {
-    rt_store *s = l->s;
-    if (l->fast && !l->have_lock) {
-        int rc = s->ops->liveness_try(s, l->key, &l->have_lock);
-        if (rc != RT_OK) return rc;
-        /* Someone still holds the scope's liveness lock (the last holder
-         * between its final commit and its exit, or a peek): a lease taken
-         * without it (fast = 0) would outlive a crash of ours by the TTL. */
-        if (!l->have_lock) return RT_HELD;
-    }
-    rt_value args[] = {rt_text(l->scope), rt_text(l->job),
+int rt__lease_insert(rt__lease *l, rt_store *s, const char *job,
+                     const char *scope, const char *run_key) {
+    /* On another connection l->s may be busy (the heartbeat thread): the
+     * lock, if not held yet, waits for a claim on l->s. */
+    int rc = s == l->s ? lease_lock_owner(l) : RT_OK;
+    if (rc != RT_OK) return rc;
+    rt_value args[] = {rt_text(scope), rt_text(job),
                        run_key ? rt_text(run_key) : rt_null(),
                        rt_text(l->owner), rt_int(l->have_lock),
-                       rt_int(l->ttl_ms)};
+                       rt_int(l->ttl_ms), lease_live_value(l)};
     int64_t changes = 0;
-    int rc = rt__store_exec(s, LEASE_INSERT_SQL, 6, args, &changes);
+    rc = rt__store_exec(s, LEASE_INSERT_SQL, 7, args, &changes);
     if (rc == RT_OK && changes == 1) return RT_OK;
-    lease_unlock(l);
     return rc == RT_OK ? RT_HELD : rc;
 }
 
 void rt__lease_warm(rt__lease *l) {
-    bool exists, expired, fast;
-    char owner[128];
-    int64_t hb;
-    lease_read(l, &exists, &expired, &fast, owner, sizeof owner, &hb);
+    lease_row h;
+    lease_read(l, &h);
 }
 
 int rt__lease_peek(rt_store *s, const char *scope, bool *free,
@@ -241,7 +287,8 @@ int rt__lease_peek(rt_store *s, const char *scope, bool *free,
     int rc = rt__store_query(
         s,
         "SELECT run_key, CASE WHEN expires_ms < rt_now_ms() THEN 1 ELSE 0 "
-        "END, fast, owner FROM rt_lease WHERE scope = $1",
+        "END, fast, owner, coalesce(live_key, -1) FROM rt_lease WHERE "
+        "scope = $1",
         1, &arg, &st);
     if (rc == RT_DONE) return RT_OK;
     if (rc != RT_ROW) return rc;
@@ -250,16 +297,12 @@ int rt__lease_peek(rt_store *s, const char *scope, bool *free,
     bool expired = s->ops->column_int64(st, 1) != 0;
     bool fast = s->ops->column_int64(st, 2) != 0;
     if (owner) snprintf(owner, owner_len, "%s", s->ops->column_text(st, 3));
+    uint64_t lock = lease_row_key(scope, s->ops->column_int64(st, 4));
     s->ops->reset(st);
     rc = RT_OK;
     *free = expired;
-    if (!expired && fast && s->fast_takeover && s->ops->liveness_try) {
-        uint64_t lock = lease_hash(scope);
-        bool got = false;
-        rc = s->ops->liveness_try(s, lock, &got);
-        if (got) s->ops->liveness_release(s, lock);
-        *free = got; /* the holder's lock is gone: it died */
-    }
+    /* The holder's lock is gone: it died. */
+    if (!expired && fast) rc = lease_holder_dead(s, lock, free);
     if (*free) holder_key[0] = '\0';
     return rc;
 }
@@ -345,8 +388,8 @@ static void *lease_thread(void *arg) {
     int64_t next_beat_ns = rt__mono_ns() + every_ms * 1000000;
     pthread_mutex_lock(&l->mu);
     while (!l->stopping && !l->lost) {
-        struct timespec until;
-        clock_gettime(CLOCK_REALTIME, &until);
+        struct timespec until; /* on l->cv's clock, CLOCK_MONOTONIC */
+        clock_gettime(CLOCK_MONOTONIC, &until);
         int64_t ns = until.tv_nsec + (wake_ms % 1000) * 1000000;
         until.tv_sec += (time_t)(wake_ms / 1000 + ns / 1000000000);
         until.tv_nsec = (long)(ns % 1000000000);
@@ -407,12 +450,16 @@ void rt__lease_release(rt__lease *l) {
         }
     }
     l->s->finishing = false;
-    lease_unlock(l);
 }
 
 void rt__lease_close(rt__lease *l) {
     if (!l->s) return;
     lease_stop_thread(l);
+    /* A session's advisory locks end with it. The unlock's round trip is
+     * spared when the connection closes now (ours) or the process is
+     * stopping: a borrowed one is then closed on the way out (cli.c's
+     * run, worker.c), and a stop's latency counts. */
+    if (l->borrowed && !rt__stop_flag) lease_unlock(l);
     if (!l->borrowed) rt__store_close(l->s);
     l->s = NULL;
     pthread_mutex_destroy(&l->mu);

@@ -58,8 +58,10 @@ static int ms_scrape(void *arg, rt__buf *body) {
         m->s = s;
         bool stopping = m->stopping;
         pthread_mutex_unlock(&m->mu);
-        /* A scraper gives up after ~10 s; so does the query. */
-        if (!strcmp(s->ops->name, "postgres"))
+        /* A scraper gives up after ~10 s; so does the query. Not behind
+         * a transaction-pooling proxy: the SET would stay on the pooled
+         * server session and cut another client's statements short. */
+        if (!strcmp(s->ops->name, "postgres") && !s->pooled)
             rc = rt__store_exec_script(s, "SET statement_timeout = 10000");
         if (rc == RT_OK) rc = stopping ? RT_STOPPED : rt__metrics_render(s, body);
         if (rc != RT_OK) snprintf(err, sizeof err, "%s", s->errmsg);

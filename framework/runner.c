@@ -37,6 +37,8 @@ typedef struct runner {
     int64_t step_start_ns;   /* this process's start on the current step */
     int64_t step_start_items;
     rt__lease *lease;        /* ours while the run goes */
+    rt__chain *chain;        /* a worker's next claim, with the last commit */
+    bool redo;               /* the chained claim failed: redo the chunk */
 } runner;
 
 static void runner_fields(const runner *r, rt__log_fields *f) {
@@ -464,6 +466,12 @@ static int runner_claim(runner *r, bool adopt, int restart_at) {
     "finished_ms = CASE WHEN $10 = 'done' OR cancel_requested = 1 THEN "      \
     "rt_now_ms() END WHERE id = $1 AND epoch = $2"
 
+/* The same, failing in the server when the fence does not hold (no row:
+ * a division by zero), returning cancel_requested. */
+#define RUNNER_FENCED_SQL                                                      \
+    "WITH u AS (" RUNNER_PROGRESS_SQL " RETURNING cancel_requested) SELECT "   \
+    "max(cancel_requested), 1 / count(*) FROM u"
+
 /*
  * Run the progress UPDATE and read cancel_requested back: RT_OK, RT_DONE
  * when no row matched (fenced), or an error. A server answers both in one
@@ -526,13 +534,14 @@ static int runner_commit(runner *r, bool step_done) {
         rt_text(last ? "done" : stopping ? "interrupted" : "running"),
     };
     bool cancel = false;
-    int rc = runner_progress_update(r, args, &cancel);
-    cancel = cancel && !last; /* the last commit finished the run anyway */
-    if (rc == RT_DONE)
-        rc = rt__store_fail(r->s, RT_FENCED,
-                            "run was taken over (epoch %lld is no longer "
-                            "current); this process rolled back and stops",
-                            (long long)r->run.epoch);
+    /* Pipelining backends: the fence fails in the server, so COMMIT goes
+     * out with the update and cancel_requested is read after it. */
+    rt_stmt *fenced = NULL;
+    int rc = r->s->ops->send && !r->s->in_process
+                 ? rt__store_send_kept(r->s, RUNNER_FENCED_SQL, 10, args,
+                                       true, &fenced)
+                 : runner_progress_update(r, args, &cancel);
+    if (rc == RT_DONE) rc = RT_FENCED;
     /* One writer at a time: the heartbeat thread cannot write while a
      * chunk's transaction is open, so each commit refreshes the lease. */
     if (rc == RT_OK && r->lease && r->s->single_writer)
@@ -549,10 +558,35 @@ static int runner_commit(runner *r, bool step_done) {
                                       "AND owner = $2",
                                       2, largs);
     }
+    /* A worker's next run is claimed by this very commit. Should that
+     * fail, nothing of this transaction stays: the chunk is redone, alone. */
+    bool chained = last && !stopping && r->chain && rc == RT_OK;
+    if (chained && (rc = r->chain->claim(r->chain, r->s)) != RT_OK) {
+        r->chain->claimed = false;
+        if (rc != RT_FENCED && !rt__store_broken(r->s)) {
+            runner_log(r, RT_LOG_WARN, "chain", -1,
+                       "claiming the next run with this commit failed (%s); "
+                       "redoing the last chunk without it", r->s->errmsg);
+            r->chain = NULL;
+            r->redo = true;
+        }
+    }
     if (rc == RT_OK) rc = rt__store_commit(r->s);
+    if (rc == RT_FENCED)
+        rc = rt__store_fail(r->s, RT_FENCED,
+                            "run was taken over (epoch %lld is no longer "
+                            "current); this process rolled back and stops",
+                            (long long)r->run.epoch);
     if (rc != RT_OK) return rt__store_abort(r->s, rc);
+    if (fenced) { /* committed: its row is there */
+        if (rt__store_step(fenced) == RT_ROW)
+            cancel = r->s->ops->column_int64(fenced, 0) != 0;
+        r->s->ops->reset(fenced);
+    }
+    cancel = cancel && !last; /* the last commit finished the run anyway */
 
     /* Committed: the run in memory follows the database. */
+    if (chained) r->chain->committed = true;
     if (ending && r->lease) r->lease->released = true;
     r->run.items += c->chunk_items;
     if (step_done) {
@@ -808,6 +842,10 @@ static int runner_loop(runner *r) {
     while (r->run.step_index < r->nsteps) {
         int src = RT_OK;
         int rc = runner_call(r, &chunked, &src);
+        if (r->redo && !rt__store_broken(r->s)) {
+            r->redo = false;
+            continue;
+        }
         if (rc != RT_OK && rt__store_broken(r->s)) {
             rc = runner_recover(r);
             if (rc == RT_OK) continue;
@@ -898,9 +936,11 @@ static int runner_refuse(runner *r, int rc) {
         return RT_EXIT_USAGE;
     }
     rt__log(RT_LOG_ERROR, "db_error", &f, "%s", r->s->errmsg);
-    /* The connection went away (a server restart, a terminated session):
-     * temporary, as when it happens mid-run; start again to resume. */
-    return rt__store_broken(r->s) ? RT_EXIT_INTERRUPTED : RT_EXIT_FAILED;
+    /* The connection went away (a server restart, a terminated session)
+     * or the disk is full: temporary, as when it happens mid-run; start
+     * again to resume. */
+    return rt__store_broken(r->s) || r->s->disk_full ? RT_EXIT_INTERRUPTED
+                                                     : RT_EXIT_FAILED;
 }
 
 /* ------------------------------------------------------------ the lease */
@@ -994,7 +1034,9 @@ static int runner_lease(runner *r, rt__lease *l, const char *scope,
         if (rc != RT_HELD && rc != RT_BUSY) {
             rt__log(RT_LOG_ERROR, "db_error", &f, "lease of %s: %s", scope,
                     l->s->errmsg);
-            return rt__store_broken(l->s) ? RT_EXIT_INTERRUPTED : RT_EXIT_FAILED;
+            return rt__store_broken(l->s) || l->s->disk_full
+                       ? RT_EXIT_INTERRUPTED
+                       : RT_EXIT_FAILED;
         }
         if (rc == RT_HELD && o->if_running == RT_IF_RUNNING_FAIL) {
             rt__log(RT_LOG_ERROR, "held", &f,
@@ -1182,6 +1224,7 @@ int rt__runner_run_claimed(rt_store *s, const rt_job *job,
     r.run = *run;
     memset(run, 0, sizeof *run);
     r.lease = lease;
+    r.chain = o->chain;
     int code = runner_drive(&r, o, fresh, false, -1);
     rt__lease_release(lease);
     free(r.ctx.cursor_bytes);

@@ -12,6 +12,14 @@
  * handler), writes one line with write(2) and calls _exit(75). Whatever was
  * not committed is rolled back by the database itself, which is always safe.
  * A repeated signal changes nothing: the first one set the deadline.
+ *
+ * The interrupt itself may hang: PQcancel opens a connection to the server
+ * and waits for the server to close it, which never happens when the
+ * network black-holes the traffic or the server hangs. So the deadline
+ * re-arms the timer before it interrupts, and SIGALRM stays deliverable in
+ * its own handler (SA_NODEFER): if the interrupt has not returned
+ * SIG_INTERRUPT_WAIT_MS later, the handler runs again, nested, skips the
+ * interrupt and exits. The exit comes at most that long after the grace.
  */
 #define _POSIX_C_SOURCE 200809L
 #include <errno.h>
@@ -85,45 +93,64 @@ static char *sig_iso8601(char *p) {
     return p;
 }
 
+#define SIG_INTERRUPT_WAIT_MS 1000
+
+/* Arm the one-shot deadline timer ms from now (async-signal-safe). */
+static void sig_arm(int64_t ms) {
+    if (!sig_timer_ok) return;
+    struct itimerspec its;
+    memset(&its, 0, sizeof its);
+    its.it_value.tv_sec = ms / 1000;
+    its.it_value.tv_nsec = (long)(ms % 1000) * 1000000;
+    if (its.it_value.tv_sec == 0 && its.it_value.tv_nsec == 0)
+        its.it_value.tv_nsec = 1;
+    timer_settime(sig_timer, 0, &its, NULL);
+}
+
 static void sig_on_stop(int sig) {
     int saved = errno;
     if (!rt__stop_flag) {
         rt__stop_flag = 1;
         rt__stop_signal = sig;
-        if (sig_timer_ok) {
-            struct itimerspec its;
-            memset(&its, 0, sizeof its);
-            its.it_value.tv_sec = sig_grace_ms / 1000;
-            its.it_value.tv_nsec = (long)(sig_grace_ms % 1000) * 1000000;
-            if (its.it_value.tv_sec == 0 && its.it_value.tv_nsec == 0)
-                its.it_value.tv_nsec = 1;
-            timer_settime(sig_timer, 0, &its, NULL);
-        }
+        sig_arm(sig_grace_ms);
     }
     rt_store *s = sig_store;
     if (s && sig_atomic_step) s->ops->interrupt(s);
     errno = saved;
 }
 
+static volatile sig_atomic_t sig_deadline_hit;
+
 static void sig_on_deadline(int sig) {
     (void)sig;
     rt_store *s = sig_store;
-    if (s) s->ops->interrupt(s);
-    char line[256], *p = line;
-    if (rt__log_json()) {
+    bool first = !sig_deadline_hit;
+    sig_deadline_hit = 1;
+    if (first && s) {
+        sig_arm(SIG_INTERRUPT_WAIT_MS); /* this handler again, nested */
+        s->ops->interrupt(s);
+    }
+    char line[320], *p = line;
+    bool json = rt__log_json();
+    if (json) {
         p = sig_puts(p, "{\"ts\":\"");
         p = sig_iso8601(p);
-        p = sig_puts(p, "\",\"level\":\"error\",\"event\":\"deadline\","
-                        "\"msg\":\"stop deadline of ");
-        p = sig_utoa(p, (uint64_t)sig_grace_ms, 1);
-        p = sig_puts(p, " ms passed; exiting, uncommitted work rolls back\"}\n");
+        p = sig_puts(p, "\",\"level\":\"error\",\"event\":\"deadline\",\"msg\":\"");
     } else {
         p = sig_puts(p, "\r\033[K");
         p = sig_iso8601(p);
-        p = sig_puts(p, " error deadline: stop deadline of ");
-        p = sig_utoa(p, (uint64_t)sig_grace_ms, 1);
-        p = sig_puts(p, " ms passed; exiting, uncommitted work rolls back\n");
+        p = sig_puts(p, " error deadline: ");
     }
+    p = sig_puts(p, "stop deadline of ");
+    p = sig_utoa(p, (uint64_t)sig_grace_ms, 1);
+    p = sig_puts(p, " ms passed");
+    if (!first) {
+        p = sig_puts(p, " and the database did not answer the interrupt within ");
+        p = sig_utoa(p, SIG_INTERRUPT_WAIT_MS, 1);
+        p = sig_puts(p, " ms");
+    }
+    p = sig_puts(p, json ? "; exiting, uncommitted work rolls back\"}\n"
+                         : "; exiting, uncommitted work rolls back\n");
     ssize_t w = write(STDERR_FILENO, line, (size_t)(p - line));
     (void)w;
     _exit(sig_deadline_code);
@@ -133,6 +160,7 @@ void rt__signals_deadline_code(int code) { sig_deadline_code = code; }
 
 int rt__signals_install(int64_t grace_ms) {
     sig_grace_ms = grace_ms;
+    sig_deadline_hit = 0;
     struct sigaction sa;
     memset(&sa, 0, sizeof sa);
     sigemptyset(&sa.sa_mask);
@@ -144,6 +172,7 @@ int rt__signals_install(int64_t grace_ms) {
         sigaction(SIGINT, &sa, &sig_old_int))
         return RT_DBERR;
     sa.sa_handler = sig_on_deadline;
+    sa.sa_flags = SA_RESTART | SA_NODEFER; /* nested when the interrupt hangs */
     sigemptyset(&sa.sa_mask);
     if (sigaction(SIGALRM, &sa, &sig_old_alrm)) return RT_DBERR;
     struct sigevent sev;

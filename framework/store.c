@@ -139,6 +139,22 @@ int rt__store_exec_later(rt_store *s, const char *sql, int nargs,
     return rc;
 }
 
+int rt__store_send_kept(rt_store *s, const char *sql, int nargs,
+                        const rt_value *args, bool fence, rt_stmt **out) {
+    rt_stmt *st;
+    int rc = s->ops->prepare(s, sql, &st);
+    for (int i = 0; rc == RT_OK && i < nargs; i++)
+        rc = s->ops->bind(st, i + 1, &args[i]);
+    if (rc == RT_OK) {
+        st->keep = true;
+        st->fence = fence;
+        rc = s->ops->send(st);
+    }
+    s->item = 0;
+    *out = st;
+    return rc;
+}
+
 int rt__store_exec(rt_store *s, const char *sql, int nargs,
                    const rt_value *args, int64_t *changes) {
     rt_stmt *st;

@@ -31,9 +31,16 @@ struct rt_store {
     bool in_process;      /* statements are calls, not round trips
                              (SQLite): one more costs next to nothing */
     bool fast_takeover;   /* liveness locks are trustworthy here */
+    bool pooled;          /* behind a transaction-pooling proxy (PostgreSQL
+                             pool_mode=transaction): no session state may
+                             be relied on or left behind (SET, locks) */
     bool borrowed;        /* wraps the caller's connection: never closed */
     bool finishing;       /* a stop was requested, but this write must
                              still wait for the lock (the last status) */
+    bool disk_full;       /* a write failed for want of space (SQLite:
+                             SQLITE_FULL, or an I/O error with ENOSPC or
+                             EDQUOT): temporary like a lost connection, so
+                             the CLI exits 75. Sticky for the connection */
     int64_t item;         /* the step's item a pipelined statement is
                              sent for (its error names it); 0: none */
     char errmsg[RT_ERRMSG_MAX];
@@ -43,6 +50,9 @@ struct rt_store {
 struct rt_stmt {
     rt_store *store;
     const char *sql; /* the cached text (owned by the backend) */
+    bool keep;       /* sent (ops->send): its result is kept for the caller
+                        when the pipeline is flushed, to read after it */
+    bool fence;      /* sent: its division by zero means RT_FENCED */
 };
 
 struct rt_store_ops {
@@ -51,8 +61,10 @@ struct rt_store_ops {
     bool (*accepts)(const char *url);
     /*
      * Open a connection. On failure return RT_INVALID (malformed URL or
-     * option: exit 2), RT_DBERR/RT_CONN (cannot open or reach) and a one-line
-     * message in err (never containing a password); *out is NULL then.
+     * option: exit 2), RT_DBERR/RT_CONN (cannot open or reach), RT_BUSY
+     * (there, but unusable for now: its disk is full; exit 75) and a
+     * one-line message in err (never containing a password); *out is NULL
+     * then.
      */
     int (*open)(const char *url, rt_store **out, char *err, size_t errlen);
     void (*close)(rt_store *s); /* NULL is a no-op */
@@ -110,6 +122,15 @@ struct rt_store_ops {
     void (*liveness_release)(rt_store *s, uint64_t key);
     /* How long one attempt waits for a lock another writer holds. */
     void (*set_busy_timeout)(rt_store *s, int ms);
+    /*
+     * Optional: this connection's commits need not survive a power loss,
+     * only a crash of the process (a lease's own connection: after a power
+     * loss every holder on the host is dead anyway, and the run's epoch,
+     * written durably elsewhere, fences them). SQLite in WAL mode: FULL
+     * becomes NORMAL, no fsync per commit; the next FULL commit on any
+     * connection syncs these frames with its own.
+     */
+    void (*lax_commits)(rt_store *s);
     /* The server session's identity (pg_backend_pid), -1 if none: a value
      * that changes without a reconnect means a transaction-pooling proxy. */
     int64_t (*session_id)(rt_store *s);
@@ -154,6 +175,16 @@ int rt__store_exec_later(rt_store *s, const char *sql, int nargs,
                          const rt_value *args);
 int rt__store_exec(rt_store *s, const char *sql, int nargs,
                    const rt_value *args, int64_t *changes);
+/*
+ * A statement sent like rt__store_exec_later (backends with send, inside a
+ * transaction), whose one result row the caller reads once the pipeline
+ * was flushed, usually by COMMIT: rt__store_step(*out), then reset. With
+ * fence, its SQL divides by zero when the fence does not hold, which fails
+ * the transaction with RT_FENCED: COMMIT goes out with a fenced write, and
+ * a transaction costs no round trip for its fence.
+ */
+int rt__store_send_kept(rt_store *s, const char *sql, int nargs,
+                        const rt_value *args, bool fence, rt_stmt **out);
 const char *rt__store_errmsg(const rt_store *s);
 /* The connection is gone (RT_CONN): only rt__store_reconnect helps. */
 bool rt__store_broken(rt_store *s);

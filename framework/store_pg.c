@@ -7,15 +7,29 @@
  *   application_name ratchet:<job>; TCP keepalives (10 s idle, 5 s interval,
  *   3 probes) and tcp_user_timeout 30 s, so a dead peer is noticed; and
  *   options "-c idle_in_transaction_session_timeout=60s -c lock_timeout=30s
- *   -c statement_timeout=0", so a stalled holder cannot keep row locks for
- *   ever, a lock wait turns into a retryable RT_BUSY, and no statement is cut
- *   short unless the job asks (a URL's own options= replaces all three).
+ *   -c statement_timeout=0 -c tcp_keepalives_idle=10
+ *   -c tcp_keepalives_interval=5 -c tcp_keepalives_count=3", so a stalled
+ *   holder cannot keep row locks for ever (the idle timeout only starts
+ *   once the server answered all it was sent; a client cut off in the
+ *   middle of a pipeline is found by the server's own keepalives, over
+ *   TCP), a lock wait turns into a retryable RT_BUSY, and no statement is
+ *   cut short unless the job asks (a URL's own options= replaces them all).
  *
  * Statements are prepared once per connection (PQprepare, parameter types
  * inferred by the server) and cached by SQL text. Parameters go as text,
  * blobs as binary bytea; results come back as text and are converted on
  * access (bytea from its hex form). A statement's result is fetched whole on
  * its first step; steps then walk its rows.
+ *
+ * pool_mode=transaction (our own URL option, taken out before libpq sees
+ * the URL) says a transaction-pooling proxy (pgbouncer pool_mode=transaction)
+ * stands between us and the server: each transaction may run on another
+ * server session, so nothing may rely on session state. Statements then go
+ * unnamed (Parse/Bind/Execute in one message batch, PQsendQueryParams: a
+ * named one prepared on one server session is missing on the next, or
+ * collides with another client's of the same name), no startup options are
+ * sent (pgbouncer refuses them), and fast_takeover is off (a session
+ * advisory lock stays on the pooled server session, not with the holder).
  *
  * Errors: after any failure the connection is judged by PQstatus, not by the
  * SQLSTATE (a backend killed by the server often reports none): CONNECTION_BAD
@@ -147,6 +161,14 @@ static bool pg_broken(rt_store *base) {
     return !s->conn || PQstatus(s->conn) == CONNECTION_BAD;
 }
 
+/* A transaction-pooling proxy seems to be in the way: say what to do. */
+static void pg_hint_pooler(pg_store *s) {
+    size_t n = strlen(s->base.errmsg);
+    snprintf(s->base.errmsg + n, sizeof s->base.errmsg - n, "%s",
+             " (a transaction-pooling proxy such as pgbouncer in front of "
+             "the server? add pool_mode=transaction to the database URL)");
+}
+
 /* Map a failed result (or none) to an RT code with a message. */
 static int pg_result_error(pg_store *s, PGresult *res) {
     const char *state = res ? PQresultErrorField(res, PG_DIAG_SQLSTATE) : NULL;
@@ -169,7 +191,13 @@ static int pg_result_error(pg_store *s, PGresult *res) {
     }
     char what[16];
     snprintf(what, sizeof what, "%s", state ? state : "error");
-    return pg_fail_native(s, rc, what, msg);
+    pg_fail_native(s, rc, what, msg);
+    /* Our named statement missing (26000) or taken (42P05): another server
+     * session answers than the one it was prepared on. */
+    if (state && !s->base.pooled && strstr(msg, "\"rt_") &&
+        (!strcmp(state, "26000") || !strcmp(state, "42P05")))
+        pg_hint_pooler(s);
+    return rc;
 }
 
 static void pg_notice(void *arg, const char *message) {
@@ -203,6 +231,10 @@ static int pg_connect(pg_store *s) {
                           "options",
                           "dbname",
                           NULL};
+    /* A pooler refuses startup options (pgbouncer: "unsupported startup
+     * parameter: options"), and the session they would set is not ours:
+     * behind one, the server's or the pooler's own timeouts apply. An
+     * empty value is ignored by libpq. */
     const char *vals[] = {pg_app_name,
                           "1",
                           "10",
@@ -210,8 +242,12 @@ static int pg_connect(pg_store *s) {
                           "3",
                           "30000",
                           "10",
-                          "-c idle_in_transaction_session_timeout=60s "
-                          "-c lock_timeout=30s -c statement_timeout=0",
+                          s->base.pooled ? ""
+                                    : "-c idle_in_transaction_session_timeout=60s "
+                                      "-c lock_timeout=30s -c statement_timeout=0 "
+                                      "-c tcp_keepalives_idle=10 "
+                                      "-c tcp_keepalives_interval=5 "
+                                      "-c tcp_keepalives_count=3",
                           s->url,
                           NULL};
     PGconn *conn = PQconnectdbParams(keys, vals, 1);
@@ -223,6 +259,8 @@ static int pg_connect(pg_store *s) {
         snprintf(keep, sizeof keep, "cannot connect to %s: %s",
                  s->base.url_display, s->base.errmsg + 10 /* "postgres: " */);
         memcpy(s->base.errmsg, keep, sizeof keep);
+        if (!s->base.pooled && strstr(keep, "unsupported startup parameter"))
+            pg_hint_pooler(s); /* pgbouncer refusing our options */
         PQfinish(conn);
         s->conn = NULL;
         /* A bad option value (sslmode=bogus, port=x) is configuration,
@@ -321,29 +359,55 @@ static char *pg_hide_quoted(const char *msg, const char *url) {
     return b.p;
 }
 
-int rt__pg_parse_url(const char *given, char **conninfo, bool *fast,
-                     char *err, size_t errlen) {
+/* A bad value of our option NAME: one line in err; RT_INVALID. */
+static int pg_bad_option(const char *name, const char *value,
+                         const char *allowed, char *err, size_t errlen) {
+    /* Shown only when it is a word: in a URI the value runs to the next
+     * '&', and may have swallowed the rest of the URL. */
+    size_t n = strlen(value);
+    bool word = n <= 16 && strspn(value, "abcdefghijklmnopqrstuvwxyz"
+                                         "ABCDEFGHIJKLMNOPQRSTUVWXYZ"
+                                         "0123456789_-") == n;
+    snprintf(err, errlen, "bad %s value%s%s%s in database URL (%s)", name,
+             word ? " '" : "", word ? value : "", word ? "'" : "", allowed);
+    return RT_INVALID;
+}
+
+/* rt__pg_parse_url, and *pooled: pool_mode=transaction was given. */
+static int pg_parse(const char *given, char **conninfo, bool *fast,
+                    bool *pooled, char *err, size_t errlen) {
     *conninfo = NULL;
     *fast = true;
+    *pooled = false;
     int rc = rt__pq_load(err, errlen);
     if (rc != RT_OK) return rc;
-    char *fast_opt = NULL;
-    char *url = pg_take_option(given, "fast_takeover", &fast_opt);
-    if (fast_opt && !rt__parse_bool(fast_opt, fast)) {
-        /* Shown only when it is a word: in a URI the value runs to the
-         * next '&', and may have swallowed the rest of the URL. */
-        size_t n = strlen(fast_opt);
-        bool word = n <= 16 && strspn(fast_opt, "abcdefghijklmnopqrstuvwxyz"
-                                                "ABCDEFGHIJKLMNOPQRSTUVWXYZ"
-                                                "0123456789_-") == n;
-        snprintf(err, errlen,
-                 "bad fast_takeover value%s%s%s in database URL (on or off)",
-                 word ? " '" : "", word ? fast_opt : "", word ? "'" : "");
-        free(fast_opt);
-        free(url);
-        return RT_INVALID;
+    char *fast_opt = NULL, *pool_opt = NULL;
+    char *no_fast = pg_take_option(given, "fast_takeover", &fast_opt);
+    char *url = pg_take_option(no_fast, "pool_mode", &pool_opt);
+    free(no_fast);
+    if (fast_opt && !rt__parse_bool(fast_opt, fast))
+        rc = pg_bad_option("fast_takeover", fast_opt, "on or off", err, errlen);
+    else if (pool_opt && strcmp(pool_opt, "session") != 0 &&
+             strcmp(pool_opt, "transaction") != 0)
+        rc = pg_bad_option("pool_mode", pool_opt, "session or transaction",
+                           err, errlen);
+    else if (pool_opt && !strcmp(pool_opt, "transaction")) {
+        /* A session advisory lock would stay on the pooled server session
+         * after the holder died, or be found taken by another client. */
+        if (fast_opt && *fast) {
+            snprintf(err, errlen, "fast_takeover=on cannot work with "
+                                  "pool_mode=transaction in database URL");
+            rc = RT_INVALID;
+        }
+        *fast = false;
+        *pooled = true;
     }
     free(fast_opt);
+    free(pool_opt);
+    if (rc != RT_OK) {
+        free(url);
+        return rc;
+    }
     char *perr = NULL;
     PQconninfoOption *opts = PQconninfoParse(url, &perr);
     if (!opts) {
@@ -365,17 +429,24 @@ int rt__pg_parse_url(const char *given, char **conninfo, bool *fast,
     return RT_OK;
 }
 
+int rt__pg_parse_url(const char *given, char **conninfo, bool *fast,
+                     char *err, size_t errlen) {
+    bool pooled;
+    return pg_parse(given, conninfo, fast, &pooled, err, errlen);
+}
+
 static int pg_open(const char *given, rt_store **out, char *err,
                    size_t errlen) {
     *out = NULL;
     char *url;
-    bool fast;
-    int rc = rt__pg_parse_url(given, &url, &fast, err, errlen);
+    bool fast, pooled;
+    int rc = pg_parse(given, &url, &fast, &pooled, err, errlen);
     if (rc != RT_OK) return rc;
     pg_store *s = rt__xcalloc(1, sizeof *s);
     s->base.ops = &rt__pg_ops;
     s->base.url_display = rt__mask_secrets(given);
     s->base.fast_takeover = fast;
+    s->base.pooled = pooled;
     s->url = url;
     rc = pg_connect(s);
     if (rc != RT_OK) {
@@ -396,6 +467,20 @@ static void pg_stmt_clear_result(pg_stmt *c) {
     c->res = NULL;
     c->row = -1;
     c->nrows = 0;
+}
+
+/* res becomes c's result, its rows read by pg_step. */
+static void pg_stmt_hold(pg_stmt *c, PGresult *res) {
+    c->res = res;
+    c->row = -1;
+    c->nrows = PQntuples(res);
+    int ncols = PQnfields(res);
+    if (ncols > c->nblob) {
+        c->blob = rt__xrealloc(c->blob, sizeof *c->blob * (size_t)ncols);
+        c->blob_len = rt__xrealloc(c->blob_len, sizeof *c->blob_len * (size_t)ncols);
+        for (int i = c->nblob; i < ncols; i++) c->blob[i] = NULL;
+        c->nblob = ncols;
+    }
 }
 
 /* Unbind; a parameter's buffer stays for the next bind unless it is big. */
@@ -512,6 +597,11 @@ static bool pg_pipe_enter(pg_store *s) {
 
 /* Queue one execution of c (its Parse first when the session lacks it). */
 static bool pg_pipe_send(pg_store *s, pg_stmt *c) {
+    if (s->base.pooled) /* unnamed: Parse, Bind, Execute together */
+        return PQsendQueryParams(s->conn, c->sql, c->nparams, NULL,
+                                 (const char *const *)c->values, c->lengths,
+                                 c->formats, 0) &&
+               pg_pipe_note(s, c, false);
     if (!c->prepared) {
         if (!PQsendPrepare(s->conn, c->name, c->sql, c->nparams, NULL)) return false;
         pg_pipe_note(s, c, true);
@@ -541,8 +631,15 @@ static int pg_pipe_flush(pg_store *s, PGresult **last) {
         }
         ExecStatusType st = PQresultStatus(first);
         bool failed = st != PGRES_COMMAND_OK && st != PGRES_TUPLES_OK;
+        pg_stmt *c = s->sent[i].prepare ? NULL : s->sent[i].stmt;
         if (failed && s->sent[i].prepare) s->sent[i].stmt->prepared = false;
-        if (failed && rc == RT_OK && st != PGRES_PIPELINE_ABORTED) {
+        const char *state = PQresultErrorField(first, PG_DIAG_SQLSTATE);
+        if (failed && rc == RT_OK && c && c->base.fence && state &&
+            !strcmp(state, "22012")) {
+            rc = rt__store_fail(&s->base, RT_FENCED,
+                                "the fence did not hold: another process "
+                                "took the run over");
+        } else if (failed && rc == RT_OK && st != PGRES_PIPELINE_ABORTED) {
             rc = pg_result_error(s, first);
             bool own_parse = s->sent[i].prepare && i + 2 == s->nsent &&
                              s->sent[i + 1].stmt == s->sent[i].stmt;
@@ -561,6 +658,11 @@ static int pg_pipe_flush(pg_store *s, PGresult **last) {
                                                                     : "");
             }
         }
+        if (c && c->base.keep && !failed && i + 1 < s->nsent) {
+            pg_stmt_hold(c, first); /* the caller reads it later */
+            first = NULL;
+        }
+        if (c) c->base.keep = c->base.fence = false;
         if (last && i + 1 == s->nsent && rc == RT_OK) *last = first;
         else PQclear(first);
     }
@@ -796,7 +898,8 @@ static int pg_execute(pg_stmt *c) {
     PGresult *res;
     if (s->begin_pending || s->piped || !c->prepared) {
         /* With BEGIN, what was sent before it and its own Parse on first
-         * use (a process's start uses a dozen statements): one round trip. */
+         * use (a process's start uses a dozen statements): one round trip.
+         * Unnamed (pool_mode=transaction), every execution comes here. */
         int rc = RT_OK;
         if (!pg_pipe_enter(s) || !pg_pipe_send(s, c)) rc = pg_result_error(s, NULL);
         int frc = pg_pipe_flush(s, &res);
@@ -814,16 +917,7 @@ static int pg_execute(pg_stmt *c) {
         return rc;
     }
     s->changes = strtoll(PQcmdTuples(res), NULL, 10);
-    c->res = res;
-    c->row = -1;
-    c->nrows = PQntuples(res);
-    int ncols = PQnfields(res);
-    if (ncols > c->nblob) {
-        c->blob = rt__xrealloc(c->blob, sizeof *c->blob * (size_t)ncols);
-        c->blob_len = rt__xrealloc(c->blob_len, sizeof *c->blob_len * (size_t)ncols);
-        for (int i = c->nblob; i < ncols; i++) c->blob[i] = NULL;
-        c->nblob = ncols;
-    }
+    pg_stmt_hold(c, res);
     return RT_OK;
 }
 

@@ -67,8 +67,30 @@ static bool sqlite_accepts(const char *url) {
     return strncmp(url, "sqlite:", 7) == 0;
 }
 
+/*
+ * A write failed for want of space: SQLITE_FULL, or an I/O error whose
+ * system call said ENOSPC/EDQUOT (growing the -shm file or the WAL's first
+ * frames on a full disk report SQLITE_IOERR_*, not SQLITE_FULL).
+ */
+static bool sqlite_disk_full(sqlite3 *db, int native) {
+    if ((native & 0xff) == SQLITE_FULL) return true;
+    if ((native & 0xff) != SQLITE_IOERR || !db) return false;
+    int e = sqlite3_system_errno(db);
+    return e == ENOSPC || e == EDQUOT;
+}
+
 static int sqlite_map_rc(sqlite_store *s, int native) {
     const char *msg = s->db ? sqlite3_errmsg(s->db) : sqlite3_errstr(native);
+    if (sqlite_disk_full(s->db, native)) {
+        /* Name the condition and the file: "database or disk is full"
+         * alone does not say which disk. Temporary: exit 75, resume. */
+        s->base.disk_full = true;
+        int e = sqlite3_system_errno(s->db);
+        return rt__store_fail(&s->base, RT_DBERR,
+                              "disk full: cannot write %s (sqlite: %s%s%s)",
+                              s->path ? s->path : s->base.url_display, msg,
+                              e ? ": " : "", e ? strerror(e) : "");
+    }
     switch (native & 0xff) {
     case SQLITE_OK: return RT_OK;
     case SQLITE_ROW: return RT_ROW;
@@ -221,16 +243,39 @@ static int sqlite_open(const char *url, rt_store **out, char *err,
                                            "PRAGMA synchronous=NORMAL",
                                            "PRAGMA synchronous=FULL"};
     char *emsg = NULL;
-    if (sqlite3_exec(s->db, "PRAGMA journal_mode=WAL", NULL, NULL, &emsg) !=
+    native = sqlite3_exec(s->db, "PRAGMA journal_mode=WAL", NULL, NULL, &emsg);
+    /* Switching a new database to WAL takes an exclusive lock, and SQLite
+     * answers BUSY at once, without the busy handler, where waiting could
+     * deadlock (processes racing to create one database): try again, as
+     * long as a busy database is waited for. */
+    for (int waited = 0, ms = 1; (native & 0xff) == SQLITE_BUSY &&
+                                 !rt__stop_flag && waited < busy_ms;
+         waited += ms, ms = ms < 32 ? ms * 2 : ms) {
+        sqlite3_free(emsg);
+        emsg = NULL;
+        struct timespec ts = {0, (long)ms * 1000000};
+        nanosleep(&ts, NULL);
+        native = sqlite3_exec(s->db, "PRAGMA journal_mode=WAL", NULL, NULL, &emsg);
+    }
+    if (native != SQLITE_OK ||
+        (native = sqlite3_exec(s->db, sync_sql[sync], NULL, NULL, &emsg)) !=
             SQLITE_OK ||
-        sqlite3_exec(s->db, sync_sql[sync], NULL, NULL, &emsg) != SQLITE_OK ||
-        sqlite3_exec(s->db, "PRAGMA foreign_keys=ON", NULL, NULL, &emsg) !=
-            SQLITE_OK) {
-        snprintf(err, errlen, "cannot use database %s: %s", url,
-                 emsg ? emsg : sqlite3_errmsg(s->db));
+        (native = sqlite3_exec(s->db, "PRAGMA foreign_keys=ON", NULL, NULL,
+                               &emsg)) != SQLITE_OK) {
+        /* A new database on a full disk fails here, writing its first
+         * page: temporary (RT_BUSY, exit 75), not a configuration error. */
+        bool full = sqlite_disk_full(s->db, native);
+        const char *detail = emsg ? emsg : sqlite3_errmsg(s->db);
+        if (full)
+            snprintf(err, errlen,
+                     "cannot use database %s: disk full: cannot write %s "
+                     "(sqlite: %s)",
+                     url, path, detail);
+        else
+            snprintf(err, errlen, "cannot use database %s: %s", url, detail);
         sqlite3_free(emsg);
         sqlite_close(&s->base);
-        return RT_INVALID;
+        return full ? RT_BUSY : RT_INVALID;
     }
     *out = &s->base;
     return RT_OK;
@@ -284,7 +329,8 @@ static int sqlite_exec_script(rt_store *base, const char *sql) {
     int native = sqlite3_exec(s->db, sql, NULL, NULL, &emsg);
     if (native == SQLITE_OK) return RT_OK;
     int rc = sqlite_map_rc(s, native);
-    if (emsg) rt__store_fail(base, rc, "sqlite: %s", emsg);
+    if (emsg && !sqlite_disk_full(s->db, native))
+        rt__store_fail(base, rc, "sqlite: %s", emsg);
     sqlite3_free(emsg);
     return rc;
 }
@@ -601,6 +647,20 @@ static void sqlite_set_busy_timeout(rt_store *base, int ms) {
     ((sqlite_store *)base)->busy_timeout_ms = ms;
 }
 
+/* synchronous FULL (or EXTRA) -> NORMAL; OFF stays OFF (store.h says why
+ * this is safe). */
+static void sqlite_lax_commits(rt_store *base) {
+    sqlite_store *s = (sqlite_store *)base;
+    sqlite3_stmt *st;
+    if (s->base.borrowed ||
+        sqlite3_prepare_v2(s->db, "PRAGMA synchronous", -1, &st, NULL) != SQLITE_OK)
+        return;
+    int level = sqlite3_step(st) == SQLITE_ROW ? sqlite3_column_int(st, 0) : 0;
+    sqlite3_finalize(st);
+    if (level > 1)
+        (void)sqlite3_exec(s->db, "PRAGMA synchronous=NORMAL", NULL, NULL, NULL);
+}
+
 static void sqlite_interrupt(rt_store *base) {
     sqlite3_interrupt(((sqlite_store *)base)->db);
 }
@@ -636,4 +696,5 @@ const rt_store_ops rt__sqlite_ops = {
     .liveness_try = sqlite_liveness_try,
     .liveness_release = sqlite_liveness_release,
     .set_busy_timeout = sqlite_set_busy_timeout,
+    .lax_commits = sqlite_lax_commits,
 };

@@ -253,5 +253,6 @@ Suite *fault_suite(void) {
     tcase_set_timeout(tc, 120);
     tcase_add_loop_test(tc, test_fault_nth, 0, FK_NKINDS * h_backends());
     suite_add_tcase(s, tc);
+    suite_add_tcase(s, pgproxy_tcase()); /* check_pgproxy.c: faults on the wire */
     return s;
 }

@@ -10,7 +10,8 @@
 
 #include "fault_store.h"
 
-/* The runner's fenced progress UPDATE (RUNNER_PROGRESS_SQL in runner.c):
+/* The runner's fenced progress UPDATE (RUNNER_PROGRESS_SQL in runner.c,
+ * alone or inside RUNNER_FENCED_SQL's WITH):
  * $3 step_index, $5 cursor_int, $7 items, $8 step_items. */
 #define FS_PROGRESS_SQL "UPDATE rt_run SET step_index = $3,"
 
@@ -128,7 +129,7 @@ static int fs_prepare(rt_store *s, const char *sql, rt_stmt **out) {
     w->base.store = s;
     w->base.sql = in->sql;
     w->inner = in;
-    w->progress = !strncmp(sql, FS_PROGRESS_SQL, strlen(FS_PROGRESS_SQL));
+    w->progress = strstr(sql, FS_PROGRESS_SQL) != NULL;
     f->stmts[f->nstmts++] = w;
     *out = &w->base;
     return RT_OK;
@@ -171,7 +172,15 @@ static int fs_send(rt_stmt *st) {
     fs_store *f = fs_of(st->store);
     if (f->broken) return rt__store_fail(&f->base, RT_CONN, "connection lost (injected)");
     if (fs_due(f, FS_EXEC)) return fs_inject(f, "exec");
-    return fs_pass(f, f->inner->ops->send(w->inner));
+    w->inner->keep = st->keep; /* rt__store_send_fenced's */
+    w->inner->fence = st->fence;
+    int rc = fs_pass(f, f->inner->ops->send(w->inner));
+    if (w->progress && rc == RT_OK) {
+        f->next = w->bound;
+        f->next.known = true;
+        f->pending = true;
+    }
+    return rc;
 }
 
 static int fs_reset(rt_stmt *st) {

@@ -15,5 +15,10 @@ Suite *metrics_suite(void);
 Suite *contrib_suite(void);
 Suite *fault_suite(void);
 Suite *failpoint_suite(void);
+Suite *diskfull_suite(void);
+Suite *pooler_suite(void);
+Suite *clock_suite(void);
+/* The fault suite's tcase of network faults (check_pgproxy.c). */
+TCase *pgproxy_tcase(void);
 
 #endif

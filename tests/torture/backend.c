@@ -17,6 +17,7 @@
 
 #define DB_MAX 32
 static t_db *open_dbs[DB_MAX];
+static void db_pg_amcheck(t_db *db);
 static const char *admin_conninfo;
 
 static void db_admin(const char *sql) {
@@ -64,6 +65,9 @@ void t_db_wipe(t_db *db) {
         }
         return;
     }
+    /* What the runs since the last wipe left is sound, as far as
+     * PostgreSQL's own checks can tell. */
+    db_pg_amcheck(db);
     inv_db *c = t_db_check(db);
     char err[512];
     /* Sessions of killed clients may still be ending: DROP waits for them. */
@@ -73,6 +77,7 @@ void t_db_wipe(t_db *db) {
 
 void t_db_drop(t_db *db) {
     if (db->backend == T_SQLITE) return;
+    db_pg_amcheck(db);
     inv_close(db->pg);
     db->pg = NULL;
     for (int i = 0; i < DB_MAX; i++)
@@ -123,6 +128,72 @@ void t_db_integrity(t_db *db, inv_db *c) {
     int rc = inv_text(c, "PRAGMA integrity_check", out, sizeof out, err, sizeof err);
     if (rc != INV_VALUE) t_fail("integrity_check: %s", err);
     if (strcmp(out, "ok") != 0) t_fail("PRAGMA integrity_check says: %s", out);
+}
+
+/*
+ * PostgreSQL's counterpart of PRAGMA integrity_check: contrib's amcheck on
+ * every btree index of the database's public schema (ratchet's tables and
+ * the jobs'), heapallindexed (every heap tuple has its index entry), and
+ * verify_heapam on every table (and its TOAST). An ERROR from
+ * bt_index_check or any row of verify_heapam is corruption. The extension
+ * lives in a schema of its own, so wiping public keeps it. AccessShareLock
+ * only: it runs beside live sessions, never blocking their writes.
+ */
+static int pg_amchecks;
+static int64_t pg_amcheck_indexes, pg_amcheck_tables;
+
+static void db_pg_amcheck(t_db *db) {
+    inv_db *c = t_db_check(db);
+    char out[1024], err[512];
+    int64_t indexes = 0, tables = 0;
+    if (!inv_exec(c,
+                  "DO $$ BEGIN IF NOT EXISTS (SELECT FROM pg_extension "
+                  "WHERE extname = 'amcheck') THEN "
+                  "CREATE SCHEMA IF NOT EXISTS rt_amcheck; "
+                  "CREATE EXTENSION amcheck SCHEMA rt_amcheck; END IF; END $$",
+                  err, sizeof err))
+        t_fail("amcheck (contrib, in the postgresql package) is needed for "
+               "PostgreSQL's integrity check: %s", err);
+    if (inv_int(c,
+                "SELECT count(rt_amcheck.bt_index_check(c.oid, true)) "
+                "FROM pg_index i JOIN pg_class c ON c.oid = i.indexrelid "
+                "JOIN pg_namespace n ON n.oid = c.relnamespace "
+                "JOIN pg_am a ON a.oid = c.relam "
+                "WHERE n.nspname = 'public' AND a.amname = 'btree' "
+                "AND i.indisvalid AND i.indisready AND c.relpersistence <> 't'",
+                &indexes, err, sizeof err) != INV_VALUE)
+        t_fail("amcheck: bt_index_check: %s", err);
+    int rc = inv_text(c,
+                      "SELECT c.relname || ' block ' || v.blkno || "
+                      "coalesce(' offset ' || v.offnum, '') || ': ' || v.msg "
+                      "FROM pg_class c JOIN pg_namespace n "
+                      "ON n.oid = c.relnamespace, "
+                      "LATERAL rt_amcheck.verify_heapam(c.oid) v "
+                      "WHERE n.nspname = 'public' AND c.relkind IN ('r', 'm') "
+                      "AND c.relpersistence <> 't' LIMIT 1",
+                      out, sizeof out, err, sizeof err);
+    if (rc == INV_ERROR) t_fail("amcheck: verify_heapam: %s", err);
+    if (rc == INV_VALUE) t_fail("amcheck: verify_heapam: %s", out);
+    if (inv_int(c,
+                "SELECT count(*) FROM pg_class c JOIN pg_namespace n "
+                "ON n.oid = c.relnamespace WHERE n.nspname = 'public' "
+                "AND c.relkind IN ('r', 'm') AND c.relpersistence <> 't'",
+                &tables, err, sizeof err) != INV_VALUE)
+        t_fail("amcheck: %s", err);
+    pg_amchecks++;
+    pg_amcheck_indexes += indexes;
+    pg_amcheck_tables += tables;
+}
+
+void t_pg_amcheck_report(void) {
+    if (!pg_amchecks) return;
+    printf("torture: amcheck       postgres %d integrity checks of the "
+           "databases the PostgreSQL scenarios left (before each wipe and "
+           "drop): %lld btree indexes (heapallindexed) and %lld tables "
+           "(verify_heapam) checked, no corruption\n",
+           pg_amchecks, (long long)pg_amcheck_indexes,
+           (long long)pg_amcheck_tables);
+    fflush(stdout);
 }
 
 int t_pg_terminate(t_db *db) {

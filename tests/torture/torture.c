@@ -230,6 +230,7 @@ int main(void) {
     cur_name = "setup";
     cur_backend = -1;
     t_db_cleanup();
+    t_pg_amcheck_report();
     if (split && pg_half == 0) exit(0); /* the PostgreSQL half passed */
     if (split) {
         int status = 0;

@@ -136,6 +136,13 @@ void t_db_integrity(t_db *db, inv_db *c);
 int t_pg_terminate(t_db *db);
 /* Restart the whole PostgreSQL server (fast); false when it is not ours. */
 bool t_pg_restart(const t_env *env);
+/*
+ * t_db_wipe and t_db_drop check a PostgreSQL database with amcheck first
+ * (bt_index_check with heapallindexed, verify_heapam: PRAGMA
+ * integrity_check's counterpart); a finding fails the run. This prints one
+ * line with how many checks passed (none: nothing).
+ */
+void t_pg_amcheck_report(void);
 
 /* --------------------------------------------------------- scenarios */
 
