@@ -11,6 +11,10 @@
  * whose steps differ from its job's takes the ordinary start (runner.c),
  * which adopts appended steps or refuses the run.
  *
+ * On a busy queue the claim rides on the transaction that finishes the run
+ * before (rt__chain, runner.c): one commit per run, and on PostgreSQL one
+ * round trip, for the claim is a single statement sent with that COMMIT.
+ *
  * A queued run whose holder died (its lease's liveness lock is free, or the
  * lease expired) is taken over; that start counts as a failed attempt, so a
  * run that crashes its process every time ends 'failed' after its attempts
