@@ -95,12 +95,10 @@ static void lease_unlock(rt__lease *l) {
 /* Take this owner's liveness lock, once: it stays until rt__lease_close.
  * Not getting it (another owner's hash alike) only makes our leases
  * fast = 0: taken over after their TTL instead of at once. */
-static int lease_lock_owner(rt__lease *l) {
+int rt__lease_lock(rt__lease *l) {
     if (!l->fast || l->have_lock) return RT_OK;
     return l->s->ops->liveness_try(l->s, l->key, &l->have_lock);
 }
-
-int rt__lease_lock(rt__lease *l) { return lease_lock_owner(l); }
 
 /* Is the holder whose liveness lock is `key` dead? Its lock is free. */
 static int lease_holder_dead(rt_store *s, uint64_t key, bool *dead) {
@@ -175,7 +173,7 @@ int rt__lease_acquire(rt__lease *l, const char *run_key, bool *took_over) {
     rt_store *s = l->s;
     *took_over = false;
     l->holder[0] = '\0';
-    int rc = lease_lock_owner(l);
+    int rc = rt__lease_lock(l);
     if (rc != RT_OK) return rc;
     lease_row h;
     bool live = false, dead = false;
@@ -260,7 +258,7 @@ int rt__lease_insert(rt__lease *l, rt_store *s, const char *job,
                      const char *scope, const char *run_key) {
     /* On another connection l->s may be busy (the heartbeat thread): the
      * lock, if not held yet, waits for a claim on l->s. */
-    int rc = s == l->s ? lease_lock_owner(l) : RT_OK;
+    int rc = s == l->s ? rt__lease_lock(l) : RT_OK;
     if (rc != RT_OK) return rc;
     rt_value args[] = {rt_text(scope), rt_text(job),
                        run_key ? rt_text(run_key) : rt_null(),

@@ -127,32 +127,33 @@ int rt__store_query(rt_store *s, const char *sql, int nargs,
     return rc;
 }
 
-int rt__store_exec_later(rt_store *s, const char *sql, int nargs,
-                         const rt_value *args) {
-    if (!s->ops->send || !s->in_tx) return rt__store_exec(s, sql, nargs, args, NULL);
-    rt_stmt *st;
-    int rc = s->ops->prepare(s, sql, &st);
-    for (int i = 0; rc == RT_OK && i < nargs; i++)
-        rc = s->ops->bind(st, i + 1, &args[i]);
-    if (rc == RT_OK) rc = s->ops->send(st);
-    s->item = 0;
-    return rc;
-}
-
-int rt__store_send_kept(rt_store *s, const char *sql, int nargs,
-                        const rt_value *args, bool fence, rt_stmt **out) {
-    rt_stmt *st;
+/* Prepare, bind and send st without waiting for its result. */
+static int store_send(rt_store *s, const char *sql, int nargs,
+                      const rt_value *args, bool keep, bool fence,
+                      rt_stmt **out) {
+    rt_stmt *st = NULL;
     int rc = s->ops->prepare(s, sql, &st);
     for (int i = 0; rc == RT_OK && i < nargs; i++)
         rc = s->ops->bind(st, i + 1, &args[i]);
     if (rc == RT_OK) {
-        st->keep = true;
+        st->keep = keep;
         st->fence = fence;
         rc = s->ops->send(st);
     }
     s->item = 0;
-    *out = st;
+    if (out) *out = st;
     return rc;
+}
+
+int rt__store_exec_later(rt_store *s, const char *sql, int nargs,
+                         const rt_value *args) {
+    if (!s->ops->send || !s->in_tx) return rt__store_exec(s, sql, nargs, args, NULL);
+    return store_send(s, sql, nargs, args, false, false, NULL);
+}
+
+int rt__store_send_kept(rt_store *s, const char *sql, int nargs,
+                        const rt_value *args, bool fence, rt_stmt **out) {
+    return store_send(s, sql, nargs, args, true, fence, out);
 }
 
 int rt__store_exec(rt_store *s, const char *sql, int nargs,
