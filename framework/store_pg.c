@@ -675,9 +675,22 @@ static int pg_pipe_flush(pg_store *s, PGresult **last) {
     } else if (rc == RT_OK) {
         rc = pg_result_error(s, NULL);
     }
-    PQexitPipelineMode(s->conn);
     s->piped = false;
     s->nsent = 0;
+    if (!PQexitPipelineMode(s->conn)) {
+        /* Results still owed: the server went away in the middle of the
+         * pipeline. libpq stays in pipeline mode, where every later call
+         * fails; the connection is lost, and only a reconnect helps. */
+        if (rc == RT_OK)
+            rc = rt__store_fail(&s->base, RT_CONN,
+                                "postgres: connection lost in the middle of "
+                                "a pipeline");
+        rc = RT_CONN;
+        pg_swap_cancel(s, NULL);
+        PQfinish(s->conn);
+        s->conn = NULL;
+        s->base.in_tx = 0;
+    }
     if (rc != RT_OK && last && *last) {
         PQclear(*last);
         *last = NULL;
