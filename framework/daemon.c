@@ -632,7 +632,8 @@ static int daemon_cursors(scheduler *d) {
         rt_value arg = rt_text(sc->job->name);
         int64_t last;
         int rc = daemon_query_int(
-            d, "SELECT max(slot_ms) FROM rt_run WHERE job = $1", 1, &arg,
+            d, "SELECT max(slot_ms) FROM rt_run WHERE job = $1 AND slot_ms IS "
+               "NOT NULL", 1, &arg,
             &last);
         if (rc != RT_OK) return rc;
         sc->cursor_ms = last >= 0 ? last : rt__wall_ms();

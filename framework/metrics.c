@@ -201,12 +201,11 @@ static int met_read(met *m) {
     if (rc == RT_OK)
         rc = met_rows(
             m,
-            "SELECT job, sum(CASE WHEN status <> 'running' AND due <= $1 "
-            "THEN 1 ELSE 0 END), sum(CASE WHEN status <> 'running' AND due > "
-            "$1 THEN 1 ELSE 0 END), min(CASE WHEN status <> 'running' AND due "
-            "<= $1 THEN due END) FROM (SELECT job, status, coalesce(run_at_ms, "
+            "SELECT job, sum(CASE WHEN due <= $1 THEN 1 ELSE 0 END), "
+            "sum(CASE WHEN due > $1 THEN 1 ELSE 0 END), min(CASE WHEN due <= "
+            "$1 THEN due END) FROM (SELECT job, coalesce(run_at_ms, "
             "created_ms) AS due FROM rt_run WHERE queued = 1 AND status IN "
-            "('pending', 'interrupted', 'running') ORDER BY priority DESC, "
+            "('pending', 'interrupted') ORDER BY priority DESC, "
             "coalesce(run_at_ms, created_ms), id) q GROUP BY job",
             1, &now, met_queue_row, NULL);
     return rc;

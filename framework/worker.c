@@ -78,29 +78,9 @@ static bool worker_refused(const worker *w, const char *job, const char *key) {
     return false;
 }
 
-/* The next runs to try, best first; *n of them. */
-static int worker_candidates(worker *w, rt_store *s, pick *out, int *n,
-                             bool heal) {
-    rt_stmt *st;
-    *n = 0;
-    int rc = rt__store_query(
-        s,
-        heal ? "SELECT job, run_key, priority FROM rt_run WHERE queued = 1 AND "
-               "status = 'running' AND cancel_requested = 0 ORDER BY id "
-               "LIMIT 32"
-             /* The inner query walks rt_run_claim in claim order and
-              * skips jobs whose job-wide lease is held; the outer one
-              * skips keys held. Either way a claim reads a few rows. */
-             : "SELECT r.job, r.run_key, r.priority FROM (SELECT job, run_key, "
-               "priority, run_at_ms, created_ms, id FROM rt_run WHERE queued = "
-               "1 AND status IN ('pending', 'interrupted', 'running') AND "
-               "cancel_requested = 0 AND (run_at_ms IS NULL OR run_at_ms <= "
-               "rt_now_ms()) AND job NOT IN (SELECT scope FROM rt_lease) "
-               "ORDER BY priority DESC, coalesce(run_at_ms, created_ms), id "
-               "LIMIT 64) r WHERE NOT EXISTS (SELECT 1 FROM rt_lease l WHERE "
-               "l.scope = r.job || '/' || r.run_key) ORDER BY r.priority DESC, "
-               "coalesce(r.run_at_ms, r.created_ms), r.id LIMIT 8",
-        0, NULL, &st);
+/* Up to WORKER_PICK - *n of the rows of st (rc: its first step) into out. */
+static int worker_pick_rows(worker *w, rt_store *s, rt_stmt *st, int rc,
+                            pick *out, int *n) {
     while (rc == RT_ROW) {
         const char *job = s->ops->column_text(st, 0);
         const char *key = s->ops->column_text(st, 1);
@@ -115,6 +95,50 @@ static int worker_candidates(worker *w, rt_store *s, pick *out, int *n,
         rc = s->ops->step(st);
     }
     return rc == RT_DONE ? RT_OK : rc;
+}
+
+/* Queued runs of job found 'running' (heal looks at their holders). The
+ * claim index holds only claimable runs; these are read by job. */
+static int worker_candidates_of(worker *w, rt_store *s, const char *job,
+                                pick *out, int *n) {
+    rt_stmt *st;
+    rt_value arg = rt_text(job);
+    int rc = rt__store_query(s,
+                             "SELECT job, run_key, priority FROM rt_run WHERE "
+                             "job = $1 AND status = 'running' AND queued = 1 "
+                             "AND cancel_requested = 0 ORDER BY id LIMIT 32",
+                             1, &arg, &st);
+    return worker_pick_rows(w, s, st, rc, out, n);
+}
+
+/* The next runs to try, best first; *n of them. */
+static int worker_candidates(worker *w, rt_store *s, pick *out, int *n,
+                             bool heal) {
+    rt_stmt *st;
+    *n = 0;
+    if (heal) { /* job by job, through rt_run_job_status */
+        int rc = RT_OK;
+        for (int i = 0; rc == RT_OK && w->jobs[i] && *n < WORKER_PICK; i++)
+            if (worker_wants(w, w->jobs[i]->name))
+                rc = worker_candidates_of(w, s, w->jobs[i]->name, out, n);
+        return rc;
+    }
+    /* The inner query walks rt_run_claim in claim order and skips jobs
+     * whose job-wide lease is held; the outer one skips keys held. Either
+     * way a claim reads a few rows. */
+    int rc = rt__store_query(
+        s,
+        "SELECT r.job, r.run_key, r.priority FROM (SELECT job, run_key, "
+        "priority, run_at_ms, created_ms, id FROM rt_run WHERE queued = 1 AND "
+        "status IN ('pending', 'interrupted') AND cancel_requested = 0 AND "
+        "(run_at_ms IS NULL OR run_at_ms <= rt_now_ms()) AND job NOT IN "
+        "(SELECT scope FROM rt_lease) ORDER BY priority DESC, "
+        "coalesce(run_at_ms, created_ms), id LIMIT 64) r WHERE NOT EXISTS "
+        "(SELECT 1 FROM rt_lease l WHERE l.scope = r.job || '/' || "
+        "r.run_key) ORDER BY r.priority DESC, coalesce(r.run_at_ms, "
+        "r.created_ms), r.id LIMIT 8",
+        0, NULL, &st);
+    return worker_pick_rows(w, s, st, rc, out, n);
 }
 
 /*
@@ -207,10 +231,11 @@ static void worker_heal(worker *w) {
  * full of dead rows between two vacuums (a lease row per run, inserted and
  * deleted): 53 runs/s instead of 550, measured. */
 #define WORKER_CLAIM_WHERE                                                     \
-    "queued = 1 AND status IN ('pending', 'interrupted', 'running') AND "     \
+    "queued = 1 AND status IN ('pending', 'interrupted') AND "                \
     "cancel_requested = 0 AND (run_at_ms IS NULL OR run_at_ms <= "            \
-    "rt_now_ms()) AND NOT (id = ANY ($2::bigint[])) AND job NOT IN (SELECT "  \
-    "scope FROM rt_lease WHERE scope = ANY ($3::text[])) AND NOT EXISTS "     \
+    "rt_now_ms()) AND NOT (id = ANY ($2::bigint[])) AND (cardinality("        \
+    "$3::text[]) = 0 OR job NOT IN (SELECT scope FROM rt_lease WHERE scope "   \
+    "= ANY ($3::text[]))) AND NOT EXISTS "                                     \
     "(SELECT 1 FROM rt_lease l WHERE "                                          \
     "l.scope = rt_run.job || '/' || rt_run.run_key) ORDER BY priority DESC, " \
     "coalesce(run_at_ms, created_ms), id LIMIT 1 FOR UPDATE SKIP LOCKED"

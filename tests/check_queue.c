@@ -227,6 +227,28 @@ START_TEST(test_crash_counts_as_attempt) {
 }
 END_TEST
 
+/* A queued run 'running' with no lease at all (its claimer gave the lease
+ * up, or an operator deleted it): it is not claimable as it stands (the
+ * claim index holds pending and interrupted runs only), so a worker's heal
+ * must find it, count the attempt and run it to the end. */
+START_TEST(test_orphan_without_lease_runs) {
+    const char *url = h_db_new(_i);
+    h_migrate(url);
+    pid_t e = h_spawn(h_bin(), url, ARGS("enqueue", "tick", "--key", "orphan"), NULL);
+    EXPECT_EXIT(e, h_wait(e, 20000), 0);
+    h_exec(url, "UPDATE rt_run SET status = 'running', attempt = 1, epoch = 1");
+    ck_assert_int_eq(h_query_int(url, "SELECT count(*) FROM rt_lease"), 0);
+    pid_t w = h_spawn(h_bin(), url, ARGS("worker"), NULL);
+    ck_assert_msg(h_await_int(url, "SELECT count(*) FROM rt_run WHERE status = 'done'", 1,
+                              20000), "%s", h_stderr(w));
+    ck_assert_int_eq(kill(w, SIGTERM), 0);
+    EXPECT_EXIT(w, h_wait(w, 9000), 0);
+    ck_assert_int_eq(h_query_int(url, "SELECT failures FROM rt_run"), 1);
+    ck_assert_int_eq(h_query_int(url, "SELECT count(*) FROM tick_log WHERE run_key = 'orphan'"),
+                     1);
+}
+END_TEST
+
 /* ------------------------ SIGTERM to a pool: stop in grace, resume later */
 
 START_TEST(test_pool_sigterm_resumes) {
@@ -333,6 +355,7 @@ Suite *queue_suite(void) {
     tcase_add_loop_test(tc, test_two_pools_every_run_once, 0, n);
     tcase_add_loop_test(tc, test_retries, 0, n);
     tcase_add_loop_test(tc, test_crash_counts_as_attempt, 0, n);
+    tcase_add_loop_test(tc, test_orphan_without_lease_runs, 0, n);
     tcase_add_loop_test(tc, test_pool_sigterm_resumes, 0, n);
     tcase_add_loop_test(tc, test_changed_definition_set_aside, 0, n);
     tcase_add_test(tc, test_enqueue_bad_input);
