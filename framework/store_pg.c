@@ -580,6 +580,17 @@ static bool pg_pipe_note(pg_store *s, pg_stmt *stmt, bool prepare) {
     return true;
 }
 
+static bool pg_pipe_send(pg_store *s, pg_stmt *c);
+static int pg_prepare(rt_store *base, const char *sql, rt_stmt **out);
+
+/* Queue BEGIN or COMMIT: a statement like the others, prepared once per
+ * session, so a transaction costs the server no Parse of its own. */
+static bool pg_pipe_send_command(pg_store *s, const char *sql) {
+    rt_stmt *c;
+    pg_prepare(&s->base, sql, &c);
+    return pg_pipe_send(s, (pg_stmt *)c);
+}
+
 /* Enter pipeline mode, BEGIN first when it is pending. */
 static bool pg_pipe_enter(pg_store *s) {
     if (s->piped) return true;
@@ -588,9 +599,7 @@ static bool pg_pipe_enter(pg_store *s) {
     s->nsent = 0;
     if (s->begin_pending) {
         s->begin_pending = false;
-        return PQsendQueryParams(s->conn, "BEGIN", 0, NULL, NULL, NULL, NULL,
-                                 0) &&
-               pg_pipe_note(s, NULL, false);
+        return pg_pipe_send_command(s, "BEGIN");
     }
     return true;
 }
@@ -764,8 +773,7 @@ static int pg_commit(rt_store *base) {
     PGresult *res = NULL;
     int rc = RT_OK;
     if (s->piped) { /* COMMIT goes out with what was sent before it */
-        if (!PQsendQueryParams(s->conn, "COMMIT", 0, NULL, NULL, NULL, NULL, 0) ||
-            !pg_pipe_note(s, NULL, false))
+        if (!pg_pipe_send_command(s, "COMMIT"))
             rc = pg_result_error(s, NULL);
         int frc = pg_pipe_flush(s, &res);
         if (rc == RT_OK) rc = frc;

@@ -54,6 +54,7 @@ typedef struct pgp_conn {
     bool held;      /* the COMMIT at the head of cin was counted already */
     bool waiting;   /* the COMMIT went out; awaiting its answer */
     int64_t wait_until;
+    char commit_names[4][64]; /* statements prepared as COMMIT ("" unused) */
 } pgp_conn;
 
 struct pgp {
@@ -66,7 +67,7 @@ struct pgp {
     pgp_drop drop_how;
     bool then_refuse; /* refuse new connections once the drop happened */
     pgp_outcome outcome;
-    char dropped_type; /* 'Q' or 'P': how the dropped COMMIT was sent */
+    char dropped_type; /* 'Q', 'P' or 'B': how the dropped COMMIT was sent */
     int64_t connections, commits;
     pgp_conn conns[PGP_MAX_CONNS];
     int nconns;
@@ -110,13 +111,33 @@ static bool pgp_is_commit_text(const char *s, size_t n) {
            (n == 3 && !strncasecmp(s, "END", 3));
 }
 
-/* Is this typed message (type, body of n bytes) a COMMIT? */
-static bool pgp_is_commit(char type, const char *body, size_t n) {
+/*
+ * Is this typed message (type, body of n bytes) a COMMIT? A simple Query,
+ * an unnamed Parse of one (its Bind and Execute follow), or the Bind of a
+ * statement prepared as COMMIT earlier on this connection: that named
+ * Parse is remembered, not counted (it goes out once per session).
+ */
+static bool pgp_is_commit(pgp_conn *c, char type, const char *body, size_t n) {
     if (type == 'Q') return pgp_is_commit_text(body, strnlen(body, n));
+    size_t name = strnlen(body, n);
+    if (name + 1 >= n) return false;
     if (type == 'P') { /* statement name, then the query text */
-        size_t name = strnlen(body, n);
-        if (name + 1 >= n) return false;
-        return pgp_is_commit_text(body + name + 1, strnlen(body + name + 1, n - name - 1));
+        if (!pgp_is_commit_text(body + name + 1, strnlen(body + name + 1, n - name - 1)))
+            return false;
+        if (name == 0) return true;
+        for (int i = 0; i < 4; i++)
+            if (!c->commit_names[i][0] && name < sizeof c->commit_names[i]) {
+                memcpy(c->commit_names[i], body, name + 1);
+                break;
+            }
+        return false;
+    }
+    if (type == 'B') { /* portal name, then the statement's */
+        const char *stmt = body + name + 1;
+        size_t len = strnlen(stmt, n - name - 1);
+        for (int i = 0; len && i < 4; i++)
+            if (!strncmp(c->commit_names[i], stmt, len) && !c->commit_names[i][len])
+                return true;
     }
     return false;
 }
@@ -172,7 +193,7 @@ static void pgp_parse_client(pgp *p, pgp_conn *c) {
         char type = c->cin.p[0];
         bool counted = c->held;
         c->held = false;
-        if (!c->group && !counted && pgp_is_commit(type, c->cin.p + 5, total - 5)) {
+        if (!c->group && !counted && pgp_is_commit(c, type, c->cin.p + 5, total - 5)) {
             p->commits++;
             if (getenv("PGP_DEBUG"))
                 fprintf(stderr, "pgproxy: COMMIT %lld ('%c') on connection %d\n",
@@ -195,7 +216,7 @@ static void pgp_parse_client(pgp *p, pgp_conn *c) {
                     c->held = true;
                     return;
                 }
-                c->group = true; /* Parse: forward through the Sync */
+                c->group = true; /* Parse or Bind: forward through the Sync */
                 c->wait_until = pgp_now_ms() + PGP_REPLY_WAIT_MS;
             }
         }
