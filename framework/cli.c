@@ -149,6 +149,18 @@ static int cli_opt(int argc, char **argv, int *i, const char *name,
     return 1;
 }
 
+/* --key's value (m: cli_opt's answer) into *key, or a usage error (exit
+ * 2): empty, or longer than a lease scope holds. */
+static int cli_key(const char *cmd, int m, const char *v, const char **key) {
+    if (m < 0 || !*v)
+        return rt__usage_error("%s: --key needs a non-empty value", cmd);
+    if (strlen(v) > RT__KEY_MAX)
+        return rt__usage_error("%s: --key is %zu bytes long; a run key is at "
+                               "most %d bytes", cmd, strlen(v), RT__KEY_MAX);
+    *key = v;
+    return RT_EXIT_OK;
+}
+
 /* An argument cmd does not take: one line naming it, exit 2. */
 static int cli_bad_arg(const cli *c, const char *arg) {
     return rt__usage_error("%s: %s '%s' (see 'ratchet %s --help')", c->cmd,
@@ -247,8 +259,7 @@ static int cli_run(const cli *c) {
         int m;
         int64_t n;
         if ((m = cli_opt(c->argc, c->argv, &i, "--key", &v))) {
-            if (m < 0 || !*v) code = rt__usage_error("run: --key needs a non-empty value");
-            else o.key = v;
+            code = cli_key("run", m, v, &o.key);
         } else if (cli_run_option(c, &i, "run", &ro, &code)) {
             /* one of the options all three share */
         } else if ((m = cli_opt(c->argc, c->argv, &i, "--param", &v))) {
@@ -472,8 +483,7 @@ static int cli_enqueue(const cli *c) {
         int m;
         int64_t n;
         if ((m = cli_opt(c->argc, c->argv, &i, "--key", &v))) {
-            if (m < 0 || !*v) code = rt__usage_error("enqueue: --key needs a non-empty value");
-            else o.key = v;
+            code = cli_key("enqueue", m, v, &o.key);
         } else if ((m = cli_opt(c->argc, c->argv, &i, "--param", &v))) {
             if (m < 0 || !strchr(v, '=') || *v == '=')
                 code = rt__usage_error("enqueue: --param needs NAME=VALUE, got '%s'",
@@ -634,9 +644,8 @@ static int cli_reset(const cli *c) {
         const char *v = NULL;
         int m;
         if ((m = cli_opt(c->argc, c->argv, &i, "--key", &v))) {
-            if (m < 0 || !*v)
-                return rt__usage_error("reset: --key needs a non-empty value");
-            key = v;
+            int code = cli_key("reset", m, v, &key);
+            if (code != RT_EXIT_OK) return code;
         } else if (c->argv[i][0] != '-' && !job) {
             job = c->argv[i];
         } else {
@@ -707,9 +716,8 @@ static int cli_wait(const cli *c) {
         const char *v = NULL;
         int m;
         if ((m = cli_opt(c->argc, c->argv, &i, "--key", &v))) {
-            if (m < 0 || !*v)
-                return rt__usage_error("wait: --key needs a non-empty value");
-            key = v;
+            int code = cli_key("wait", m, v, &key);
+            if (code != RT_EXIT_OK) return code;
         } else if ((m = cli_opt(c->argc, c->argv, &i, "--timeout", &v))) {
             if (m < 0 || !rt__parse_double(v, &timeout) || timeout < 0)
                 return rt__usage_error("wait: --timeout takes seconds >= 0, got '%s'",

@@ -42,9 +42,14 @@ int rt__enqueue(rt_store *s, bool own_tx, const rt_job *job,
                 bool *created, char *err, size_t errlen) {
     static const rt_enqueue_opts none;
     if (!o) o = &none;
-    char key[128];
+    char key[RT__KEY_MAX + 1];
     if (o->key && !*o->key) {
         snprintf(err, errlen, "the run key must not be empty");
+        return RT_INVALID;
+    }
+    if (o->key && strlen(o->key) > RT__KEY_MAX) {
+        snprintf(err, errlen, "the run key is %zu bytes long; a run key is at "
+                 "most %d bytes", strlen(o->key), RT__KEY_MAX);
         return RT_INVALID;
     }
     if (o->key) snprintf(key, sizeof key, "%s", o->key);

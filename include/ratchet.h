@@ -192,7 +192,8 @@ RT_API int rt_wait(const char *db_url, const char *job, const char *key,
 
 /* What rt_enqueue* inserts besides the job. Zero-initialise it. */
 typedef struct rt_enqueue_opts {
-    const char *key;            /* NULL: a unique key (time + random) */
+    const char *key;            /* NULL: a unique key (time + random); at
+                                   most 255 bytes (else RT_INVALID) */
     const char *const *params;  /* NULL-ended "NAME=VALUE" strings, or NULL */
     int64_t run_at_ms;          /* not before (ms since the epoch); 0 = now */
     int priority;               /* higher is claimed first */

@@ -109,6 +109,16 @@ START_TEST(test_transactional_enqueue) {
     ck_assert(!created);
     queue_sql(&c, "COMMIT");
     ck_assert_int_eq(h_query_int(url, "SELECT count(*) FROM rt_run"), 1);
+    /* A key longer than 255 bytes is refused, nothing written. */
+    char long_key[300], err[512] = "";
+    memset(long_key, 'k', sizeof long_key - 1);
+    long_key[sizeof long_key - 1] = '\0';
+    const rt_enqueue_opts lo = {.key = long_key};
+    int rc = c.db ? rt_enqueue_sqlite(c.db, &queue_tick, &lo, NULL, 0, NULL, err, sizeof err)
+                  : rt_enqueue_pg(c.pg, &queue_tick, &lo, NULL, 0, NULL, err, sizeof err);
+    ck_assert_int_eq(rc, RT_INVALID);
+    ck_assert_msg(strstr(err, "at most 255 bytes"), "%s", err);
+    ck_assert_int_eq(h_query_int(url, "SELECT count(*) FROM rt_run"), 1);
     queue_close(&c);
     /* A worker runs it. */
     pid_t w = h_spawn(h_bin(), url, ARGS("worker"), NULL);
@@ -317,6 +327,9 @@ END_TEST
 
 START_TEST(test_enqueue_bad_input) {
     const char *url = h_db_new(H_SQLITE);
+    char long_key[257]; /* one byte too many */
+    memset(long_key, 'k', sizeof long_key - 1);
+    long_key[sizeof long_key - 1] = '\0';
     const struct {
         const char *const *argv;
         const char *says;
@@ -331,6 +344,8 @@ START_TEST(test_enqueue_bad_input) {
         {ARGS("enqueue", "flaky", "--priority", "high"), "--priority"},
         {ARGS("worker", "--concurrency", "0"), "--concurrency"},
         {ARGS("worker", "--only", "nosuch"), "unknown job 'nosuch'"},
+        {ARGS("enqueue", "flaky", "--key", long_key), "at most 255 bytes"},
+        {ARGS("run", "flaky", "--key", long_key), "at most 255 bytes"},
     };
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
         h_expect_usage(h_bin(), url, cases[i].argv, cases[i].says);
