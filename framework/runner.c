@@ -936,11 +936,13 @@ static int runner_refuse(runner *r, int rc) {
         return RT_EXIT_USAGE;
     }
     rt__log(RT_LOG_ERROR, "db_error", &f, "%s", r->s->errmsg);
-    /* The connection went away (a server restart, a terminated session)
-     * or the disk is full: temporary, as when it happens mid-run; start
-     * again to resume. */
-    return rt__store_broken(r->s) || r->s->disk_full ? RT_EXIT_INTERRUPTED
-                                                     : RT_EXIT_FAILED;
+    /* The connection went away (a server restart, a terminated session),
+     * the disk is full, or a lock was not had in time (lock_timeout, a
+     * deadlock, a serialization failure: RT_BUSY): temporary, as when it
+     * happens mid-run; start again to resume. */
+    return rc == RT_BUSY || rt__store_broken(r->s) || r->s->disk_full
+               ? RT_EXIT_INTERRUPTED
+               : RT_EXIT_FAILED;
 }
 
 /* ------------------------------------------------------------ the lease */
