@@ -39,7 +39,8 @@ struct rt_store {
                              still wait for the lock (the last status) */
     bool disk_full;       /* a write failed for want of space (SQLite:
                              SQLITE_FULL, or an I/O error with ENOSPC or
-                             EDQUOT): temporary like a lost connection, so
+                             EDQUOT; PostgreSQL: SQLSTATE 53100, the
+                             server's): temporary like a lost connection, so
                              the CLI exits 75. Sticky for the connection */
     int64_t item;         /* the step's item a pipelined statement is
                              sent for (its error names it); 0: none */

@@ -188,6 +188,8 @@ static int pg_result_error(pg_store *s, PGresult *res) {
             rc = RT_STOPPED;
         else if (!strncmp(state, "08", 2))
             rc = RT_CONN;
+        /* The server's disk is full: temporary, as on SQLite (exit 75). */
+        s->base.disk_full |= !strcmp(state, "53100");
     }
     char what[16];
     snprintf(what, sizeof what, "%s", state ? state : "error");
