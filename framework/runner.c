@@ -621,20 +621,31 @@ static int runner_commit(runner *r, bool step_done) {
 }
 
 /* A fenced status change outside step work: interrupted, failed or
- * cancelled. */
+ * cancelled. Each ends this process's hold on the run, so the lease is
+ * given up in the same transaction (one commit, not two, as a chunk's
+ * last commit does); should this fail, rt__lease_release still does it. */
 static int runner_set_status(runner *r, const char *status, const char *error) {
     rt_value args[] = {rt_int(r->run.id), rt_int(r->run.epoch),
                        rt_text(status), error ? rt_text(error) : rt_null()};
     int rc = rt__store_begin(r->s);
     if (rc != RT_OK) return rc;
-    rc = rt__store_exec(r->s,
-                        "UPDATE rt_run SET status = $3, error = $4, "
-                        "updated_ms = rt_now_ms(), finished_ms = CASE WHEN "
-                        "$3 IN ('failed', 'cancelled') THEN rt_now_ms() END "
-                        "WHERE id = $1 AND epoch = $2",
-                        4, args, NULL);
-    if (rc == RT_OK) return rt__store_commit(r->s);
-    return rt__store_abort(r->s, rc);
+    rc = rt__store_exec_later(r->s,
+                              "UPDATE rt_run SET status = $3, error = $4, "
+                              "updated_ms = rt_now_ms(), finished_ms = CASE "
+                              "WHEN $3 IN ('failed', 'cancelled') THEN "
+                              "rt_now_ms() END WHERE id = $1 AND epoch = $2",
+                              4, args);
+    bool give_up = r->lease && !r->lease->lost && !r->lease->released;
+    if (rc == RT_OK && give_up) {
+        rt_value largs[] = {rt_text(r->lease->scope), rt_text(r->lease->owner)};
+        rc = RT_FAILPOINT(r->s, "lease.release"); /* test builds */
+        if (rc == RT_OK)
+            rc = rt__store_exec_later(r->s, RUNNER_LEASE_DELETE_SQL, 2, largs);
+    }
+    if (rc == RT_OK) rc = rt__store_commit(r->s);
+    if (rc != RT_OK) return rt__store_abort(r->s, rc);
+    if (give_up) r->lease->released = true;
+    return RT_OK;
 }
 
 static int runner_db_error(runner *r, const char *what);
