@@ -18,14 +18,14 @@
 
 /* Every libpq function ratchet calls; a new call needs its line here. */
 #define RT_PQ_FUNCS(X)                                                         \
-    X(PQcancel) X(PQclear) X(PQcmdStatus) X(PQcmdTuples)                       \
-    X(PQconnectdbParams) X(PQconninfoFree) X(PQconninfoParse)                  \
-    X(PQenterPipelineMode) X(PQerrorMessage) X(PQexec) X(PQexecPrepared)      \
-    X(PQexitPipelineMode) X(PQfinish) X(PQfreeCancel) X(PQfreemem) X(PQftype) \
-    X(PQgetCancel) X(PQgetResult) X(PQgetisnull) X(PQgetlength) X(PQgetvalue) \
-    X(PQnfields) X(PQntuples) X(PQpipelineSync) X(PQprepare)                  \
+    X(PQcancel) X(PQclear) X(PQcmdStatus) X(PQcmdTuples) X(PQconnectdbParams)  \
+    X(PQconninfoFree) X(PQconninfoParse) X(PQenterPipelineMode)                \
+    X(PQerrorMessage) X(PQexec) X(PQexecPrepared) X(PQexitPipelineMode)        \
+    X(PQfinish) X(PQflush) X(PQfreeCancel) X(PQfreemem) X(PQftype)             \
+    X(PQgetCancel) X(PQgetResult) X(PQgetisnull) X(PQgetlength) X(PQgetvalue)  \
+    X(PQnfields) X(PQntuples) X(PQpipelineSync) X(PQprepare)                   \
     X(PQresultErrorField) X(PQresultStatus) X(PQsendPrepare)                   \
-    X(PQsendQueryParams) X(PQsendQueryPrepared) X(PQsetNoticeProcessor)       \
+    X(PQsendQueryParams) X(PQsendQueryPrepared) X(PQsetNoticeProcessor)        \
     X(PQstatus) X(PQunescapeBytea)
 
 /* The pointers, typed from libpq-fe.h's own declarations. */
@@ -59,6 +59,7 @@ int rt__pq_load(char *err, size_t errlen);
 #define PQexecPrepared rt__pq.PQexecPrepared
 #define PQexitPipelineMode rt__pq.PQexitPipelineMode
 #define PQfinish rt__pq.PQfinish
+#define PQflush rt__pq.PQflush
 #define PQfreeCancel rt__pq.PQfreeCancel
 #define PQfreemem rt__pq.PQfreemem
 #define PQftype rt__pq.PQftype

@@ -39,6 +39,7 @@ typedef struct runner {
     rt__lease *lease;        /* ours while the run goes */
     rt__chain *chain;        /* a worker's next claim, with the last commit */
     bool redo;               /* the chained claim failed: redo the chunk */
+    bool prepared_ahead;     /* the commit's statements were sent to parse */
 } runner;
 
 static void runner_fields(const runner *r, rt__log_fields *f) {
@@ -502,6 +503,10 @@ static int runner_progress_update(runner *r, const rt_value *args,
     return rc == RT_DONE ? RT_OK : rc;
 }
 
+/* The run's end, or its stop, gives its lease up in its last transaction. */
+#define RUNNER_LEASE_DELETE_SQL \
+    "DELETE FROM rt_lease WHERE scope = $1 AND owner = $2"
+
 /*
  * The fenced progress update, in the step's transaction, then COMMIT.
  * RT_FENCED when the run's epoch moved on (taken over). When an operator
@@ -553,10 +558,7 @@ static int runner_commit(runner *r, bool step_done) {
         rt_value largs[] = {rt_text(r->lease->scope), rt_text(r->lease->owner)};
         rc = RT_FAILPOINT(r->s, "lease.release"); /* test builds */
         if (rc == RT_OK)
-            rc = rt__store_exec_later(r->s,
-                                      "DELETE FROM rt_lease WHERE scope = $1 "
-                                      "AND owner = $2",
-                                      2, largs);
+            rc = rt__store_exec_later(r->s, RUNNER_LEASE_DELETE_SQL, 2, largs);
     }
     /* A worker's next run is claimed by this very commit. Should that
      * fail, nothing of this transaction stays: the chunk is redone, alone. */
@@ -619,20 +621,31 @@ static int runner_commit(runner *r, bool step_done) {
 }
 
 /* A fenced status change outside step work: interrupted, failed or
- * cancelled. */
+ * cancelled. Each ends this process's hold on the run, so the lease is
+ * given up in the same transaction (one commit, not two, as a chunk's
+ * last commit does); should this fail, rt__lease_release still does it. */
 static int runner_set_status(runner *r, const char *status, const char *error) {
     rt_value args[] = {rt_int(r->run.id), rt_int(r->run.epoch),
                        rt_text(status), error ? rt_text(error) : rt_null()};
     int rc = rt__store_begin(r->s);
     if (rc != RT_OK) return rc;
-    rc = rt__store_exec(r->s,
-                        "UPDATE rt_run SET status = $3, error = $4, "
-                        "updated_ms = rt_now_ms(), finished_ms = CASE WHEN "
-                        "$3 IN ('failed', 'cancelled') THEN rt_now_ms() END "
-                        "WHERE id = $1 AND epoch = $2",
-                        4, args, NULL);
-    if (rc == RT_OK) return rt__store_commit(r->s);
-    return rt__store_abort(r->s, rc);
+    rc = rt__store_exec_later(r->s,
+                              "UPDATE rt_run SET status = $3, error = $4, "
+                              "updated_ms = rt_now_ms(), finished_ms = CASE "
+                              "WHEN $3 IN ('failed', 'cancelled') THEN "
+                              "rt_now_ms() END WHERE id = $1 AND epoch = $2",
+                              4, args);
+    bool give_up = r->lease && !r->lease->lost && !r->lease->released;
+    if (rc == RT_OK && give_up) {
+        rt_value largs[] = {rt_text(r->lease->scope), rt_text(r->lease->owner)};
+        rc = RT_FAILPOINT(r->s, "lease.release"); /* test builds */
+        if (rc == RT_OK)
+            rc = rt__store_exec_later(r->s, RUNNER_LEASE_DELETE_SQL, 2, largs);
+    }
+    if (rc == RT_OK) rc = rt__store_commit(r->s);
+    if (rc != RT_OK) return rt__store_abort(r->s, rc);
+    if (give_up) r->lease->released = true;
+    return RT_OK;
 }
 
 static int runner_db_error(runner *r, const char *what);
@@ -817,6 +830,15 @@ static int runner_call(runner *r, bool *chunked, int *step_rc) {
         (void)RT_FAILPOINT(r->s, "stop.rollback"); /* test builds */
         rt__store_rollback(r->s);
         return RT_STOPPED;
+    }
+    /* Once per run in this process, the server parses the statements of
+     * the commit while the step works: a stop soon after the start (or a
+     * first chunk) then waits for their execution and the WAL flush only.
+     * A failure to send resurfaces with the step's first statement. */
+    if (!r->prepared_ahead) {
+        r->prepared_ahead = true;
+        (void)rt__store_prepare_ahead(r->s, RUNNER_FENCED_SQL);
+        if (r->lease) (void)rt__store_prepare_ahead(r->s, RUNNER_LEASE_DELETE_SQL);
     }
     runner_prepare_ctx(r, *chunked);
     rt__signals_atomic(!*chunked);

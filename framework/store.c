@@ -156,6 +156,13 @@ int rt__store_send_kept(rt_store *s, const char *sql, int nargs,
     return store_send(s, sql, nargs, args, true, fence, out);
 }
 
+int rt__store_prepare_ahead(rt_store *s, const char *sql) {
+    if (!s->ops->prepare_ahead || !s->in_tx) return RT_OK;
+    rt_stmt *st = NULL;
+    int rc = s->ops->prepare(s, sql, &st);
+    return rc == RT_OK ? s->ops->prepare_ahead(st) : rc;
+}
+
 int rt__store_exec(rt_store *s, const char *sql, int nargs,
                    const rt_value *args, int64_t *changes) {
     rt_stmt *st;

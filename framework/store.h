@@ -95,6 +95,13 @@ struct rt_store_ops {
      * comes from the next call that waits, or from COMMIT. NULL: step it.
      */
     int (*send)(rt_stmt *st);
+    /*
+     * Optional: have the server parse a statement now, inside the
+     * transaction, without waiting: its answer is read with the next round
+     * trip, and its first execution skips the parse. NULL: nothing to gain
+     * (SQLite compiles in process).
+     */
+    int (*prepare_ahead)(rt_stmt *st);
     int (*reset)(rt_stmt *st);
     int (*column_count)(rt_stmt *st);
     rt_type (*column_type)(rt_stmt *st, int col);
@@ -186,6 +193,12 @@ int rt__store_exec(rt_store *s, const char *sql, int nargs,
  */
 int rt__store_send_kept(rt_store *s, const char *sql, int nargs,
                         const rt_value *args, bool fence, rt_stmt **out);
+/*
+ * Inside a transaction, on a backend with prepare_ahead: the server parses
+ * sql meanwhile, so a later statement that must be quick (a stop's COMMIT)
+ * does not wait for it. RT_OK, else the error of sending it.
+ */
+int rt__store_prepare_ahead(rt_store *s, const char *sql);
 const char *rt__store_errmsg(const rt_store *s);
 /* The connection is gone (RT_CONN): only rt__store_reconnect helps. */
 bool rt__store_broken(rt_store *s);

@@ -723,6 +723,22 @@ static int pg_send(rt_stmt *base) {
     return RT_OK;
 }
 
+/* rt_store_ops.prepare_ahead: its Parse goes out now, in the pipeline (BEGIN
+ * first), flushed so the server parses it while the caller goes on; the
+ * answer is read by the next flush, which also reports a failure. */
+static int pg_prepare_ahead(rt_stmt *base) {
+    pg_stmt *c = (pg_stmt *)base;
+    pg_store *s = (pg_store *)base->store;
+    if (!s->conn) return pg_fail_native(s, RT_CONN, "not connected", NULL);
+    if (s->base.pooled || c->prepared) return RT_OK; /* unnamed, or done */
+    if (!pg_pipe_enter(s) ||
+        !PQsendPrepare(s->conn, c->name, c->sql, c->nparams, NULL))
+        return pg_result_error(s, NULL);
+    pg_pipe_note(s, c, true);
+    c->prepared = true; /* undone by pg_pipe_flush if it failed */
+    return PQflush(s->conn) < 0 ? pg_result_error(s, NULL) : RT_OK;
+}
+
 /* Run a command without parameters; RT_OK or an error. */
 static int pg_simple(pg_store *s, const char *sql, PGresult **keep) {
     if (!s->conn) return pg_fail_native(s, RT_CONN, "not connected", NULL);
@@ -1073,7 +1089,15 @@ static void pg_interrupt(rt_store *base) {
     if (cancel) PQcancel(cancel, errbuf, sizeof errbuf);
 }
 
-static void *pg_handle(rt_store *base) { return ((pg_store *)base)->conn; }
+/* The caller talks to the server itself, in our transaction: BEGIN and
+ * what is queued in the pipeline go out first (an error among them fails
+ * the transaction, and its COMMIT says so). */
+static void *pg_handle(rt_store *base) {
+    pg_store *s = (pg_store *)base;
+    if (s->conn && (s->piped || s->begin_pending) && pg_pipe_enter(s))
+        (void)pg_pipe_flush(s, NULL);
+    return s->conn;
+}
 
 static int pg_liveness_try(rt_store *base, uint64_t key, bool *got) {
     *got = false;
@@ -1126,6 +1150,7 @@ const rt_store_ops rt__pg_ops = {
     .interrupt = pg_interrupt,
     .handle = pg_handle,
     .send = pg_send,
+    .prepare_ahead = pg_prepare_ahead,
     .liveness_try = pg_liveness_try,
     .liveness_release = pg_liveness_release,
     .session_id = pg_session_id,

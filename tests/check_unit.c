@@ -5,6 +5,8 @@
  */
 #define _POSIX_C_SOURCE 200809L
 #include <check.h>
+#include <libpq-fe.h>
+#include <sqlite3.h>
 #include <stdlib.h>
 #include <sys/stat.h>
 #include <string.h>
@@ -283,6 +285,40 @@ START_TEST(test_fenced_commit_writes_nothing) {
 }
 END_TEST
 
+/* Writes through the raw connection, then fails: the write must be part of
+ * the step's transaction and roll back with it (the step's first SQL, so
+ * on PostgreSQL BEGIN and the commit's statements parsed ahead are still
+ * queued when the step asks for the connection). */
+static int unit_raw(rt_ctx *ctx) {
+    const char *sql = "INSERT INTO unit_rows (k) VALUES (7)";
+    bool ok = false;
+    if (rt_pgconn(ctx)) {
+        PGresult *res = PQexec(rt_pgconn(ctx), sql);
+        ok = PQresultStatus(res) == PGRES_COMMAND_OK;
+        PQclear(res);
+    } else {
+        ok = sqlite3_exec(rt_sqlite3(ctx), sql, NULL, NULL, NULL) == SQLITE_OK;
+    }
+    return ok ? rt_fail(ctx, "raw write done, step fails") : rt_fail(ctx, "raw write failed");
+}
+
+static const rt_step unit_raw_steps[] = {{"setup", unit_setup}, {"raw", unit_raw}, {NULL, NULL}};
+static const rt_job unit_raw_job = {.name = "unitraw", .steps = unit_raw_steps};
+
+START_TEST(test_raw_connection_in_step_transaction) {
+    const char *url = h_db_new(_i);
+    rt_store *s = unit_migrated(url);
+    rt__run_opts o = {.key = "k1"};
+    int code = rt__runner_run(s, &unit_raw_job, &o);
+    rt__store_close(s);
+    ck_assert_int_eq(code, RT_EXIT_FAILED);
+    char *err = h_query_text(url, "SELECT error FROM rt_run");
+    ck_assert_msg(strstr(err, "raw write done"), "error: %s", err);
+    free(err);
+    ck_assert_int_eq(h_query_int(url, "SELECT count(*) FROM unit_rows"), 0);
+}
+END_TEST
+
 static const rt_step unit_shape_a[] = {{"a", unit_setup}, {"b", unit_setup}, {NULL, NULL}};
 static const rt_step unit_shape_b[] = {{"a", unit_setup}, {"z", unit_setup}, {NULL, NULL}};
 
@@ -359,6 +395,7 @@ Suite *unit_suite(void) {
     tcase_add_loop_test(db, test_migrate_refuses_newer_schema, 0, h_backends());
     tcase_add_loop_test(db, test_commit_protocol_work_and_progress_together, 0, h_backends());
     tcase_add_loop_test(db, test_fenced_commit_writes_nothing, 0, h_backends());
+    tcase_add_loop_test(db, test_raw_connection_in_step_transaction, 0, h_backends());
     tcase_add_loop_test(db, test_params_and_resume_mismatch, 0, h_backends());
     suite_add_tcase(su, db);
     return su;
