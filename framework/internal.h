@@ -288,8 +288,12 @@ typedef struct rt__lease {
     char holder_key[256];     /* the run key the holder works on */
     int64_t holder_age_ms;    /* its heartbeat's age */
     int64_t refreshed_ns;     /* last rt__lease_refresh_sql (monotonic) */
-    pthread_t thread;
-    bool running, stopping;
+    pthread_t thread;         /* the heartbeat: */
+    bool running;             /* created */
+    bool stopping;            /* to end (rt__lease_close) */
+    bool active;              /* keeping a hold alive (start to stop) */
+    bool busy;                /* in a beat or cancel check */
+    uint64_t hold;            /* which hold: rt__lease_start counts them */
     pthread_mutex_t mu;
     pthread_cond_t cv;
 } rt__lease;

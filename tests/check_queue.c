@@ -259,6 +259,39 @@ START_TEST(test_orphan_without_lease_runs) {
 }
 END_TEST
 
+/* One worker, one heartbeat thread for all its runs: a run after a short
+ * one must still be kept alive. Lease TTL 0.5 s, the second run lasts 2.5 s
+ * (5 TTLs): a second worker would take it over if no beat came. */
+START_TEST(test_heartbeat_kept_across_runs) {
+    const char *url = h_db_new(_i);
+    h_migrate(url);
+    pid_t e = h_spawn(h_bin(), url, ARGS("enqueue", "tick", "--key", "a1", "--priority", "2"),
+                      NULL);
+    EXPECT_EXIT(e, h_wait(e, 20000), 0);
+    e = h_spawn(h_bin(), url,
+                ARGS("enqueue", "tick", "--key", "a2", "--priority", "1", "--param",
+                     "sleep_ms=2500"),
+                NULL);
+    EXPECT_EXIT(e, h_wait(e, 20000), 0);
+    pid_t w1 = h_spawn(h_bin(), url, ARGS("worker", "--lease-ttl", "0.5"), NULL);
+    ck_assert_msg(h_await_int(url, "SELECT count(*) FROM rt_run WHERE run_key = 'a2' AND "
+                                   "status = 'running'", 1, 20000), "%s", h_stderr(w1));
+    pid_t w2 = h_spawn(h_bin(), url, ARGS("worker", "--lease-ttl", "0.5"), NULL);
+    ck_assert_msg(h_await_int(url, "SELECT count(*) FROM rt_run WHERE status = 'done'", 2,
+                              20000), "%s\n%s", h_stderr(w1), h_stderr(w2));
+    ck_assert_int_eq(kill(w1, SIGTERM), 0);
+    ck_assert_int_eq(kill(w2, SIGTERM), 0);
+    EXPECT_EXIT(w1, h_wait(w1, 9000), 0);
+    EXPECT_EXIT(w2, h_wait(w2, 9000), 0);
+    /* Each ran once, by its first claimer: no takeover, no second attempt. */
+    ck_assert_int_eq(h_query_int(url, "SELECT max(attempt) FROM rt_run"), 1);
+    ck_assert_int_eq(h_query_int(url, "SELECT count(*) FROM tick_log"), 2);
+    ck_assert_msg(!strstr(h_stderr(w2), "\"event\":\"takeover\"") &&
+                      !strstr(h_stderr(w2), "\"event\":\"retry\""),
+                  "%s", h_stderr(w2));
+}
+END_TEST
+
 /* ------------------------ SIGTERM to a pool: stop in grace, resume later */
 
 START_TEST(test_pool_sigterm_resumes) {
@@ -371,6 +404,7 @@ Suite *queue_suite(void) {
     tcase_add_loop_test(tc, test_retries, 0, n);
     tcase_add_loop_test(tc, test_crash_counts_as_attempt, 0, n);
     tcase_add_loop_test(tc, test_orphan_without_lease_runs, 0, n);
+    tcase_add_loop_test(tc, test_heartbeat_kept_across_runs, 0, n);
     tcase_add_loop_test(tc, test_pool_sigterm_resumes, 0, n);
     tcase_add_loop_test(tc, test_changed_definition_set_aside, 0, n);
     tcase_add_test(tc, test_enqueue_bad_input);
