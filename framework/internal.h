@@ -357,6 +357,9 @@ typedef struct rt__run_opts {
     bool record_skip;     /* held by another run: record this one skipped */
     bool quiet_skip;      /* a worker that lost a race: no info line */
     rt_store *lease_store; /* the lease's connection, kept by the caller */
+    /* Or that connection still opening (PostgreSQL, `run`): the runner
+     * joins it (rt__store_bg_join), the caller closes what the join gives */
+    struct rt__store_bg *lease_bg;
     struct rt__chain *chain; /* a worker's: claim the next run with the
                                 run's last commit (NULL: none) */
 } rt__run_opts;
@@ -426,9 +429,9 @@ typedef struct rt__store_bg {
 /* Start opening url beside the caller's work (a no-op for other than
  * PostgreSQL URLs); every start needs its join. */
 void rt__store_bg_start(rt__store_bg *bg, const char *url);
-/* Wait for it: the open store (the caller's to close), or NULL when it was
- * not started or failed — the caller then opens it the usual way, which
- * reports the error. */
+/* Wait for it: the open store (the caller's to close, once), or NULL when
+ * it was not started or failed — the caller then opens it the usual way,
+ * which reports the error. Joined already, it returns the same at once. */
 rt_store *rt__store_bg_join(rt__store_bg *bg);
 
 /* ---------------------------------------------------------- enqueue.c */
