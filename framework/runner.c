@@ -408,6 +408,9 @@ static int runner_claim(runner *r, bool adopt, int restart_at) {
     char fp[17];
     rt__job_fingerprint(r->job, fp);
     char *steps = rt__job_steps_text(r->job);
+    /* Its commit need not be durable (store.h, lax_transaction): one fsync
+     * less before the first chunk (SQLite). */
+    if (s->ops->lax_transaction) s->ops->lax_transaction(s);
     int rc = rt__store_begin(s);
     if (rc != RT_OK) {
         free(steps);
@@ -1026,7 +1029,9 @@ static int runner_lease_take(runner *r, rt__lease *l, const char *scope,
 
 /*
  * Take the scope's lease, or do what --if-running says when a live process
- * holds it. Returns -1 when the lease is ours, else the exit code.
+ * holds it. Returns -1 when the lease is ours, else the exit code. A lease
+ * readied already (l->s set: lease_bg.c) is pointed at scope; else l opens
+ * on o->lease_store or a connection of its own.
  */
 static int runner_lease(runner *r, rt__lease *l, const char *scope,
                         rt__run_opts *o) {
@@ -1034,11 +1039,14 @@ static int runner_lease(runner *r, rt__lease *l, const char *scope,
     rt__log_fields f = RT_LOG_FIELDS_NONE;
     f.job = r->job->name;
     f.key = o->key;
-    if (!o->lease_store && o->lease_bg)
-        o->lease_store = rt__store_bg_join(o->lease_bg);
-    l->s = o->lease_store;
-    int rc = rt__lease_open(l, o->url, r->job->name, scope, o->lease_ttl_ms,
+    int rc = RT_OK;
+    if (l->s) {
+        rt__lease_target(l, r->job->name, scope);
+    } else {
+        l->s = o->lease_store;
+        rc = rt__lease_open(l, o->url, r->job->name, scope, o->lease_ttl_ms,
                             err, sizeof err);
+    }
     if (rc != RT_OK) {
         rt__log(RT_LOG_ERROR, "db_open", &f, "%s", err);
         /* RT_CONN: the server answered the work connection a moment ago. */
@@ -1129,57 +1137,28 @@ static int runner_lease_take(runner *r, rt__lease *l, const char *scope,
     }
 }
 
-/* The lease's first attempt on the thread of runner_lease_early. */
-typedef struct runner_early {
-    rt__lease *l;
-    rt__run_opts *o;
-    const char *job, *scope;
-    bool opened; /* the connection opened: l is open on it */
-    int rc;      /* rt__lease_acquire's */
-    bool took_over;
-} runner_early;
-
-static void *runner_early_main(void *arg) {
-    runner_early *e = arg;
-    e->o->lease_store = rt__store_bg_join(e->o->lease_bg);
-    if (!e->o->lease_store) return NULL;
-    char err[RT_ERRMSG_MAX]; /* a borrowed connection: cannot fail */
-    e->l->s = e->o->lease_store;
-    if (rt__lease_open(e->l, e->o->url, e->job, e->scope, e->o->lease_ttl_ms,
-                       err, sizeof err) != RT_OK)
-        return NULL;
-    e->opened = true;
-    e->rc = rt__lease_acquire(e->l, e->o->key, &e->took_over);
-    return NULL;
-}
+/* runner_lease_early: no lease connection opened there. */
+#define RUNNER_NOT_READIED (-2)
 
 /*
- * runner_lease for a run named by its key while the lease's connection is
- * still opening (PostgreSQL, store_bg.c): a thread waits for it and takes
- * the lease there while this one reads the run on the work connection, so
- * the two chains of round trips overlap. The read is kept only when the
- * lease came at the first attempt (*read: r->run holds it); a run read
- * before its lease was ours is claimed fenced on the epoch read, and read
- * again should anything have moved meanwhile (runner_go).
+ * runner_lease for a run named by its key, the lease readied on a thread of
+ * its own (lease_bg.c): it takes the lease there while this thread reads
+ * the run on the work connection, so the two chains of round trips overlap.
+ * The read is kept only when the lease came at the first attempt (*read:
+ * r->run holds it); a run read before its lease was ours is claimed fenced
+ * on the epoch read, and read again should anything have moved meanwhile
+ * (runner_go).
  */
-static int runner_lease_early(runner *r, rt__lease *l, const char *scope,
+static int runner_lease_early(runner *r, rt__lease_bg *b, const char *scope,
                               rt__run_opts *o, bool *read) {
-    *read = false;
-    runner_early e = {l, o, r->job->name, scope, false, RT_OK, false};
-    pthread_t thread;
-    sigset_t all, old; /* the stop signals stay with the main thread */
-    sigfillset(&all);
-    pthread_sigmask(SIG_SETMASK, &all, &old);
-    bool started = pthread_create(&thread, NULL, runner_early_main, &e) == 0;
-    pthread_sigmask(SIG_SETMASK, &old, NULL);
-    if (!started) return runner_lease(r, l, scope, o);
     int rc = rt__run_load(r->s, r->job->name, o->key, &r->run);
-    pthread_join(thread, NULL);
-    *read = rc == RT_OK && e.opened && e.rc == RT_OK;
+    bool took_over = false;
+    int taken = rt__lease_bg_taken(b, &took_over);
+    *read = rc == RT_OK && taken == RT_OK;
     if (rc == RT_OK && !*read) rt__run_free(&r->run);
-    if (!e.opened) return runner_lease(r, l, scope, o);
     r->read_early = *read;
-    return runner_lease_take(r, l, scope, o, e.rc, e.took_over);
+    if (!b->lease.s) return RUNNER_NOT_READIED;
+    return runner_lease_take(r, &b->lease, scope, o, taken, took_over);
 }
 
 static int runner_drive(runner *r, const rt__run_opts *o, bool fresh,
@@ -1298,20 +1277,29 @@ int rt__runner_run(rt_store *s, const rt_job *job, const rt__run_opts *given) {
     runner_init(&r, s, job);
     rt__run_opts o = *given;
     const char *given_key = o.key;
-    rt__lease lease;
-    memset(&lease, 0, sizeof lease);
+    rt__lease own, *lease = &own;
+    memset(&own, 0, sizeof own);
     bool per_key = job->exclusive == RT_EXCLUSIVE_KEY;
     int code = -1;
-    /* The lease first, then the run: a run read in the meantime is kept
-     * only when runner_lease_early says so. */
-    bool early = o.url && o.key && o.lease_bg && o.lease_bg->started &&
-                 !o.start_at_ms;
-    bool read = false;
     char scope[512];
     snprintf(scope, sizeof scope, per_key ? "%s/%s" : "%s", job->name,
              o.key ? o.key : "");
-    if (early) code = runner_lease_early(&r, &lease, scope, &o, &read);
-    else if (!per_key && o.url) code = runner_lease(&r, &lease, job->name, &o);
+    /* The lease first, then the run: a run read in the meantime is kept
+     * only when runner_lease_early says so. */
+    bool early = o.url && o.key && !o.start_at_ms && o.lease_bg &&
+                 rt__lease_bg_take(o.lease_bg, job->name, scope, o.key);
+    bool read = false;
+    if (early) code = runner_lease_early(&r, o.lease_bg, scope, &o, &read);
+    if (early && code != RUNNER_NOT_READIED) {
+        lease = &o.lease_bg->lease;
+    } else if (o.lease_bg) {
+        early = false;
+        code = -1;
+        rt__lease *readied = rt__lease_bg_stop(o.lease_bg);
+        if (readied) lease = readied;
+    }
+    if (!early && !per_key && o.url)
+        code = runner_lease(&r, lease, job->name, &o);
     if (code < 0 && read) {
         int rc = runner_check_params(&r, &o.params);
         if (rc != RT_OK) code = runner_refuse(&r, rc);
@@ -1322,7 +1310,7 @@ int rt__runner_run(rt_store *s, const rt_job *job, const rt__run_opts *given) {
     if (code < 0 && per_key && o.url && !early) {
         snprintf(scope, sizeof scope, "%s/%s", job->name, r.run.key);
         if (!o.key) o.key = rt__xstrdup(r.run.key);
-        code = runner_lease(&r, &lease, scope, &o);
+        code = runner_lease(&r, lease, scope, &o);
         /* Waited: the holder may have moved the run on; read it again. */
         if (code < 0) {
             rt__run_free(&r.run);
@@ -1334,10 +1322,10 @@ int rt__runner_run(rt_store *s, const rt_job *job, const rt__run_opts *given) {
     if (code < 0 && r.lease && !given_key &&
         rt__lease_set_key(r.lease, r.run.key) != RT_OK)
         rt__log(RT_LOG_WARN, "lease", NULL, "could not record the run key "
-                "in the lease: %s", lease.s->errmsg);
+                "in the lease: %s", lease->s->errmsg);
     if (code < 0) code = runner_go(&r, &o);
-    rt__lease_release(&lease);
-    rt__lease_close(&lease);
+    rt__lease_release(lease);
+    rt__lease_close(lease);
     if (o.key != given_key) free((char *)o.key);
     free(r.ctx.cursor_bytes);
     rt__run_free(&r.run);

@@ -33,7 +33,10 @@ void rt__store_bg_start(rt__store_bg *bg, const char *url) {
 }
 
 rt_store *rt__store_bg_join(rt__store_bg *bg) {
-    if (bg->started) pthread_join(bg->thread, NULL);
+    if (!bg->started) return NULL;
+    pthread_join(bg->thread, NULL);
     bg->started = false;
-    return bg->s;
+    rt_store *s = bg->s;
+    bg->s = NULL;
+    return s;
 }
