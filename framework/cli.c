@@ -320,10 +320,9 @@ static int cli_run(const cli *c) {
     bool handlers = code == RT_EXIT_OK;
     if (handlers && rt__signals_install((int64_t)llround(ro.grace * 1000)) != RT_OK)
         rt__log(RT_LOG_WARN, "signals", NULL, "could not arm the stop deadline timer");
-    /* The lease's connection opens and its lease gets ready while the work
-     * one opens and migrates (lease_bg.c): on PostgreSQL each costs a
-     * server backend's start. The runner may take the lease there while it
-     * reads the run. */
+    /* The lease's connection (PostgreSQL) opens and its lease gets ready
+     * while the work one opens and migrates: each costs a server backend's
+     * start. The runner may take the lease there while it reads the run. */
     rt__lease_bg lease_bg;
     rt__lease_bg_start(&lease_bg, code == RT_EXIT_OK ? c->db : "",
                        o.lease_ttl_ms);

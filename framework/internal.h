@@ -357,9 +357,9 @@ typedef struct rt__run_opts {
     bool record_skip;     /* held by another run: record this one skipped */
     bool quiet_skip;      /* a worker that lost a race: no info line */
     rt_store *lease_store; /* the lease's connection, kept by the caller */
-    /* Or the lease readied on a thread of its own (`run`; lease_bg.c):
-     * the runner takes it there, or uses it; the caller ends it after the
-     * run */
+    /* Or the lease readied on a thread of its own (PostgreSQL, `run`;
+     * lease_bg.c): the runner takes it there, or uses it; the caller ends
+     * it after the run */
     struct rt__lease_bg *lease_bg;
     struct rt__chain *chain; /* a worker's: claim the next run with the
                                 run's last commit (NULL: none) */
@@ -454,8 +454,7 @@ typedef struct rt__lease_bg {
 } rt__lease_bg;
 
 /* Start opening url's lease connection and readying the lease (a no-op for
- * a SQLite database not created yet); every start needs its
- * rt__lease_bg_end. */
+ * other than PostgreSQL URLs); every start needs its rt__lease_bg_end. */
 void rt__lease_bg_start(rt__lease_bg *b, const char *url, int64_t ttl_ms);
 /* Order the take of scope's lease for run key, done there once the lease is
  * ready: true, and rt__lease_bg_taken says how it went; false when there is

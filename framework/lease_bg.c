@@ -1,24 +1,20 @@
 /*
- * lease_bg.c — a run's lease, taken on a thread of its own (`ratchet run`).
- * The thread opens the lease's connection and readies the lease (owner,
- * session, liveness lock) while the caller opens and migrates the work
- * connection; told the scope, it takes the lease while the caller reads the
- * run. On PostgreSQL each of these costs a server backend's start or a round
- * trip, on SQLite a schema parse or the lease commit's syncs; side by side,
- * the two chains overlap instead of adding up.
+ * lease_bg.c — a run's lease, taken on a thread of its own (PostgreSQL,
+ * `ratchet run`). The thread opens the lease's connection and readies the
+ * lease (owner, session, liveness lock) while the caller opens and migrates
+ * the work connection; told the scope, it takes the lease while the caller
+ * reads the run. Each of these costs a server backend's start or a round
+ * trip; side by side, the two chains overlap instead of adding up.
  *
  * The caller either orders the take (rt__lease_bg_take, then
  * rt__lease_bg_taken), or stops the thread and uses the readied lease
- * itself (rt__lease_bg_stop). A SQLite database that does not exist yet is
- * left alone: its creation must not race with the work connection's (see
- * store_sqlite.c, sqlite_open).
+ * itself (rt__lease_bg_stop). SQLite URLs are left alone: their open is
+ * local and cheap, and a thread would only add to it.
  */
 #define _POSIX_C_SOURCE 200809L
 #include <pthread.h>
 #include <signal.h>
-#include <stdlib.h>
 #include <string.h>
-#include <unistd.h>
 
 #include "internal.h"
 
@@ -29,8 +25,6 @@ static void *lease_bg_main(void *arg) {
     char err[RT_ERRMSG_MAX]; /* not kept: the caller's own open reports it */
     rt_store *s = NULL;
     if (rt__store_open(b->url, &s, err, sizeof err) == RT_OK) {
-        /* Ours, for lease rows only (store.h, lax_commits; SQLite). */
-        if (s->ops->lax_commits) s->ops->lax_commits(s);
         b->lease.s = s; /* borrowed: closed by rt__lease_bg_end */
         if (rt__lease_open(&b->lease, b->url, "", "", b->ttl_ms, err,
                            sizeof err) == RT_OK)
@@ -50,22 +44,9 @@ static void *lease_bg_main(void *arg) {
     return NULL;
 }
 
-/* A PostgreSQL URL, or a SQLite database file that exists. */
-static bool lease_bg_suits(const char *url) {
-    if (rt__pg_ops.accepts(url)) return true;
-    char *path = NULL, err[256];
-    int sync, busy_ms;
-    bool exists = rt__sqlite_ops.accepts(url) &&
-                  rt__sqlite_parse_url(url, &path, &sync, &busy_ms, err,
-                                       sizeof err) == RT_OK &&
-                  strcmp(path, ":memory:") != 0 && access(path, F_OK) == 0;
-    free(path);
-    return exists;
-}
-
 void rt__lease_bg_start(rt__lease_bg *b, const char *url, int64_t ttl_ms) {
     memset(b, 0, sizeof *b);
-    if (!lease_bg_suits(url)) return;
+    if (!rt__pg_ops.accepts(url)) return;
     b->url = url;
     b->ttl_ms = ttl_ms;
     pthread_mutex_init(&b->mu, NULL);
