@@ -331,12 +331,14 @@ static int cli_run(const cli *c) {
     bool handlers = code == RT_EXIT_OK;
     if (handlers && rt__signals_install((int64_t)llround(ro.grace * 1000)) != RT_OK)
         rt__log(RT_LOG_WARN, "signals", NULL, "could not arm the stop deadline timer");
-    /* The lease's connection (PostgreSQL) opens while the work one opens
-     * and migrates: each costs a server backend's start. */
-    rt__store_bg lease_bg;
-    rt__store_bg_start(&lease_bg, code == RT_EXIT_OK ? c->db : "");
+    /* The lease's connection (PostgreSQL) opens and its lease gets ready
+     * while the work one opens and migrates: each costs a server backend's
+     * start. The runner may take the lease there while it reads the run. */
+    rt__lease_bg lease_bg;
+    rt__lease_bg_start(&lease_bg, code == RT_EXIT_OK ? c->db : "",
+                       o.lease_ttl_ms);
     if (code == RT_EXIT_OK) code = cli_open(c, &s);
-    o.lease_store = rt__store_bg_join(&lease_bg);
+    o.lease_bg = &lease_bg;
     /* A stop ends a wait for a busy database: interrupted, not failed. */
     if (code == RT_EXIT_FAILED && rt__stop_flag) code = RT_EXIT_INTERRUPTED;
     if (code == RT_EXIT_OK) {
@@ -344,7 +346,7 @@ static int cli_run(const cli *c) {
         code = rt__runner_run(s, job, &o);
         rt__signals_store(NULL);
     }
-    rt__store_close(o.lease_store);
+    rt__lease_bg_end(&lease_bg);
     /* Once stopping, stay so until exit: another SIGTERM during the last
      * clean-up must not kill us, and the deadline still holds. */
     if (handlers && !rt__stop_flag) rt__signals_restore();

@@ -365,6 +365,10 @@ typedef struct rt__run_opts {
     bool record_skip;     /* held by another run: record this one skipped */
     bool quiet_skip;      /* a worker that lost a race: no info line */
     rt_store *lease_store; /* the lease's connection, kept by the caller */
+    /* Or the lease readied on a thread of its own (PostgreSQL, `run`;
+     * lease_bg.c): the runner takes it there, or uses it; the caller ends
+     * it after the run */
+    struct rt__lease_bg *lease_bg;
     struct rt__chain *chain; /* a worker's: claim the next run with the
                                 run's last commit (NULL: none) */
 } rt__run_opts;
@@ -438,6 +442,43 @@ void rt__store_bg_start(rt__store_bg *bg, const char *url);
  * not started or failed — the caller then opens it the usual way, which
  * reports the error. */
 rt_store *rt__store_bg_join(rt__store_bg *bg);
+
+/* ---------------------------------------------------------- lease_bg.c */
+
+/* A run's lease on its own connection, readied and taken on a thread. */
+typedef struct rt__lease_bg {
+    pthread_t thread;
+    bool started, joined;
+    const char *url;     /* the caller's; must outlive rt__lease_bg_end */
+    int64_t ttl_ms;
+    rt__lease lease;     /* readied on the thread; lease.s NULL: it is not */
+    rt_store *s;         /* the lease's connection (closed by _end) */
+    pthread_mutex_t mu;  /* guards order */
+    pthread_cond_t cv;
+    int order;           /* what the thread does once ready */
+    const char *job, *scope, *key; /* the take's (the caller's strings) */
+    int rc;              /* the take's rt__lease_acquire */
+    bool took_over;
+} rt__lease_bg;
+
+/* Start opening url's lease connection and readying the lease (a no-op for
+ * other than PostgreSQL URLs); every start needs its rt__lease_bg_end. */
+void rt__lease_bg_start(rt__lease_bg *b, const char *url, int64_t ttl_ms);
+/* Order the take of scope's lease for run key, done there once the lease is
+ * ready: true, and rt__lease_bg_taken says how it went; false when there is
+ * no thread. job, scope and key must live until rt__lease_bg_taken. */
+bool rt__lease_bg_take(rt__lease_bg *b, const char *job, const char *scope,
+                       const char *key);
+/* Wait for the take: rt__lease_acquire's answer, the lease being b->lease;
+ * or RT_CONN, b->lease.s NULL, when its connection did not open (the
+ * caller then opens one the usual way, which says why). */
+int rt__lease_bg_taken(rt__lease_bg *b, bool *took_over);
+/* Stop the thread: the readied lease, for the caller's thread to target
+ * and take (rt__lease_target), or NULL when there is none. */
+rt__lease *rt__lease_bg_stop(rt__lease_bg *b);
+/* Stop the thread, close the lease if its user did not, and its
+ * connection. */
+void rt__lease_bg_end(rt__lease_bg *b);
 
 /* ---------------------------------------------------------- enqueue.c */
 

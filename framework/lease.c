@@ -164,6 +164,14 @@ static int lease_live_other(rt__lease *l, const lease_row *h, bool *live,
     "rt_now_ms(), rt_now_ms(), rt_now_ms() + $6) ON CONFLICT (scope) DO "     \
     "NOTHING"
 
+/* Take over the row of owner $2 as seen (heartbeat $3): ours again, or a
+ * dead or stalled holder's. */
+#define LEASE_TAKE_SQL                                                         \
+    "UPDATE rt_lease SET owner = $4, fast = $5, live_key = $8, "              \
+    "run_key = coalesce($7, run_key), acquired_ms = rt_now_ms(), "            \
+    "heartbeat_ms = rt_now_ms(), expires_ms = rt_now_ms() + $6 "              \
+    "WHERE scope = $1 AND owner = $2 AND heartbeat_ms = $3"
+
 /* The liveness lock this owner's rows name: NULL without one. */
 static rt_value lease_live_value(const rt__lease *l) {
     return l->have_lock ? rt_int((int64_t)l->key) : rt_null();
@@ -176,11 +184,14 @@ int rt__lease_acquire(rt__lease *l, const char *run_key, bool *took_over) {
     int rc = rt__lease_lock(l);
     if (rc != RT_OK) return rc;
     lease_row h;
+    memset(&h, 0, sizeof h);
     bool live = false, dead = false;
     /* A live holder is plain to see without the write lock (on SQLite the
-     * holder's chunks keep it busy): only a possible takeover needs it. */
-    rc = lease_read(l, &h);
-    if (rc == RT_OK) rc = lease_live_other(l, &h, &live, &dead);
+     * holder's chunks keep it busy): only a possible takeover needs it. A
+     * server's BEGIN takes no lock, so there the read inside the
+     * transaction is the only one. */
+    if (s->single_writer) rc = lease_read(l, &h);
+    if (rc == RT_OK && h.exists) rc = lease_live_other(l, &h, &live, &dead);
     if (rc == RT_OK && live) {
         snprintf(l->holder, sizeof l->holder, "%s", h.owner);
         return RT_HELD;
@@ -201,30 +212,26 @@ int rt__lease_acquire(rt__lease *l, const char *run_key, bool *took_over) {
         rc = lease_live_other(l, &h, &live, &dead);
     int64_t changes = 0;
     rt_value key = run_key ? rt_text(run_key) : rt_null();
+    /* A server gets the write and COMMIT in one round trip; whether the
+     * row was written comes back with the commit (RETURNING). */
+    bool piped = s->ops->send && !s->in_process;
+    rt_stmt *written = NULL;
     if (rc == RT_OK && !h.exists) {
         rt_value args[] = {rt_text(l->scope), rt_text(l->job), key,
                            rt_text(l->owner), rt_int(l->have_lock),
                            rt_int(l->ttl_ms), lease_live_value(l)};
-        rc = rt__store_exec(s, LEASE_INSERT_SQL, 7, args, &changes);
-    } else if (rc == RT_OK) {
+        rc = piped ? rt__store_send_kept(s, LEASE_INSERT_SQL " RETURNING 1",
+                                         7, args, false, &written)
+                   : rt__store_exec(s, LEASE_INSERT_SQL, 7, args, &changes);
+    } else if (rc == RT_OK &&
+               (!strcmp(h.owner, l->owner) || dead || h.expired)) {
         /* Ours, dead (its liveness lock is free) or stalled (expired). */
-        if (!strcmp(h.owner, l->owner) || dead || h.expired) {
-            rt_value args[] = {rt_text(l->scope), rt_text(h.owner),
-                               rt_int(h.hb), rt_text(l->owner),
-                               rt_int(l->have_lock), rt_int(l->ttl_ms), key,
-                               lease_live_value(l)};
-            rc = rt__store_exec(
-                s,
-                "UPDATE rt_lease SET owner = $4, fast = $5, live_key = $8, "
-                "run_key = coalesce($7, run_key), acquired_ms = rt_now_ms(), "
-                "heartbeat_ms = rt_now_ms(), expires_ms = rt_now_ms() + $6 "
-                "WHERE scope = $1 AND owner = $2 AND heartbeat_ms = $3",
-                8, args, &changes);
-            *took_over = changes == 1 && strcmp(h.owner, l->owner) != 0;
-            if (*took_over)
-                snprintf(l->holder, sizeof l->holder, "%s (%s)", h.owner,
-                         dead ? "died" : "lease expired");
-        }
+        rt_value args[] = {rt_text(l->scope), rt_text(h.owner), rt_int(h.hb),
+                           rt_text(l->owner), rt_int(l->have_lock),
+                           rt_int(l->ttl_ms), key, lease_live_value(l)};
+        rc = piped ? rt__store_send_kept(s, LEASE_TAKE_SQL " RETURNING 1", 8,
+                                         args, false, &written)
+                   : rt__store_exec(s, LEASE_TAKE_SQL, 8, args, &changes);
     }
     /* Failpoint lease.acquire (test builds): the lease row is written,
      * not yet committed. */
@@ -233,6 +240,15 @@ int rt__lease_acquire(rt__lease *l, const char *run_key, bool *took_over) {
     if (rc != RT_OK) {
         rt__store_abort(s, rc);
         return rc;
+    }
+    if (written) { /* committed: its row, if any, is there */
+        changes = rt__store_step(written) == RT_ROW ? 1 : 0;
+        s->ops->reset(written);
+    }
+    if (changes == 1 && h.exists && strcmp(h.owner, l->owner) != 0) {
+        *took_over = true;
+        snprintf(l->holder, sizeof l->holder, "%s (%s)", h.owner,
+                 dead ? "died" : "lease expired");
     }
     if (changes == 1) return RT_OK;
     /* Lost a race to a holder our snapshot did not show yet: name it. */

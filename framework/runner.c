@@ -40,6 +40,7 @@ typedef struct runner {
     rt__chain *chain;        /* a worker's next claim, with the last commit */
     bool redo;               /* the chained claim failed: redo the chunk */
     bool prepared_ahead;     /* the commit's statements were sent to parse */
+    bool read_early;         /* run read before its lease was ours */
 } runner;
 
 static void runner_fields(const runner *r, rt__log_fields *f) {
@@ -323,6 +324,67 @@ static int runner_find(runner *r, const rt__run_opts *o) {
     return rc;
 }
 
+/* The claim (runner_claim): epoch bumped, progress returned. */
+#define RUNNER_CLAIM_SQL                                                       \
+    "UPDATE rt_run SET epoch = epoch + 1, status = 'running', "               \
+    "attempt = attempt + 1, started_ms = coalesce(started_ms, "               \
+    "rt_now_ms()), updated_ms = rt_now_ms(), "                                \
+    "fingerprint = CASE WHEN $4 = 1 THEN $2 ELSE fingerprint END, "           \
+    "steps = CASE WHEN $4 = 1 THEN $3 ELSE steps END, "                       \
+    "step_index = CASE WHEN $6 = 1 THEN $7 ELSE step_index END, "             \
+    "step_name = CASE WHEN $6 = 1 THEN $8 ELSE step_name END, "               \
+    "cursor_int = CASE WHEN $6 = 1 THEN NULL ELSE cursor_int END, "           \
+    "cursor_bytes = CASE WHEN $6 = 1 THEN NULL ELSE cursor_bytes END, "       \
+    "step_items = CASE WHEN $6 = 1 THEN 0 ELSE step_items END, "              \
+    "step_total = CASE WHEN $6 = 1 THEN NULL ELSE step_total END "            \
+    "WHERE id = $1 AND epoch = $5 "                                            \
+    "AND status IN ('pending', 'running', 'interrupted') "                     \
+    "RETURNING epoch, attempt, step_index, step_name, cursor_int, "           \
+    "cursor_bytes, items, step_items, step_total"
+
+static int runner_set_status(runner *r, const char *status, const char *error);
+
+/* The progress the claim returned, into r->run. */
+static void runner_claimed_row(runner *r, rt_stmt *st) {
+    const rt_store_ops *ops = r->s->ops;
+    rt__run *run = &r->run;
+    run->epoch = ops->column_int64(st, 0);
+    run->attempt = (int)ops->column_int64(st, 1);
+    run->step_index = (int)ops->column_int64(st, 2);
+    free(run->step_name);
+    run->step_name = ops->column_type(st, 3) == RT_TNULL
+                         ? NULL
+                         : rt__xstrdup(ops->column_text(st, 3));
+    run->has_cursor_bytes = ops->column_type(st, 5) != RT_TNULL;
+    run->has_cursor = ops->column_type(st, 4) != RT_TNULL || run->has_cursor_bytes;
+    run->cursor_int = ops->column_type(st, 4) == RT_TNULL
+                          ? 0
+                          : ops->column_int64(st, 4);
+    run->cursor_len = 0;
+    if (run->has_cursor_bytes) {
+        size_t n = 0;
+        const void *p = ops->column_blob(st, 5, &n);
+        run->cursor_bytes = rt__xrealloc(run->cursor_bytes, n + 1);
+        if (n) memcpy(run->cursor_bytes, p, n);
+        run->cursor_len = n;
+    }
+    run->items = ops->column_int64(st, 6);
+    run->step_items = ops->column_int64(st, 7);
+    run->step_total = ops->column_type(st, 8) == RT_TNULL
+                          ? -1
+                          : ops->column_int64(st, 8);
+}
+
+/* The run is at a step its job does not have (only a row written by hand
+ * says so): RT_CHANGED. */
+static int runner_unknown_step(runner *r) {
+    return rt__store_fail(r->s, RT_CHANGED,
+                          "run '%s' is at step '%s', which job %s does not "
+                          "have; 'ratchet reset %s --key %s' discards it",
+                          r->run.key, r->run.step_name, r->job->name,
+                          r->job->name, r->run.key);
+}
+
 /*
  * Bump the epoch: from now on only this process can commit to the run. The
  * same transaction adopts the job's step list when asked (steps appended,
@@ -332,12 +394,24 @@ static int runner_find(runner *r, const rt__run_opts *o) {
  * against, and the progress comes back from the UPDATE itself: the row as
  * of the fence, whatever an older holder committed meanwhile. The position
  * is the step of that name in the job (names are the durable key).
+ *
+ * A server gets the UPDATE and its COMMIT in one round trip (pipelined):
+ * the step name read with the run is checked before, and the rare
+ * correction of a step index written by hand follows in a transaction of
+ * its own, fenced by the new epoch.
  */
 static int runner_claim(runner *r, bool adopt, int restart_at) {
     rt_store *s = r->s;
+    bool piped = s->ops->send && !s->in_process;
+    if (piped && restart_at < 0 && r->run.step_name &&
+        runner_step_index(r, r->run.step_name, r->run.step_index) < 0)
+        return runner_unknown_step(r);
     char fp[17];
     rt__job_fingerprint(r->job, fp);
     char *steps = rt__job_steps_text(r->job);
+    /* Its commit need not be durable (store.h, lax_transaction): one fsync
+     * less before the first chunk (SQLite). */
+    if (s->ops->lax_transaction) s->ops->lax_transaction(s);
     int rc = rt__store_begin(s);
     if (rc != RT_OK) {
         free(steps);
@@ -354,58 +428,20 @@ static int runner_claim(runner *r, bool adopt, int restart_at) {
         rt_int(restart ? restart_at : 0),
         restart ? rt_text(r->job->steps[restart_at].name) : rt_null(),
     };
-    rt_stmt *st;
+    rt_stmt *st = NULL;
     /* Failpoint resume.read_cursor (test builds): where a start reads its
      * saved step and cursor back. */
     rc = RT_FAILPOINT(s, "resume.read_cursor");
-    if (rc == RT_OK) rc = rt__store_query(
-        s,
-        "UPDATE rt_run SET epoch = epoch + 1, status = 'running', "
-        "attempt = attempt + 1, started_ms = coalesce(started_ms, "
-        "rt_now_ms()), updated_ms = rt_now_ms(), "
-        "fingerprint = CASE WHEN $4 = 1 THEN $2 ELSE fingerprint END, "
-        "steps = CASE WHEN $4 = 1 THEN $3 ELSE steps END, "
-        "step_index = CASE WHEN $6 = 1 THEN $7 ELSE step_index END, "
-        "step_name = CASE WHEN $6 = 1 THEN $8 ELSE step_name END, "
-        "cursor_int = CASE WHEN $6 = 1 THEN NULL ELSE cursor_int END, "
-        "cursor_bytes = CASE WHEN $6 = 1 THEN NULL ELSE cursor_bytes END, "
-        "step_items = CASE WHEN $6 = 1 THEN 0 ELSE step_items END, "
-        "step_total = CASE WHEN $6 = 1 THEN NULL ELSE step_total END "
-        "WHERE id = $1 AND epoch = $5 "
-        "AND status IN ('pending', 'running', 'interrupted') "
-        "RETURNING epoch, attempt, step_index, step_name, cursor_int, "
-        "cursor_bytes, items, step_items, step_total",
-        8, args, &st);
+    if (rc == RT_OK && piped) {
+        rc = rt__store_send_kept(s, RUNNER_CLAIM_SQL, 8, args, false, &st);
+        if (rc == RT_OK) rc = rt__store_commit(s);
+        if (rc == RT_OK) rc = rt__store_step(st); /* committed: its row */
+    } else if (rc == RT_OK) {
+        rc = rt__store_query(s, RUNNER_CLAIM_SQL, 8, args, &st);
+    }
     if (rc == RT_ROW) {
-        const rt_store_ops *ops = s->ops;
-        rt__run *run = &r->run;
-        run->epoch = ops->column_int64(st, 0);
-        run->attempt = (int)ops->column_int64(st, 1);
-        run->step_index = (int)ops->column_int64(st, 2);
-        free(run->step_name);
-        run->step_name = ops->column_type(st, 3) == RT_TNULL
-                             ? NULL
-                             : rt__xstrdup(ops->column_text(st, 3));
-        run->has_cursor_bytes = ops->column_type(st, 5) != RT_TNULL;
-        run->has_cursor =
-            ops->column_type(st, 4) != RT_TNULL || run->has_cursor_bytes;
-        run->cursor_int = ops->column_type(st, 4) == RT_TNULL
-                              ? 0
-                              : ops->column_int64(st, 4);
-        run->cursor_len = 0;
-        if (run->has_cursor_bytes) {
-            size_t n = 0;
-            const void *p = ops->column_blob(st, 5, &n);
-            run->cursor_bytes = rt__xrealloc(run->cursor_bytes, n + 1);
-            if (n) memcpy(run->cursor_bytes, p, n);
-            run->cursor_len = n;
-        }
-        run->items = ops->column_int64(st, 6);
-        run->step_items = ops->column_int64(st, 7);
-        run->step_total = ops->column_type(st, 8) == RT_TNULL
-                              ? -1
-                              : ops->column_int64(st, 8);
-        rc = ops->step(st);
+        runner_claimed_row(r, st);
+        rc = s->ops->step(st);
     } else if (rc == RT_DONE) {
         rc = rt__store_fail(s, RT_NOTFOUND,
                             "run finished, was claimed by another process "
@@ -417,25 +453,32 @@ static int runner_claim(runner *r, bool adopt, int restart_at) {
     int at = r->run.step_index;
     if (rc == RT_DONE && r->run.step_name) {
         at = runner_step_index(r, r->run.step_name, r->run.step_index);
-        if (at < 0)
-            rc = rt__store_fail(s, RT_CHANGED,
-                                "run '%s' is at step '%s', which job %s does "
-                                "not have; 'ratchet reset %s --key %s' "
-                                "discards it",
-                                r->run.key, r->run.step_name, r->job->name,
-                                r->job->name, r->run.key);
+        if (at < 0) rc = runner_unknown_step(r);
     }
-    if (rc == RT_DONE && at != r->run.step_index) {
-        rt_value fix[] = {rt_int(r->run.id), rt_int(at)};
-        rc = rt__store_exec(s, "UPDATE rt_run SET step_index = $2 WHERE id = $1",
-                            2, fix, NULL);
+    bool fix = rc == RT_DONE && at != r->run.step_index;
+    if (fix && piped) rc = rt__store_begin(s);
+    if (fix && (rc == RT_OK || rc == RT_DONE)) {
+        rt_value fixed[] = {rt_int(r->run.id), rt_int(at), rt_int(r->run.epoch)};
+        rc = rt__store_exec(s,
+                            "UPDATE rt_run SET step_index = $2 WHERE id = $1 "
+                            "AND epoch = $3",
+                            3, fixed, NULL);
         if (rc == RT_OK) rc = RT_DONE;
         r->run.step_index = at;
     }
-    if (rc == RT_DONE) rc = rt__store_commit(s);
+    if (rc == RT_DONE && (!piped || fix)) rc = rt__store_commit(s);
+    if (rc == RT_DONE) rc = RT_OK;
     if (rc != RT_OK) {
         free(steps);
-        return rt__store_abort(s, rc);
+        /* Pipelined, the claim may be committed: its run is left as a
+         * stopped one is (only a step name written meanwhile gets here). */
+        if (piped && s->in_tx) rt__store_abort(s, rc);
+        if (piped && rc == RT_CHANGED) {
+            int why = rc;
+            runner_set_status(r, "interrupted", NULL);
+            return why;
+        }
+        return piped ? rc : rt__store_abort(s, rc);
     }
     /* Committed: the run in memory follows the database (its status too:
      * runner_interrupted trusts it to know whether 'interrupted' is saved). */
@@ -1005,9 +1048,14 @@ static int runner_skip_slot(runner *r, rt__lease *l, const rt__run_opts *o) {
     return RT_EXIT_OK;
 }
 
+static int runner_lease_take(runner *r, rt__lease *l, const char *scope,
+                             rt__run_opts *o, int rc, bool took_over);
+
 /*
  * Take the scope's lease, or do what --if-running says when a live process
- * holds it. Returns -1 when the lease is ours, else the exit code.
+ * holds it. Returns -1 when the lease is ours, else the exit code. A lease
+ * readied already (l->s set: lease_bg.c) is pointed at scope; else l opens
+ * on o->lease_store or a connection of its own.
  */
 static int runner_lease(runner *r, rt__lease *l, const char *scope,
                         rt__run_opts *o) {
@@ -1015,9 +1063,14 @@ static int runner_lease(runner *r, rt__lease *l, const char *scope,
     rt__log_fields f = RT_LOG_FIELDS_NONE;
     f.job = r->job->name;
     f.key = o->key;
-    l->s = o->lease_store;
-    int rc = rt__lease_open(l, o->url, r->job->name, scope, o->lease_ttl_ms,
+    int rc = RT_OK;
+    if (l->s) {
+        rt__lease_target(l, r->job->name, scope);
+    } else {
+        l->s = o->lease_store;
+        rc = rt__lease_open(l, o->url, r->job->name, scope, o->lease_ttl_ms,
                             err, sizeof err);
+    }
     if (rc != RT_OK) {
         rt__log(RT_LOG_ERROR, "db_open", &f, "%s", err);
         /* RT_CONN: the server answered the work connection a moment ago. */
@@ -1038,12 +1091,22 @@ static int runner_lease(runner *r, rt__lease *l, const char *scope,
                 "stopped before the run's start time; nothing was done");
         return RT_EXIT_INTERRUPTED;
     }
+    bool took_over = false;
+    rc = rt__lease_acquire(l, o->key, &took_over);
+    return runner_lease_take(r, l, scope, o, rc, took_over);
+}
+
+/* The lease's first attempt gave rc: ours (-1), or --if-running decides,
+ * waiting as long as it says; else the exit code. */
+static int runner_lease_take(runner *r, rt__lease *l, const char *scope,
+                             rt__run_opts *o, int rc, bool took_over) {
+    rt__log_fields f = RT_LOG_FIELDS_NONE;
+    f.job = r->job->name;
+    f.key = o->key;
     int64_t waited_since = 0;
     bool said_waiting = false;
     unsigned seed = (unsigned)(rt__mono_ns() ^ (int64_t)getpid());
-    for (;;) {
-        bool took_over = false;
-        rc = rt__lease_acquire(l, o->key, &took_over);
+    for (;; rc = rt__lease_acquire(l, o->key, &took_over)) {
         if (rc == RT_OK) {
             if (took_over)
                 rt__log(RT_LOG_WARN, "takeover", &f,
@@ -1094,7 +1157,32 @@ static int runner_lease(runner *r, rt__lease *l, const char *scope,
             return RT_EXIT_INTERRUPTED;
         }
         runner_sleep_ms(100 + rand_r(&seed) % 50);
+        took_over = false;
     }
+}
+
+/* runner_lease_early: no lease connection opened there. */
+#define RUNNER_NOT_READIED (-2)
+
+/*
+ * runner_lease for a run named by its key, the lease readied on a thread of
+ * its own (lease_bg.c): it takes the lease there while this thread reads
+ * the run on the work connection, so the two chains of round trips overlap.
+ * The read is kept only when the lease came at the first attempt (*read:
+ * r->run holds it); a run read before its lease was ours is claimed fenced
+ * on the epoch read, and read again should anything have moved meanwhile
+ * (runner_go).
+ */
+static int runner_lease_early(runner *r, rt__lease_bg *b, const char *scope,
+                              rt__run_opts *o, bool *read) {
+    int rc = rt__run_load(r->s, r->job->name, o->key, &r->run);
+    bool took_over = false;
+    int taken = rt__lease_bg_taken(b, &took_over);
+    *read = rc == RT_OK && taken == RT_OK;
+    if (rc == RT_OK && !*read) rt__run_free(&r->run);
+    r->read_early = *read;
+    if (!b->lease.s) return RUNNER_NOT_READIED;
+    return runner_lease_take(r, &b->lease, scope, o, taken, took_over);
 }
 
 static int runner_drive(runner *r, const rt__run_opts *o, bool fresh,
@@ -1150,6 +1238,14 @@ static int runner_go(runner *r, const rt__run_opts *o) {
                  r->run.step_index == 0 && !r->run.has_cursor;
     int rc = runner_check_definition(r, o->restart_step, &adopt, &restart_at);
     if (rc == RT_OK) rc = runner_claim(r, adopt, restart_at);
+    if ((rc == RT_NOTFOUND || rc == RT_CHANGED) && r->read_early) {
+        /* Read before the lease was ours, and something moved since (a
+         * holder finished it, or adopted new steps): read it again. */
+        r->read_early = false;
+        rt__run_free(&r->run);
+        rc = runner_find(r, o);
+        return rc == RT_OK ? runner_go(r, o) : runner_refuse(r, rc);
+    }
     if (rc != RT_OK) return runner_refuse(r, rc);
     return runner_drive(r, o, fresh, adopt, restart_at);
 }
@@ -1205,20 +1301,40 @@ int rt__runner_run(rt_store *s, const rt_job *job, const rt__run_opts *given) {
     runner_init(&r, s, job);
     rt__run_opts o = *given;
     const char *given_key = o.key;
-    rt__lease lease;
-    memset(&lease, 0, sizeof lease);
+    rt__lease own, *lease = &own;
+    memset(&own, 0, sizeof own);
     bool per_key = job->exclusive == RT_EXCLUSIVE_KEY;
     int code = -1;
-    if (!per_key && o.url) code = runner_lease(&r, &lease, job->name, &o);
-    if (code < 0) {
+    char scope[512];
+    snprintf(scope, sizeof scope, per_key ? "%s/%s" : "%s", job->name,
+             o.key ? o.key : "");
+    /* The lease first, then the run: a run read in the meantime is kept
+     * only when runner_lease_early says so. */
+    bool early = o.url && o.key && !o.start_at_ms && o.lease_bg &&
+                 rt__lease_bg_take(o.lease_bg, job->name, scope, o.key);
+    bool read = false;
+    if (early) code = runner_lease_early(&r, o.lease_bg, scope, &o, &read);
+    if (early && code != RUNNER_NOT_READIED) {
+        lease = &o.lease_bg->lease;
+    } else if (o.lease_bg) {
+        early = false;
+        code = -1;
+        rt__lease *readied = rt__lease_bg_stop(o.lease_bg);
+        if (readied) lease = readied;
+    }
+    if (!early && !per_key && o.url)
+        code = runner_lease(&r, lease, job->name, &o);
+    if (code < 0 && read) {
+        int rc = runner_check_params(&r, &o.params);
+        if (rc != RT_OK) code = runner_refuse(&r, rc);
+    } else if (code < 0) {
         int rc = runner_find(&r, &o);
         if (rc != RT_OK) code = runner_refuse(&r, rc);
     }
-    if (code < 0 && per_key && o.url) {
-        char scope[512];
+    if (code < 0 && per_key && o.url && !early) {
         snprintf(scope, sizeof scope, "%s/%s", job->name, r.run.key);
         if (!o.key) o.key = rt__xstrdup(r.run.key);
-        code = runner_lease(&r, &lease, scope, &o);
+        code = runner_lease(&r, lease, scope, &o);
         /* Waited: the holder may have moved the run on; read it again. */
         if (code < 0) {
             rt__run_free(&r.run);
@@ -1230,10 +1346,10 @@ int rt__runner_run(rt_store *s, const rt_job *job, const rt__run_opts *given) {
     if (code < 0 && r.lease && !given_key &&
         rt__lease_set_key(r.lease, r.run.key) != RT_OK)
         rt__log(RT_LOG_WARN, "lease", NULL, "could not record the run key "
-                "in the lease: %s", lease.s->errmsg);
+                "in the lease: %s", lease->s->errmsg);
     if (code < 0) code = runner_go(&r, &o);
-    rt__lease_release(&lease);
-    rt__lease_close(&lease);
+    rt__lease_release(lease);
+    rt__lease_close(lease);
     if (o.key != given_key) free((char *)o.key);
     free(r.ctx.cursor_bytes);
     rt__run_free(&r.run);

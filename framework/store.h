@@ -139,6 +139,15 @@ struct rt_store_ops {
      * connection syncs these frames with its own.
      */
     void (*lax_commits)(rt_store *s);
+    /*
+     * Optional: the same for the next transaction only (called before its
+     * begin), on a connection whose other commits stay durable: a run's
+     * claim. Its epoch bump reaches the disk with the next durable commit
+     * on any connection (the run's first chunk, or the status of a stop);
+     * a power loss before that loses it, and kills every process on the
+     * host that could hold the epoch it wrote.
+     */
+    void (*lax_transaction)(rt_store *s);
     /* The server session's identity (pg_backend_pid), -1 if none: a value
      * that changes without a reconnect means a transaction-pooling proxy. */
     int64_t (*session_id)(rt_store *s);

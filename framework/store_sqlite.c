@@ -59,6 +59,8 @@ typedef struct sqlite_store {
     int busy_timeout_ms;
     bool turn_held;  /* this connection holds the turnstile (see top) */
     bool no_wait;    /* one attempt at the write lock, no busy waiting */
+    int sync;        /* synchronous: 0 OFF, 1 NORMAL, 2 FULL */
+    bool sync_lax;   /* this transaction runs NORMAL: FULL again after it */
     sqlite_stmt **stmts;
     int nstmts, capstmts;
 } sqlite_store;
@@ -223,6 +225,7 @@ static int sqlite_open(const char *url, rt_store **out, char *err,
     s->base.in_process = true;
     s->base.fast_takeover = strcmp(path, ":memory:") != 0;
     s->busy_timeout_ms = busy_ms;
+    s->sync = sync;
     s->path = path;
     s->lock_fd = -1;
     int native = sqlite3_open_v2(path, &s->db,
@@ -498,10 +501,18 @@ static int sqlite_run_simple(sqlite_store *s, const char *sql) {
 
 static void sqlite_turn_release(sqlite_store *s);
 
+/* After a lax transaction (sqlite_lax_transaction): durable commits again. */
+static void sqlite_sync_restore(sqlite_store *s) {
+    if (!s->sync_lax || !sqlite3_get_autocommit(s->db)) return;
+    s->sync_lax = false;
+    (void)sqlite3_exec(s->db, "PRAGMA synchronous=FULL", NULL, NULL, NULL);
+}
+
 static int sqlite_commit(rt_store *base) {
     sqlite_store *s = (sqlite_store *)base;
     int rc = sqlite_run_simple(s, "COMMIT");
     sqlite_turn_release(s); /* a failed COMMIT keeps it until the rollback */
+    sqlite_sync_restore(s);
     return rc;
 }
 
@@ -518,6 +529,7 @@ static int sqlite_rollback(rt_store *base) {
         }
     }
     sqlite_turn_release(s);
+    sqlite_sync_restore(s);
     return rc;
 }
 
@@ -573,8 +585,7 @@ static void sqlite_pause_us(long us) {
  * without waiting: the turnstile orders writers but never blocks one when
  * the database is free (its holder may be stopped between transactions).
  */
-static int sqlite_begin(rt_store *base) {
-    sqlite_store *s = (sqlite_store *)base;
+static int sqlite_begin_turn(sqlite_store *s) {
     if (!sqlite_has_lock_file(s))
         return sqlite_run_simple(s, "BEGIN IMMEDIATE");
     if (sqlite_lock_at(s, SQLITE_TURN, F_WRLCK, F_OFD_SETLK) != 0) {
@@ -612,6 +623,13 @@ static int sqlite_begin(rt_store *base) {
     s->turn_held = true;
     int rc = sqlite_run_simple(s, "BEGIN IMMEDIATE");
     if (rc != RT_OK) sqlite_turn_release(s);
+    return rc;
+}
+
+static int sqlite_begin(rt_store *base) {
+    sqlite_store *s = (sqlite_store *)base;
+    int rc = sqlite_begin_turn(s);
+    if (rc != RT_OK) sqlite_sync_restore(s); /* no transaction to be lax */
     return rc;
 }
 
@@ -657,8 +675,21 @@ static void sqlite_lax_commits(rt_store *base) {
         return;
     int level = sqlite3_step(st) == SQLITE_ROW ? sqlite3_column_int(st, 0) : 0;
     sqlite3_finalize(st);
-    if (level > 1)
-        (void)sqlite3_exec(s->db, "PRAGMA synchronous=NORMAL", NULL, NULL, NULL);
+    if (level > 1 &&
+        sqlite3_exec(s->db, "PRAGMA synchronous=NORMAL", NULL, NULL, NULL) ==
+            SQLITE_OK)
+        s->sync = 1;
+}
+
+/* The same for the next transaction only (SQLite refuses the change inside
+ * one): FULL becomes NORMAL until its COMMIT or ROLLBACK. */
+static void sqlite_lax_transaction(rt_store *base) {
+    sqlite_store *s = (sqlite_store *)base;
+    if (s->base.borrowed || s->sync != 2 || s->sync_lax ||
+        !sqlite3_get_autocommit(s->db))
+        return;
+    s->sync_lax = sqlite3_exec(s->db, "PRAGMA synchronous=NORMAL", NULL,
+                               NULL, NULL) == SQLITE_OK;
 }
 
 static void sqlite_interrupt(rt_store *base) {
@@ -697,4 +728,5 @@ const rt_store_ops rt__sqlite_ops = {
     .liveness_release = sqlite_liveness_release,
     .set_busy_timeout = sqlite_set_busy_timeout,
     .lax_commits = sqlite_lax_commits,
+    .lax_transaction = sqlite_lax_transaction,
 };
