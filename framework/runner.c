@@ -666,14 +666,17 @@ static int runner_commit(runner *r, bool step_done) {
 /* A fenced status change outside step work: interrupted, failed or
  * cancelled. Each ends this process's hold on the run, so the lease is
  * given up in the same transaction (one commit, not two, as a chunk's
- * last commit does); should this fail, rt__lease_release still does it. */
+ * last commit does); should this fail, rt__lease_release still does it.
+ * $3 is cast: PostgreSQL would deduce the column's domain (rt_status) from
+ * the assignment and text from the IN, and refuse. */
 static int runner_set_status(runner *r, const char *status, const char *error) {
     rt_value args[] = {rt_int(r->run.id), rt_int(r->run.epoch),
                        rt_text(status), error ? rt_text(error) : rt_null()};
     int rc = rt__store_begin(r->s);
     if (rc != RT_OK) return rc;
     rc = rt__store_exec_later(r->s,
-                              "UPDATE rt_run SET status = $3, error = $4, "
+                              "UPDATE rt_run SET status = CAST($3 AS TEXT), "
+                              "error = $4, "
                               "updated_ms = rt_now_ms(), finished_ms = CASE "
                               "WHEN $3 IN ('failed', 'cancelled') THEN "
                               "rt_now_ms() END WHERE id = $1 AND epoch = $2",

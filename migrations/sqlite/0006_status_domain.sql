@@ -1,0 +1,4 @@
+-- Nothing to change on SQLite: this version moves PostgreSQL's check of
+-- rt_run.status into a domain (migrations/postgres/0006), and SQLite
+-- compiles a CHECK constraint into each statement once, when it is prepared.
+-- The version number stays the same on both backends.
