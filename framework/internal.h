@@ -37,6 +37,9 @@ char *rt__xstrdup(const char *s);
 char *rt__xstrndup(const char *s, size_t n);
 /* Monotonic clock in nanoseconds / milliseconds; wall clock in ms. */
 int64_t rt__mono_ns(void);
+/* The same clock as of its last tick (Linux: 1-4 ms behind, never ahead),
+ * several times cheaper to read; rt__mono_ns where there is none. */
+int64_t rt__mono_coarse_ns(void);
 int64_t rt__wall_ms(void);
 /* Strict decimal parsers: whole string, no overflow. */
 bool rt__parse_int64(const char *s, int64_t *out);

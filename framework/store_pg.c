@@ -827,9 +827,12 @@ static int pg_lock_schema(rt_store *base) {
                      "SELECT pg_advisory_xact_lock(126879154549864)", NULL);
 }
 
+/* A pointer seen before is tried first, but the text decides: a buffer
+ * may hold another text by now. */
 static pg_stmt *pg_cache_find(pg_store *s, const char *sql) {
     for (int i = 0; i < s->nstmts; i++)
-        if (s->stmts[i]->key_ptr == sql) return s->stmts[i];
+        if (s->stmts[i]->key_ptr == sql && !strcmp(s->stmts[i]->sql, sql))
+            return s->stmts[i];
     for (int i = 0; i < s->nstmts; i++)
         if (!strcmp(s->stmts[i]->sql, sql)) return s->stmts[i];
     return NULL;

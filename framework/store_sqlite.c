@@ -47,9 +47,21 @@ typedef struct sqlite_stmt {
      * binding copies without a malloc and SQLite binds it as static. */
     char **copy;
     size_t *copy_cap;
-    const char *key_ptr;
+    const char *key_ptr; /* where the text was last passed: tried first */
     char *sql;
+    /*
+     * Bindings are cleared lazily: preparing again (or rt_reset) only marks
+     * the parameters that hold a value as stale, and the next step binds
+     * NULL to those not bound anew. A loop that rebinds every parameter
+     * then never pays for sqlite3_clear_bindings. Bit N-1 is $N; a
+     * statement of more than SQLITE_LAZY_PARAMS parameters is cleared at
+     * once instead.
+     */
+    uint64_t held;  /* parameters bound since they were last cleared */
+    uint64_t stale; /* of those, the ones to clear before the next step */
 } sqlite_stmt;
+
+#define SQLITE_LAZY_PARAMS 64
 
 typedef struct sqlite_store {
     rt_store base;
@@ -338,20 +350,59 @@ static int sqlite_exec_script(rt_store *base, const char *sql) {
     return rc;
 }
 
+/*
+ * The cached statement of this text. A pointer seen before is tried first,
+ * but the text decides: a buffer may hold another text by now. A hit moves
+ * to the front, so a loop's statements are found after a compare or two.
+ */
 static sqlite_stmt *sqlite_cache_find(sqlite_store *s, const char *sql) {
-    for (int i = 0; i < s->nstmts; i++)
-        if (s->stmts[i]->key_ptr == sql) return s->stmts[i];
-    for (int i = 0; i < s->nstmts; i++)
-        if (!strcmp(s->stmts[i]->sql, sql)) return s->stmts[i];
-    return NULL;
+    int at = -1;
+    for (int i = 0; i < s->nstmts && at < 0; i++)
+        if (s->stmts[i]->key_ptr == sql && !strcmp(s->stmts[i]->sql, sql))
+            at = i;
+    for (int i = 0; i < s->nstmts && at < 0; i++)
+        if (!strcmp(s->stmts[i]->sql, sql)) at = i;
+    if (at < 0) return NULL;
+    sqlite_stmt *c = s->stmts[at];
+    c->key_ptr = sql;
+    if (at > 0) {
+        memmove(s->stmts + 1, s->stmts, sizeof *s->stmts * (size_t)at);
+        s->stmts[0] = c;
+    }
+    return c;
+}
+
+/* Clear the bindings: at once for a statement of many parameters, else
+ * lazily (see sqlite_stmt). */
+static void sqlite_clear_bindings(sqlite_stmt *c) {
+    if (c->nmap > SQLITE_LAZY_PARAMS) {
+        sqlite3_clear_bindings(c->st);
+        c->held = 0;
+    }
+    c->stale = c->held;
+}
+
+/* Before a step: NULL into the parameters cleared lazily. */
+static int sqlite_bind_stale(sqlite_stmt *c) {
+    for (int idx = 1; c->stale; idx++) {
+        uint64_t bit = (uint64_t)1 << (idx - 1);
+        if (!(c->stale & bit)) continue;
+        int native = sqlite3_bind_null(c->st, c->map[idx]);
+        if (native != SQLITE_OK) return native;
+        c->stale &= ~bit;
+        c->held &= ~bit;
+    }
+    return SQLITE_OK;
 }
 
 static int sqlite_prepare(rt_store *base, const char *sql, rt_stmt **out) {
     sqlite_store *s = (sqlite_store *)base;
     sqlite_stmt *c = sqlite_cache_find(s, sql);
     if (c) {
-        sqlite3_reset(c->st);
-        sqlite3_clear_bindings(c->st);
+        /* sqlite_step resets a statement when it ends, so only one left
+         * reading rows needs it. */
+        if (sqlite3_stmt_busy(c->st)) sqlite3_reset(c->st);
+        sqlite_clear_bindings(c);
         *out = &c->base;
         return RT_OK;
     }
@@ -400,6 +451,11 @@ static int sqlite_bind(rt_stmt *base, int idx, const rt_value *v) {
                               "bind on a statement that is still running "
                               "(rt_reset it first)");
     int at = c->map[idx], native;
+    if (idx <= SQLITE_LAZY_PARAMS) {
+        uint64_t bit = (uint64_t)1 << (idx - 1);
+        c->held |= bit;
+        c->stale &= ~bit;
+    }
     switch (v->type) {
     case RT_TNULL: native = sqlite3_bind_null(c->st, at); break;
     case RT_TINT: native = sqlite3_bind_int64(c->st, at, v->u.i); break;
@@ -437,7 +493,8 @@ static int sqlite_bind(rt_stmt *base, int idx, const rt_value *v) {
 
 static int sqlite_step(rt_stmt *base) {
     sqlite_stmt *c = (sqlite_stmt *)base;
-    int native = sqlite3_step(c->st);
+    int native = c->stale ? sqlite_bind_stale(c) : SQLITE_OK;
+    if (native == SQLITE_OK) native = sqlite3_step(c->st);
     if (native == SQLITE_ROW) return RT_ROW;
     int rc = native == SQLITE_DONE ? RT_DONE
                                    : sqlite_map_rc((sqlite_store *)base->store,
@@ -450,7 +507,7 @@ static int sqlite_step(rt_stmt *base) {
 static int sqlite_reset(rt_stmt *base) {
     sqlite_stmt *c = (sqlite_stmt *)base;
     sqlite3_reset(c->st);
-    sqlite3_clear_bindings(c->st);
+    sqlite_clear_bindings(c);
     return RT_OK;
 }
 

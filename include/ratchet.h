@@ -286,7 +286,8 @@ RT_API int rt_set_cursor_bytes(rt_ctx *ctx, const void *bytes, size_t len);
 /*
  * Ask between items whether to go on. False when a stop was requested
  * (SIGTERM/SIGINT) or this chunk's budget (--chunk-items, --chunk-ms) is
- * spent; the step should then return RT_MORE, or RT_DONE if it has finished.
+ * spent (a --chunk-ms of 100 or more may overrun by a clock tick, 1-4 ms);
+ * the step should then return RT_MORE, or RT_DONE if it has finished.
  * A step that asks is "chunked": on stop, the items it completed commit.
  * A step that never asks is "atomic": on stop, its SQL calls fail with
  * RT_STOPPED and the transaction rolls back.

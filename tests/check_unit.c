@@ -151,6 +151,58 @@ START_TEST(test_sqlite_placeholders_any_order) {
 }
 END_TEST
 
+/*
+ * The statement cache keys on the SQL text, not on where it lies: a buffer
+ * holding another text gets that text's statement. And a statement prepared
+ * again starts with no bindings: a parameter not bound anew is NULL, however
+ * it was bound before (rt_reset clears them too).
+ */
+START_TEST(test_store_cache_text_and_bindings) {
+    rt_store *s = unit_open(h_db_new(_i));
+    char sql[64];
+    rt_stmt *st;
+    for (int round = 0; round < 2; round++)
+        for (int v = 1; v <= 3; v++) {
+            snprintf(sql, sizeof sql, "SELECT %d", v);
+            ck_assert_int_eq(rt__store_query(s, sql, 0, NULL, &st), RT_ROW);
+            ck_assert_int_eq(s->ops->column_int64(st, 0), v);
+            ck_assert_int_eq(s->ops->step(st), RT_DONE);
+        }
+    const char *two = "SELECT CAST($1 AS BIGINT) IS NULL, "
+                      "CAST($2 AS TEXT) IS NULL, CAST($2 AS TEXT)";
+    rt_value args[] = {rt_int(1), rt_text("kept?")};
+    ck_assert_int_eq(rt__store_query(s, two, 2, args, &st), RT_ROW);
+    ck_assert_int_eq(s->ops->column_int64(st, 0), 0);
+    ck_assert_int_eq(s->ops->column_int64(st, 1), 0);
+    ck_assert_str_eq(s->ops->column_text(st, 2), "kept?");
+    ck_assert_int_eq(s->ops->step(st), RT_DONE);
+    /* Prepared again, only $1 bound: $2 is NULL. */
+    ck_assert_int_eq(rt__store_query(s, two, 1, args, &st), RT_ROW);
+    ck_assert_int_eq(s->ops->column_int64(st, 0), 0);
+    ck_assert_int_eq(s->ops->column_int64(st, 1), 1);
+    ck_assert_int_eq(s->ops->step(st), RT_DONE);
+    /* Prepared again with nothing bound: both NULL; also while it was
+     * still reading rows when prepared again. */
+    ck_assert_int_eq(rt__store_query(s, two, 2, args, &st), RT_ROW);
+    ck_assert_int_eq(rt__store_query(s, two, 0, NULL, &st), RT_ROW);
+    ck_assert_int_eq(s->ops->column_int64(st, 0), 1);
+    ck_assert_int_eq(s->ops->column_int64(st, 1), 1);
+    ck_assert_int_eq(s->ops->step(st), RT_DONE);
+    /* Stepped again without preparing: the bindings stay. */
+    ck_assert_int_eq(rt__store_query(s, two, 2, args, &st), RT_ROW);
+    ck_assert_int_eq(s->ops->step(st), RT_DONE);
+    ck_assert_int_eq(s->ops->step(st), RT_ROW);
+    ck_assert_str_eq(s->ops->column_text(st, 2), "kept?");
+    /* rt_reset clears them. */
+    ck_assert_int_eq(s->ops->reset(st), RT_OK);
+    ck_assert_int_eq(s->ops->step(st), RT_ROW);
+    ck_assert_int_eq(s->ops->column_int64(st, 0), 1);
+    ck_assert_int_eq(s->ops->column_int64(st, 1), 1);
+    ck_assert_int_eq(s->ops->step(st), RT_DONE);
+    rt__store_close(s);
+}
+END_TEST
+
 START_TEST(test_sqlite_file_mode_0600) {
     const char *url = h_db_new(H_SQLITE);
     rt__store_close(unit_migrated(url));
@@ -391,6 +443,7 @@ Suite *unit_suite(void) {
     TCase *db = tcase_create("database");
     tcase_set_timeout(db, 30);
     tcase_add_loop_test(db, test_store_values_roundtrip, 0, h_backends());
+    tcase_add_loop_test(db, test_store_cache_text_and_bindings, 0, h_backends());
     tcase_add_loop_test(db, test_migrate_from_every_version, 0, h_backends());
     tcase_add_loop_test(db, test_migrate_refuses_newer_schema, 0, h_backends());
     tcase_add_loop_test(db, test_commit_protocol_work_and_progress_together, 0, h_backends());
