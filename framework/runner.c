@@ -963,7 +963,9 @@ static int runner_loop(runner *r) {
             if (!strcmp(r->run.status, "cancelled")) return runner_cancelled(r);
             if (r->run.step_index < r->nsteps && rt__stop_flag)
                 return runner_interrupted(r);
-            if (r->lease && r->lease->lost) {
+            /* A beat after the last commit gave the lease up finds no row:
+             * that is no takeover (the commit held the fence). */
+            if (r->lease && r->lease->lost && !r->lease->released) {
                 rt__store_fail(r->s, RT_FENCED,
                                "lease of %s was taken over by another "
                                "process; this process stops",
