@@ -347,11 +347,13 @@ static int cli_run(const cli *c) {
         rt__signals_store(NULL);
     }
     rt__lease_bg_end(&lease_bg);
-    /* Once stopping, stay so until exit: another SIGTERM during the last
-     * clean-up must not kill us, and the deadline still holds. */
-    if (handlers && !rt__stop_flag) rt__signals_restore();
     rt__store_close(s);
     rt__params_free(&o.params);
+    /* The handlers stay until the connections are closed (a SQLite close
+     * checkpoints and syncs): a SIGTERM then changes nothing, the run's
+     * end is committed. Once stopping, stay so until exit: another SIGTERM
+     * must not kill us, and the deadline still holds. */
+    if (handlers && !rt__stop_flag) rt__signals_restore();
     return code;
 }
 
