@@ -142,10 +142,11 @@ struct rt_store_ops {
     /*
      * Optional: the same for the next transaction only (called before its
      * begin), on a connection whose other commits stay durable: a run's
-     * claim. Its epoch bump reaches the disk with the next durable commit
-     * on any connection (the run's first chunk, or the status of a stop);
-     * a power loss before that loses it, and kills every process on the
-     * host that could hold the epoch it wrote.
+     * claim, and the 'interrupted' of a stop. They reach the disk with the
+     * next durable commit on any connection (a chunk's); a power loss
+     * before that loses them, and kills every process on the host that
+     * could hold the epoch the claim wrote (the run then reads 'running'
+     * under a dead holder's lease, and is taken over where it stood).
      */
     void (*lax_transaction)(rt_store *s);
     /* The server session's identity (pg_backend_pid), -1 if none: a value

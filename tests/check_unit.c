@@ -212,6 +212,36 @@ START_TEST(test_sqlite_file_mode_0600) {
 }
 END_TEST
 
+/* PRAGMA synchronous of a SQLite store's connection (2 = FULL). */
+static int unit_sync_level(rt_store *s) {
+    sqlite3_stmt *st;
+    ck_assert_int_eq(sqlite3_prepare_v2(s->ops->handle(s), "PRAGMA synchronous",
+                                        -1, &st, NULL), SQLITE_OK);
+    ck_assert_int_eq(sqlite3_step(st), SQLITE_ROW);
+    int level = sqlite3_column_int(st, 0);
+    sqlite3_finalize(st);
+    return level;
+}
+
+/* A lax transaction (a claim, a stop's 'interrupted') commits at NORMAL and
+ * leaves the connection at FULL, whether it commits or rolls back: the
+ * chunks after it stay durable. */
+START_TEST(test_sqlite_lax_transaction_then_durable) {
+    rt_store *s = unit_migrated(h_db_new(H_SQLITE));
+    ck_assert_int_eq(unit_sync_level(s), 2);
+    for (int commit = 1; commit >= 0; commit--) {
+        s->ops->lax_transaction(s);
+        ck_assert_int_eq(rt__store_begin(s), RT_OK);
+        ck_assert_int_eq(unit_sync_level(s), 1);
+        ck_assert_int_eq(rt__store_exec(s, "DELETE FROM rt_param", 0, NULL, NULL),
+                         RT_OK);
+        ck_assert_int_eq(commit ? rt__store_commit(s) : rt__store_rollback(s), RT_OK);
+        ck_assert_int_eq(unit_sync_level(s), 2);
+    }
+    rt__store_close(s);
+}
+END_TEST
+
 /* Apply the embedded migrations 1..upto by hand, as an older binary would. */
 static void unit_migrate_by_hand(rt_store *s, int upto) {
     ck_assert_int_eq(rt__store_exec_script(s,
@@ -437,6 +467,7 @@ Suite *unit_suite(void) {
     tcase_add_test(tc, test_json_escape);
     tcase_add_test(tc, test_sqlite_placeholders_any_order);
     tcase_add_test(tc, test_sqlite_file_mode_0600);
+    tcase_add_test(tc, test_sqlite_lax_transaction_then_durable);
     tcase_add_test(tc, test_fingerprint);
     tcase_add_test(tc, test_mask_secrets);
     suite_add_tcase(su, tc);
