@@ -561,12 +561,6 @@ static void daemon_work(scheduler *d, sched *sc) {
 
 /* ----------------------------------------------------------------- life */
 
-static void daemon_sleep_ms(int64_t ms) {
-    if (ms <= 0) return;
-    struct timespec ts = {(time_t)(ms / 1000), (long)(ms % 1000) * 1000000L};
-    nanosleep(&ts, NULL); /* a stop signal cuts it short */
-}
-
 /* Ask the children to stop, wait for them until the grace period ends. */
 static int daemon_stop(scheduler *d, int64_t stop_ns) {
     rt__notify("STOPPING=1");
@@ -578,7 +572,7 @@ static int daemon_stop(scheduler *d, int64_t stop_ns) {
     int64_t deadline = stop_ns + (d->o->grace_ms - 200) * 1000000;
     while ((d->nkids > 0 || d->worker_pid) && rt__mono_ns() < deadline) {
         daemon_reap(d);
-        if (d->nkids || d->worker_pid) daemon_sleep_ms(5);
+        if (d->nkids || d->worker_pid) rt__sleep_ms(5);
     }
     if (d->worker_pid) {
         kill(d->worker_pid, SIGKILL);
@@ -620,7 +614,7 @@ static int daemon_loop(scheduler *d) {
             rt__notify("WATCHDOG=1");
             next_wd_ns = mono + wd_ms * 500000; /* half the period */
         }
-        daemon_sleep_ms(wake_ms - rt__wall_ms());
+        rt__sleep_ms(wake_ms - rt__wall_ms());
     }
     return daemon_stop(d, rt__mono_ns());
 }

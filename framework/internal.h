@@ -41,6 +41,8 @@ int64_t rt__mono_ns(void);
  * several times cheaper to read; rt__mono_ns where there is none. */
 int64_t rt__mono_coarse_ns(void);
 int64_t rt__wall_ms(void);
+/* Sleep ms (nothing when ms <= 0); a stop signal cuts it short. */
+void rt__sleep_ms(int64_t ms);
 /* Strict decimal parsers: whole string, no overflow. */
 bool rt__parse_int64(const char *s, int64_t *out);
 bool rt__parse_double(const char *s, double *out);
@@ -344,6 +346,10 @@ int rt__lease_peek(rt_store *s, const char *scope, bool *free,
 int rt__lease_start(rt__lease *l);
 /* Stop heartbeating; give the lease up unless it was lost. */
 void rt__lease_release(rt__lease *l);
+/* Giving a lease up: $1 its scope, $2 its owner (no row when another took
+ * it over since). In the holder's last transaction, or a dead holder's. */
+#define RT__LEASE_DELETE_SQL \
+    "DELETE FROM rt_lease WHERE scope = $1 AND owner = $2"
 void rt__lease_close(rt__lease *l);
 /* In a work transaction (single-writer backends): refresh the heartbeat. */
 int rt__lease_refresh_sql(rt__lease *l, rt_store *work);

@@ -487,10 +487,8 @@ void rt__lease_release(rt__lease *l) {
     if (!l->lost && !l->released && RT_FAILPOINT(l->s, "lease.release") == RT_OK) {
         rt_value args[] = {rt_text(l->scope), rt_text(l->owner)};
         if (rt__store_begin(l->s) == RT_OK) {
-            if (rt__store_exec(l->s,
-                               "DELETE FROM rt_lease WHERE scope = $1 AND "
-                               "owner = $2",
-                               2, args, NULL) == RT_OK)
+            if (rt__store_exec(l->s, RT__LEASE_DELETE_SQL, 2, args, NULL) ==
+                RT_OK)
                 rt__store_commit(l->s);
             else
                 rt__store_abort(l->s, RT_DBERR);

@@ -6,7 +6,9 @@
  * a run never waits for a writer. Otherwise each migration is applied in its
  * own transaction together with its row in rt_schema_version: killed at any
  * instant, the database is at one version or the next, never between. A
- * database newer than the library is refused, untouched.
+ * database newer than the library is refused, untouched. A migration that
+ * cannot have its locks in time (PostgreSQL: 500 ms, store_pg.c) gives
+ * way and is tried again every 2 s, so the runs go on meanwhile.
  */
 #include <stdlib.h>
 #include <string.h>
@@ -111,8 +113,23 @@ int rt__migrate(rt_store *s, int *from, int *to) {
         if (version == latest) return RT_OK;
     }
     bool first = true, done = false;
+    int64_t warned_ns = 0;
     while (!done) {
         int rc = migrate_one(s, latest, &version, &done);
+        if (rc == RT_BUSY && !rt__stop_flag) {
+            /* A lock not had in time (store_pg.c, pg_lock_schema): others
+             * go on meanwhile; say so now and then, and try again. */
+            if (!warned_ns || rt__mono_ns() - warned_ns > 10000000000LL) {
+                rt__log(RT_LOG_WARN, "migrate", NULL,
+                        "%s; a lock it needs is held (by a running step's "
+                        "transaction, likely): trying again every 2 s, the "
+                        "runs go on meanwhile",
+                        s->errmsg);
+                warned_ns = rt__mono_ns();
+            }
+            rt__sleep_ms(2000);
+            continue;
+        }
         if (rc != RT_OK) return rc;
         if (first && from) *from = done ? version : version - 1;
         first = false;

@@ -563,10 +563,6 @@ static int runner_progress_update(runner *r, const rt_value *args,
     return rc == RT_DONE ? RT_OK : rc;
 }
 
-/* The run's end, or its stop, gives its lease up in its last transaction. */
-#define RUNNER_LEASE_DELETE_SQL \
-    "DELETE FROM rt_lease WHERE scope = $1 AND owner = $2"
-
 /*
  * The fenced progress update, in the step's transaction, then COMMIT.
  * RT_FENCED when the run's epoch moved on (taken over). When an operator
@@ -618,7 +614,7 @@ static int runner_commit(runner *r, bool step_done) {
         rt_value largs[] = {rt_text(r->lease->scope), rt_text(r->lease->owner)};
         rc = RT_FAILPOINT(r->s, "lease.release"); /* test builds */
         if (rc == RT_OK)
-            rc = rt__store_exec_later(r->s, RUNNER_LEASE_DELETE_SQL, 2, largs);
+            rc = rt__store_exec_later(r->s, RT__LEASE_DELETE_SQL, 2, largs);
     }
     /* A worker's next run is claimed by this very commit. Should that
      * fail, nothing of this transaction stays: the chunk is redone, alone. */
@@ -709,7 +705,7 @@ static int runner_set_status(runner *r, const char *status, const char *error) {
         rt_value largs[] = {rt_text(r->lease->scope), rt_text(r->lease->owner)};
         rc = RT_FAILPOINT(r->s, "lease.release"); /* test builds */
         if (rc == RT_OK)
-            rc = rt__store_exec_later(r->s, RUNNER_LEASE_DELETE_SQL, 2, largs);
+            rc = rt__store_exec_later(r->s, RT__LEASE_DELETE_SQL, 2, largs);
     }
     if (rc == RT_OK) rc = rt__store_commit(r->s);
     if (rc != RT_OK) return rt__store_abort(r->s, rc);
@@ -907,7 +903,7 @@ static int runner_call(runner *r, bool *chunked, int *step_rc) {
     if (!r->prepared_ahead) {
         r->prepared_ahead = true;
         (void)rt__store_prepare_ahead(r->s, RUNNER_FENCED_SQL);
-        if (r->lease) (void)rt__store_prepare_ahead(r->s, RUNNER_LEASE_DELETE_SQL);
+        if (r->lease) (void)rt__store_prepare_ahead(r->s, RT__LEASE_DELETE_SQL);
     }
     runner_prepare_ctx(r, *chunked);
     rt__signals_atomic(!*chunked);
@@ -1039,11 +1035,6 @@ static int runner_refuse(runner *r, int rc) {
 }
 
 /* ------------------------------------------------------------ the lease */
-
-static void runner_sleep_ms(int64_t ms) {
-    struct timespec ts = {(time_t)(ms / 1000), (long)(ms % 1000) * 1000000L};
-    nanosleep(&ts, NULL); /* a stop signal cuts it short */
-}
 
 /* Sleep until the wall clock reaches at_ms; false when a stop came first. */
 static bool runner_sleep_until(int64_t at_ms) {
@@ -1184,7 +1175,7 @@ static int runner_lease_take(runner *r, rt__lease *l, const char *scope,
                     "stopped while waiting; nothing was done");
             return RT_EXIT_INTERRUPTED;
         }
-        runner_sleep_ms(100 + rand_r(&seed) % 50);
+        rt__sleep_ms(100 + rand_r(&seed) % 50);
         took_over = false;
     }
 }

@@ -822,9 +822,17 @@ static int pg_rollback(rt_store *base) {
 }
 
 static int pg_lock_schema(rt_store *base) {
+    /* A migration's ALTER waits for every open transaction on its table (a
+     * running step's), and every statement after it waits behind the ALTER:
+     * the whole fleet would stall for as long as the longest step. So it
+     * waits 500 ms at most, gives way, and rt__migrate tries again. */
+    int rc = pg_simple((pg_store *)base, "SET LOCAL lock_timeout = '500ms'",
+                       NULL);
     /* Any constant shared by every ratchet: "ratchet" in ASCII. */
-    return pg_simple((pg_store *)base,
-                     "SELECT pg_advisory_xact_lock(126879154549864)", NULL);
+    if (rc == RT_OK)
+        rc = pg_simple((pg_store *)base,
+                       "SELECT pg_advisory_xact_lock(126879154549864)", NULL);
+    return rc;
 }
 
 /* A pointer seen before is tried first, but the text decides: a buffer

@@ -58,6 +58,12 @@ int64_t rt__mono_ns(void) {
     return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
 }
 
+void rt__sleep_ms(int64_t ms) {
+    if (ms <= 0) return;
+    struct timespec ts = {(time_t)(ms / 1000), (long)(ms % 1000) * 1000000L};
+    nanosleep(&ts, NULL); /* a stop signal cuts it short */
+}
+
 int64_t rt__mono_coarse_ns(void) {
 #ifdef CLOCK_MONOTONIC_COARSE
     struct timespec ts;

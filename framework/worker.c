@@ -164,9 +164,7 @@ static bool worker_count_crash(worker *w, const rt_job *job, const char *key,
      * so the run is free for the next attempt after its backoff. */
     rt_value largs[] = {rt_text(scope), rt_text(dead_owner)};
     if (rc == RT_OK && changes == 1 && dead_owner[0])
-        rc = rt__store_exec(w->s,
-                            "DELETE FROM rt_lease WHERE scope = $1 AND owner = $2",
-                            2, largs, NULL);
+        rc = rt__store_exec(w->s, RT__LEASE_DELETE_SQL, 2, largs, NULL);
     if (changes != 1) again = true; /* it moved on meanwhile: not a crash */
     rt__log_fields f = RT_LOG_FIELDS_NONE;
     f.job = job->name;

@@ -9,6 +9,9 @@
 #include <sqlite3.h>
 #include <stdlib.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
 #include <string.h>
 
 #include "harness.h"
@@ -276,6 +279,50 @@ START_TEST(test_migrate_from_every_version) {
 }
 END_TEST
 
+/*
+ * PostgreSQL: a migration whose ALTER waits for a running step's
+ * transaction gives way every 500 ms, so the statements queued behind it
+ * go on (without that they would wait with it, here until their 10 s
+ * statement_timeout); it lands once the step commits.
+ */
+START_TEST(test_migrate_gives_way_to_running_steps) {
+    const char *url = h_db_new(_i);
+    rt_store *step = unit_open(url);
+    int latest = rt__schema_latest("postgres");
+    unit_migrate_by_hand(step, latest - 1);
+    ck_assert_int_eq(rt__store_begin(step), RT_OK);
+    ck_assert_int_eq(rt__store_exec_script(step,
+                         "LOCK TABLE rt_run IN ROW EXCLUSIVE MODE"), RT_OK);
+    pid_t pid = fork();
+    ck_assert_int_ge(pid, 0);
+    if (pid == 0) {
+        rt_store *m = NULL;
+        char err[RT_ERRMSG_MAX];
+        if (rt__store_open(url, &m, err, sizeof err) != RT_OK) _exit(3);
+        _exit(rt__migrate(m, NULL, NULL) == RT_OK ? 0 : 4);
+    }
+    /* The migration waits for its lock on rt_run... */
+    ck_assert(h_await_int(url,
+        "SELECT count(*) FROM pg_locks l JOIN pg_class c ON c.oid = "
+        "l.relation WHERE c.relname = 'rt_run' AND l.mode = "
+        "'AccessExclusiveLock' AND NOT l.granted", 1, 20000));
+    /* ...and a write of rt_run is not held up behind it. */
+    h_exec(url, "SET statement_timeout = 10000; "
+                "UPDATE rt_run SET updated_ms = updated_ms");
+    ck_assert_int_eq(h_query_int(url, "SELECT max(version) FROM rt_schema_version"),
+                     latest - 1);
+    ck_assert_int_eq(rt__store_commit(step), RT_OK);
+    int status = -1;
+    for (int i = 0; i < 2000 && waitpid(pid, &status, WNOHANG) == 0; i++)
+        nanosleep(&(struct timespec){0, 10000000L}, NULL);
+    ck_assert_msg(WIFEXITED(status) && WEXITSTATUS(status) == 0,
+                  "the migration did not land (status %d)", status);
+    ck_assert_int_eq(h_query_int(url, "SELECT max(version) FROM rt_schema_version"),
+                     latest);
+    rt__store_close(step);
+}
+END_TEST
+
 START_TEST(test_migrate_refuses_newer_schema) {
     const char *url = h_db_new(_i);
     rt__store_close(unit_migrated(url));
@@ -477,6 +524,7 @@ Suite *unit_suite(void) {
     tcase_add_loop_test(db, test_store_cache_text_and_bindings, 0, h_backends());
     tcase_add_loop_test(db, test_migrate_from_every_version, 0, h_backends());
     tcase_add_loop_test(db, test_migrate_refuses_newer_schema, 0, h_backends());
+    tcase_add_loop_test(db, test_migrate_gives_way_to_running_steps, H_PG, h_backends());
     tcase_add_loop_test(db, test_commit_protocol_work_and_progress_together, 0, h_backends());
     tcase_add_loop_test(db, test_fenced_commit_writes_nothing, 0, h_backends());
     tcase_add_loop_test(db, test_raw_connection_in_step_transaction, 0, h_backends());
