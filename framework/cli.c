@@ -227,8 +227,8 @@ static int cli_open(const cli *c, rt_store **s) {
         rt__log(RT_LOG_ERROR, rc == RT_SCHEMA ? "schema" : "migrate", NULL,
                 "%s: %s", (*s)->url_display, (*s)->errmsg);
         /* A connection lost on the way (server restart) is temporary, and
-         * so is a full disk. */
-        bool lost = rt__store_broken(*s) || (*s)->disk_full;
+         * so are a full disk and a migration's locks not had in time. */
+        bool lost = rt__store_broken(*s) || (*s)->disk_full || rc == RT_BUSY;
         rt__store_close(*s);
         *s = NULL;
         return rc == RT_SCHEMA ? RT_EXIT_USAGE
@@ -697,7 +697,8 @@ static int cli_migrate(const cli *c) {
     }
     int from = 0, to = 0;
     rc = rt__migrate(s, &from, &to);
-    bool full = rc != RT_OK && s->disk_full;
+    /* Temporary: a full disk, or the locks not had in time (migrate.c). */
+    bool full = rc != RT_OK && (s->disk_full || rc == RT_BUSY);
     if (rc == RT_OK)
         printf("%s: schema version %d%s (latest %d)\n", s->url_display, to,
                from == to ? ", up to date" : "", rt__schema_latest(s->ops->name));

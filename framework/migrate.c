@@ -8,7 +8,8 @@
  * instant, the database is at one version or the next, never between. A
  * database newer than the library is refused, untouched. A migration that
  * cannot have its locks in time (PostgreSQL: 500 ms, store_pg.c) gives
- * way and is tried again every 2 s, so the runs go on meanwhile.
+ * way and is tried again every 2 s, so the runs go on meanwhile, for 60 s
+ * at most.
  */
 #include <stdlib.h>
 #include <string.h>
@@ -102,6 +103,18 @@ fail:
     return rt__store_abort(s, rc);
 }
 
+/* How long a migration keeps trying for its locks: a caller of the C API
+ * (rt_enqueue, rt_wait) must not wait for ever. Test builds read
+ * RATCHET_TEST_MIGRATE_PATIENCE_MS. */
+static int64_t migrate_patience_ns(void) {
+#ifdef RT_TEST_HOOKS
+    int64_t ms;
+    const char *v = getenv("RATCHET_TEST_MIGRATE_PATIENCE_MS");
+    if (v && rt__parse_int64(v, &ms)) return ms * 1000000;
+#endif
+    return 60 * 1000000000LL;
+}
+
 int rt__migrate(rt_store *s, int *from, int *to) {
     int latest = rt__schema_latest(s->ops->name);
     int version = 0;
@@ -113,9 +126,19 @@ int rt__migrate(rt_store *s, int *from, int *to) {
         if (version == latest) return RT_OK;
     }
     bool first = true, done = false;
-    int64_t warned_ns = 0;
+    int64_t started_ns = rt__mono_ns(), warned_ns = 0;
+    int64_t patience_ns = migrate_patience_ns();
     while (!done) {
         int rc = migrate_one(s, latest, &version, &done);
+        if (rc == RT_BUSY && !rt__stop_flag &&
+            rt__mono_ns() - started_ns > patience_ns) {
+            char why[RT_ERRMSG_MAX];
+            snprintf(why, sizeof why, "%s", s->errmsg);
+            return rt__store_fail(s, RT_BUSY,
+                                  "%s; gave up after %d s of trying: run it "
+                                  "again once the long transactions ended",
+                                  why, (int)(patience_ns / 1000000000));
+        }
         if (rc == RT_BUSY && !rt__stop_flag) {
             /* A lock not had in time (store_pg.c, pg_lock_schema): others
              * go on meanwhile; say so now and then, and try again. */

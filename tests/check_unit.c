@@ -283,7 +283,8 @@ END_TEST
  * PostgreSQL: a migration whose ALTER waits for a running step's
  * transaction gives way every 500 ms, so the statements queued behind it
  * go on (without that they would wait with it, here until their 10 s
- * statement_timeout); it lands once the step commits.
+ * statement_timeout); one that runs out of patience exits 75, and the
+ * other lands once the step commits.
  */
 START_TEST(test_migrate_gives_way_to_running_steps) {
     const char *url = h_db_new(_i);
@@ -309,6 +310,14 @@ START_TEST(test_migrate_gives_way_to_running_steps) {
     /* ...and a write of rt_run is not held up behind it. */
     h_exec(url, "SET statement_timeout = 10000; "
                 "UPDATE rt_run SET updated_ms = updated_ms");
+    ck_assert_int_eq(h_query_int(url, "SELECT max(version) FROM rt_schema_version"),
+                     latest - 1);
+    /* One that runs out of patience gives up: exit 75, try again later. */
+    const char *const migrate[] = {"migrate", NULL};
+    const char *const patience[] = {"RATCHET_TEST_MIGRATE_PATIENCE_MS=1500", NULL};
+    pid_t hurried = h_spawn(h_hooks_bin(), url, migrate, patience);
+    ck_assert_int_eq(h_wait(hurried, 30000), 75);
+    ck_assert_ptr_nonnull(strstr(h_stderr(hurried), "gave up after"));
     ck_assert_int_eq(h_query_int(url, "SELECT max(version) FROM rt_schema_version"),
                      latest - 1);
     ck_assert_int_eq(rt__store_commit(step), RT_OK);
