@@ -187,11 +187,11 @@ typedef struct rt__run {
 } rt__run;
 
 void rt__run_free(rt__run *r);
-/* rt_run's columns in the order rt__run_from_row reads them (27). */
 /* The longest run key, in bytes: a lease scope is "JOB/KEY" and the
  * workers' buffers hold that much. */
 #define RT__KEY_MAX 255
 
+/* rt_run's columns in the order rt__run_from_row reads them (27). */
 #define RT__RUN_COLUMNS                                                        \
     "id, job, run_key, status, fingerprint, steps, step_index, step_name, "    \
     "cursor_int, cursor_bytes, items, step_items, step_total, epoch, "         \
