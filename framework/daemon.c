@@ -709,8 +709,8 @@ int rt__daemon(const rt_job *const *jobs, const rt__daemon_opts *o) {
                 "scheduling %d job(s) on %s", d.n, d.s->url_display);
         rt__notify("READY=1");
         code = daemon_loop(&d);
-        rt__metrics_serve_stop(metrics); /* still under the stop deadline */
-        rt__signals_restore();
+        rt__metrics_serve_stop(metrics); /* still under the stop deadline;
+                                            the handlers stay until exit */
     }
     daemon_free(&d);
     return code;

@@ -33,7 +33,7 @@ static const char *const fp_seams[] = {
     "begin.before",  "begin.after",   "step",
     "commit.before", "commit.after",  "lease.acquire",
     "lease.renew",   "lease.release", "resume.read_cursor",
-    "stop.rollback", NULL};
+    "stop.rollback", "run.exit",     NULL};
 
 enum { FP_KILL, FP_STOP, FP_TERM, FP_IOERR, FP_SLEEP };
 static const char *const fp_actions[] = {"kill", "stop", "term", "ioerr",

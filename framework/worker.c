@@ -749,6 +749,7 @@ int rt__worker(const rt_job *const *jobs, const rt__worker_opts *o) {
         if (rt__stop_flag) rt__notify("STOPPING=1");
     }
     rt__metrics_serve_stop(metrics); /* still under the stop deadline */
-    rt__signals_restore();
+    /* The stop handlers stay until exit (see cli_run): another SIGTERM
+     * must not kill a worker that is finishing. */
     return code;
 }

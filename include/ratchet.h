@@ -172,7 +172,9 @@ typedef struct rt_job {
  * help` (run, daemon, enqueue, worker, status, ...; ratchet(1)).
  * jobs is a NULL-terminated array. Returns the process exit code (0, 1, 2,
  * 3, 75, or 124 from wait; see README). May install SIGTERM/SIGINT handlers
- * and exit the process itself when the stop deadline passes.
+ * and exit the process itself when the stop deadline passes. The handlers
+ * stay after it returns (a SIGTERM then must not kill a process whose run
+ * is committed): call it last, as main's return value.
  */
 RT_API int rt_main(int argc, char **argv, const rt_job *const *jobs);
 

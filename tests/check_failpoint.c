@@ -493,6 +493,14 @@ START_TEST(test_failpoint_spec) {
     ck_assert_msg(strstr(h_stderr(p), "injected I/O error (failpoint begin.before, hit 4)"),
                   "%s", h_stderr(p));
     ck_assert_int_ge(fp_fired(), 2);
+    /* A SIGTERM after the run's end (its connections closed, just before
+     * exit) changes nothing: exit 0, the handlers still catch it (put
+     * back before exit, the default action made it 143). */
+    unlink(fp_log_path());
+    p = h_spawn(h_hooks_bin(), url, ARGS("run", "rowcopy", "--key", "x", "--param", "rows=5"),
+                ARGS("RATCHET_FAILPOINT=run.exit:term", log_env));
+    EXPECT_EXIT(p, h_wait(p, 30000), 0);
+    ck_assert_int_eq(fp_fired(), 1);
     /* build/ratchet has no failpoints: the same spec changes nothing. */
     unlink(fp_log_path());
     p = h_spawn(h_bin(), url, ARGS("run", "rowcopy", "--key", "p", "--param", "rows=5"),
