@@ -83,7 +83,9 @@ struct rt_store_ops {
     int (*commit)(rt_store *s);
     /* Always leaves no transaction open, even when it reports an error. */
     int (*rollback)(rt_store *s);
-    /* Serialize migrations; called inside a transaction. */
+    /* Serialize migrations; called inside a transaction. PostgreSQL also
+     * bounds the transaction's lock waits (500 ms): RT_BUSY then, and
+     * rt__migrate tries again. */
     int (*lock_schema)(rt_store *s);
 
     int (*prepare)(rt_store *s, const char *sql, rt_stmt **out);
