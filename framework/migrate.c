@@ -130,18 +130,18 @@ int rt__migrate(rt_store *s, int *from, int *to) {
     int64_t patience_ns = migrate_patience_ns();
     while (!done) {
         int rc = migrate_one(s, latest, &version, &done);
-        if (rc == RT_BUSY && !rt__stop_flag &&
-            rt__mono_ns() - started_ns > patience_ns) {
-            char why[RT_ERRMSG_MAX];
-            snprintf(why, sizeof why, "%s", s->errmsg);
-            return rt__store_fail(s, RT_BUSY,
-                                  "%s; gave up after %d s of trying: run it "
-                                  "again once the long transactions ended",
-                                  why, (int)(patience_ns / 1000000000));
-        }
         if (rc == RT_BUSY && !rt__stop_flag) {
             /* A lock not had in time (store_pg.c, pg_lock_schema): others
              * go on meanwhile; say so now and then, and try again. */
+            if (rt__mono_ns() - started_ns > patience_ns) {
+                char why[RT_ERRMSG_MAX];
+                snprintf(why, sizeof why, "%s", s->errmsg);
+                return rt__store_fail(s, RT_BUSY,
+                                      "%s; gave up after %d s of trying: run "
+                                      "it again once the long transactions "
+                                      "ended",
+                                      why, (int)(patience_ns / 1000000000));
+            }
             if (!warned_ns || rt__mono_ns() - warned_ns > 10000000000LL) {
                 rt__log(RT_LOG_WARN, "migrate", NULL,
                         "%s; a lock it needs is held (by a running step's "

@@ -563,6 +563,15 @@ static int runner_progress_update(runner *r, const rt_value *args,
     return rc == RT_DONE ? RT_OK : rc;
 }
 
+/* The lease given up in the open transaction: its DELETE goes out with
+ * the COMMIT. */
+static int runner_release_later(runner *r) {
+    rt_value largs[] = {rt_text(r->lease->scope), rt_text(r->lease->owner)};
+    int rc = RT_FAILPOINT(r->s, "lease.release"); /* test builds */
+    return rc == RT_OK ? rt__store_exec_later(r->s, RT__LEASE_DELETE_SQL, 2, largs)
+                       : rc;
+}
+
 /*
  * The fenced progress update, in the step's transaction, then COMMIT.
  * RT_FENCED when the run's epoch moved on (taken over). When an operator
@@ -611,10 +620,7 @@ static int runner_commit(runner *r, bool step_done) {
      * transaction: one commit less on the way out. */
     bool ending = last || stopping;
     if (rc == RT_OK && ending && r->lease && !r->lease->lost) {
-        rt_value largs[] = {rt_text(r->lease->scope), rt_text(r->lease->owner)};
-        rc = RT_FAILPOINT(r->s, "lease.release"); /* test builds */
-        if (rc == RT_OK)
-            rc = rt__store_exec_later(r->s, RT__LEASE_DELETE_SQL, 2, largs);
+        rc = runner_release_later(r);
     }
     /* A worker's next run is claimed by this very commit. Should that
      * fail, nothing of this transaction stays: the chunk is redone, alone. */
@@ -702,10 +708,7 @@ static int runner_set_status(runner *r, const char *status, const char *error) {
                               4, args);
     bool give_up = r->lease && !r->lease->lost && !r->lease->released;
     if (rc == RT_OK && give_up) {
-        rt_value largs[] = {rt_text(r->lease->scope), rt_text(r->lease->owner)};
-        rc = RT_FAILPOINT(r->s, "lease.release"); /* test builds */
-        if (rc == RT_OK)
-            rc = rt__store_exec_later(r->s, RT__LEASE_DELETE_SQL, 2, largs);
+        rc = runner_release_later(r);
     }
     if (rc == RT_OK) rc = rt__store_commit(r->s);
     if (rc != RT_OK) return rt__store_abort(r->s, rc);
