@@ -147,6 +147,14 @@ bool t_alive(pid_t pid) {
     return state != 'Z' && state != 'X';
 }
 
+bool t_await_death(pid_t pid, int64_t timeout_ms) {
+    for (int64_t until = t_now_ms() + timeout_ms; t_alive(pid);) {
+        if (t_now_ms() > until) return false;
+        t_sleep_us(1000);
+    }
+    return true;
+}
+
 bool t_catches(pid_t pid, int sig) {
     char v[64];
     if (!proc_status_field(pid, "SigCgt", v, sizeof v)) return false;

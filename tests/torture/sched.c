@@ -88,7 +88,12 @@ static void sched_kill_one(sched *S, t_rng *rng) {
         pid_t victim = kids[t_between(rng, 0, nkids - 1)], holder = sched_holder(S);
         for (int k = 0; what == 1 && k < nkids; k++)
             if (kids[k] == holder) victim = holder;
-        if (kill(victim, SIGKILL) == 0) S->kills_child++;
+        if (kill(victim, SIGKILL) != 0) return; /* it ended meanwhile */
+        /* Dead before anything is looked at: a victim still running a
+         * moment after kill() would pass for a live holder. */
+        if (!t_await_death(victim, 10000))
+            t_fail("process %d still alive 10 s after its SIGKILL", (int)victim);
+        S->kills_child++;
         return;
     }
     int i = (int)t_between(rng, 0, SCHED_MAX_TOP - 1);

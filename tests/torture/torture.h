@@ -89,6 +89,9 @@ void t_kill_reap(pid_t pid);
 void t_proc_cleanup(void);
 /* pid has not ended yet (a child not reaped is a zombie: not alive). */
 bool t_alive(pid_t pid);
+/* Wait until pid (any process, ours or not) is dead or a zombie: a SIGKILL
+ * lands when the victim is next scheduled, not when kill() returns. */
+bool t_await_death(pid_t pid, int64_t timeout_ms);
 /* pid catches sig right now (/proc/PID/status SigCgt). */
 bool t_catches(pid_t pid, int sig);
 /* pid's children (from /proc); returns how many, up to max. */
