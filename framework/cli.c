@@ -473,7 +473,7 @@ static const char cli_enqueue_usage[] =
     "key is made. Prints JOB/KEY.\n"
     "\n"
     "  --run-at TIME       not before TIME: 2026-11-23T12:00:00Z, or +30s, +5m,\n"
-    "                      +2h, +1d from now\n"
+    "                      +2h, +1d from now by the database's clock\n"
     "  --priority N        higher runs first (default 0)\n"
     "  --max-attempts N    failed attempts before the run fails (default: the\n"
     "                      job's, 3)\n";
@@ -484,6 +484,7 @@ static int cli_enqueue(const cli *c) {
     const char *job_name = NULL;
     const char **params = rt__xcalloc((size_t)c->argc + 1, sizeof *params);
     int nparams = 0, code = RT_EXIT_OK;
+    int64_t after_ms = -1; /* --run-at +DURATION */
     for (int i = 0; i < c->argc && code == RT_EXIT_OK; i++) {
         const char *v = NULL;
         int m;
@@ -496,7 +497,12 @@ static int cli_enqueue(const cli *c) {
                                        m > 0 ? v : "");
             else params[nparams++] = v;
         } else if ((m = cli_opt(c->argc, c->argv, &i, "--run-at", &v))) {
-            if (m < 0 || !rt__parse_time_ms(v, rt__wall_ms(), &o.run_at_ms))
+            /* +DURATION counts from the database's clock, which workers
+             * compare run-at with: read once the database is open. */
+            after_ms = -1;
+            bool ok = m > 0 && (v[0] == '+' ? rt__parse_duration_ms(v + 1, &after_ms)
+                                            : rt__parse_time_ms(v, 0, &o.run_at_ms));
+            if (!ok)
                 code = rt__usage_error("enqueue: --run-at takes an ISO-8601 time "
                                        "(2026-11-23T12:00:00Z) or +DURATION (+30s, "
                                        "+5m, +2h, +1d), got '%s'", m > 0 ? v : "");
@@ -535,8 +541,10 @@ static int cli_enqueue(const cli *c) {
     if (code == RT_EXIT_OK) code = cli_open(c, &s);
     if (code == RT_EXIT_OK) {
         bool created = false;
-        int rc = rt__enqueue(s, true, job, &o, key, sizeof key, &created, err,
-                             sizeof err);
+        int rc = after_ms >= 0 ? rt__store_now_ms(s, after_ms, &o.run_at_ms) : RT_OK;
+        if (rc != RT_OK) snprintf(err, sizeof err, "%s", s->errmsg);
+        else rc = rt__enqueue(s, true, job, &o, key, sizeof key, &created, err,
+                              sizeof err);
         if (rc == RT_INVALID) {
             code = rt__usage_error("enqueue: %s", err);
         } else if (rc != RT_OK) {

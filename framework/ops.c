@@ -337,16 +337,10 @@ int rt__ops_prune(rt_store *s, int64_t older_than_ms, int64_t *deleted) {
     int rc = rt__store_begin(s);
     if (rc != RT_OK) return rc;
     /* One cutoff for both statements, on the database's clock. */
-    rt_value arg = rt_int(older_than_ms);
-    rt_stmt *st;
     int64_t cutoff = 0;
-    rc = rt__store_query(s, "SELECT rt_now_ms() - $1", 1, &arg, &st);
-    if (rc == RT_ROW) {
-        cutoff = s->ops->column_int64(st, 0);
-        rc = s->ops->step(st);
-    }
+    rc = rt__store_now_ms(s, -older_than_ms, &cutoff);
     rt_value at = rt_int(cutoff);
-    if (rc == RT_DONE)
+    if (rc == RT_OK)
         rc = rt__store_exec(s,
                             "DELETE FROM rt_param WHERE run_id IN (SELECT id "
                             "FROM rt_run WHERE " OPS_FINISHED " AND "

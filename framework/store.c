@@ -127,6 +127,18 @@ int rt__store_query(rt_store *s, const char *sql, int nargs,
     return rc;
 }
 
+int rt__store_now_ms(rt_store *s, int64_t plus_ms, int64_t *out) {
+    rt_value arg = rt_int(plus_ms);
+    rt_stmt *st = NULL;
+    int rc = rt__store_query(s, "SELECT rt_now_ms() + $1", 1, &arg, &st);
+    if (rc == RT_DONE)
+        return rt__store_fail(s, RT_DBERR, "SELECT rt_now_ms() returned no row");
+    if (rc != RT_ROW) return rc;
+    *out = s->ops->column_int64(st, 0);
+    rc = s->ops->step(st);
+    return rc == RT_DONE ? RT_OK : rc;
+}
+
 /* Prepare, bind and send st without waiting for its result. */
 static int store_send(rt_store *s, const char *sql, int nargs,
                       const rt_value *args, bool keep, bool fence,

@@ -184,6 +184,9 @@ int rt__store_step(rt_stmt *st);
 /* Prepare sql, bind args, step once: RT_ROW (stmt left on the row), RT_DONE. */
 int rt__store_query(rt_store *s, const char *sql, int nargs,
                     const rt_value *args, rt_stmt **out);
+/* The database's clock (rt_now_ms(): the server's on PostgreSQL) plus
+ * plus_ms, into *out: a time other processes compare with that clock. */
+int rt__store_now_ms(rt_store *s, int64_t plus_ms, int64_t *out);
 /* Prepare, bind and run to completion; *changes may be NULL. */
 /*
  * Like rt__store_exec for a statement whose outcome nobody reads: on a

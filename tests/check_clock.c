@@ -24,6 +24,8 @@
  *            most one catch-up run (misfire policy catch-up) for the 7,200
  *            missed slots; the jump back (-2 h) runs no slot again: every
  *            slot has at most one run, no tick_log row twice.
+ *   enqueue  `ratchet enqueue --run-at +5s` from a client 2 h ahead of the
+ *            PostgreSQL server: due 5 s later by the server's clock.
  *
  * A missing libfaketime fails the tests (apt-get install -y faketime).
  * RATCHET_TEST_LONG=1 (make torture) repeats the jumps five times in a
@@ -186,15 +188,22 @@ static void clock_check_preload(const fake_clock *fc, const char *url) {
                   "libfaketime did not move the clock (%s):\n%s", ts, h_stderr(p));
 }
 
+/* A migrated database of backend for a test, and the clock, checked to
+ * move the ratchet processes, at "+0". */
+static const char *clock_setup(fake_clock *fc, int backend) {
+    clock_init(fc, "+0");
+    const char *url = h_db_new(backend);
+    h_migrate(url);
+    clock_check_preload(fc, url);
+    return url;
+}
+
 /* --------------------------------------- a run under +2 h, -2 h, +0 */
 
 START_TEST(test_clock_run) {
     fake_clock fc;
-    clock_init(&fc, "+0");
-    const char *url = h_db_new(_i);
-    h_migrate(url);
+    const char *url = clock_setup(&fc, _i);
     h_exec(url, "CREATE TABLE keyed_rows (run_key TEXT, n BIGINT)");
-    clock_check_preload(&fc, url);
     const int rounds = clock_rounds(), rows = 150 * rounds;
     char rows_param[32];
     snprintf(rows_param, sizeof rows_param, "rows=%d", rows);
@@ -260,11 +269,8 @@ END_TEST
 
 START_TEST(test_clock_run_alone) {
     fake_clock fc;
-    clock_init(&fc, "+0");
-    const char *url = h_db_new(_i);
-    h_migrate(url);
+    const char *url = clock_setup(&fc, _i);
     h_exec(url, "CREATE TABLE keyed_rows (run_key TEXT, n BIGINT)");
-    clock_check_preload(&fc, url);
     const int rounds = clock_rounds(), rows = 100 * rounds;
     char rows_param[32];
     snprintf(rows_param, sizeof rows_param, "rows=%d", rows);
@@ -293,10 +299,7 @@ END_TEST
 
 START_TEST(test_clock_daemon) {
     fake_clock fc;
-    clock_init(&fc, "+0");
-    const char *url = h_db_new(_i);
-    h_migrate(url);
-    clock_check_preload(&fc, url);
+    const char *url = clock_setup(&fc, _i);
     pid_t d = h_spawn(h_bin(), url, ARGS("daemon", "--schedule", "tick=* * * * * *",
                                          "--workers", "0"), fc.envp);
     ck_assert_msg(h_await_int(url, "SELECT count(*) FROM rt_run WHERE status = 'done'", 1,
@@ -350,6 +353,24 @@ START_TEST(test_clock_daemon) {
 }
 END_TEST
 
+/* ------------- enqueue --run-at +5s from a client 2 h ahead (PostgreSQL) */
+
+START_TEST(test_clock_enqueue_relative) {
+    fake_clock fc;
+    const char *url = clock_setup(&fc, _i);
+    clock_set(&fc, "+2h");
+    pid_t p = h_spawn(h_bin(), url, ARGS("enqueue", "tick", "--key", "later", "--run-at", "+5s"),
+                      fc.envp);
+    EXPECT_EXIT(p, h_wait(p, 30000), 0);
+    /* Due in 5 s by the server's clock, which workers go by; the client's
+     * would make it 2 h and 5 s. */
+    int64_t due_in = h_query_int(url, "SELECT run_at_ms - rt_now_ms() FROM rt_run "
+                                      "WHERE run_key = 'later'");
+    ck_assert_msg(due_in > 0 && due_in <= 5000, "due in %lld ms, want 0-5000",
+                  (long long)due_in);
+}
+END_TEST
+
 Suite *clock_suite(void) {
     Suite *s = suite_create("clock");
     TCase *tc = tcase_create("clock");
@@ -366,5 +387,7 @@ Suite *clock_suite(void) {
     tcase_add_loop_test(tc, test_clock_run, 0, n);
     tcase_add_loop_test(tc, test_clock_run_alone, 0, 1); /* SQLite: PG's is above */
     tcase_add_loop_test(tc, test_clock_daemon, 0, n);
+    /* PostgreSQL only: on SQLite the database's clock is the client's. */
+    tcase_add_loop_test(tc, test_clock_enqueue_relative, H_PG, n);
     return s;
 }
