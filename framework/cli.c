@@ -484,7 +484,7 @@ static int cli_enqueue(const cli *c) {
     const char *job_name = NULL;
     const char **params = rt__xcalloc((size_t)c->argc + 1, sizeof *params);
     int nparams = 0, code = RT_EXIT_OK;
-    int64_t after_ms = -1; /* --run-at +DURATION */
+    bool run_at_relative = false; /* --run-at +DURATION: o.run_at_ms holds it */
     for (int i = 0; i < c->argc && code == RT_EXIT_OK; i++) {
         const char *v = NULL;
         int m;
@@ -498,10 +498,9 @@ static int cli_enqueue(const cli *c) {
             else params[nparams++] = v;
         } else if ((m = cli_opt(c->argc, c->argv, &i, "--run-at", &v))) {
             /* +DURATION counts from the database's clock, which workers
-             * compare run-at with: read once the database is open. */
-            after_ms = -1;
-            bool ok = m > 0 && (v[0] == '+' ? rt__parse_duration_ms(v + 1, &after_ms)
-                                            : rt__parse_time_ms(v, 0, &o.run_at_ms));
+             * compare run-at with: added once the database is open. */
+            bool ok = m > 0 && rt__parse_time_ms(v, 0, &o.run_at_ms);
+            run_at_relative = ok && v[0] == '+';
             if (!ok)
                 code = rt__usage_error("enqueue: --run-at takes an ISO-8601 time "
                                        "(2026-11-23T12:00:00Z) or +DURATION (+30s, "
@@ -541,7 +540,8 @@ static int cli_enqueue(const cli *c) {
     if (code == RT_EXIT_OK) code = cli_open(c, &s);
     if (code == RT_EXIT_OK) {
         bool created = false;
-        int rc = after_ms >= 0 ? rt__store_now_ms(s, after_ms, &o.run_at_ms) : RT_OK;
+        int rc = run_at_relative ? rt__store_now_ms(s, o.run_at_ms, &o.run_at_ms)
+                                 : RT_OK;
         if (rc != RT_OK) snprintf(err, sizeof err, "%s", s->errmsg);
         else rc = rt__enqueue(s, true, job, &o, key, sizeof key, &created, err,
                               sizeof err);

@@ -187,7 +187,6 @@ int rt__store_query(rt_store *s, const char *sql, int nargs,
 /* The database's clock (rt_now_ms(): the server's on PostgreSQL) plus
  * plus_ms, into *out: a time other processes compare with that clock. */
 int rt__store_now_ms(rt_store *s, int64_t plus_ms, int64_t *out);
-/* Prepare, bind and run to completion; *changes may be NULL. */
 /*
  * Like rt__store_exec for a statement whose outcome nobody reads: on a
  * backend that pipelines, inside a transaction, it goes out with the next
@@ -196,6 +195,7 @@ int rt__store_now_ms(rt_store *s, int64_t plus_ms, int64_t *out);
  */
 int rt__store_exec_later(rt_store *s, const char *sql, int nargs,
                          const rt_value *args);
+/* Prepare, bind and run to completion; *changes may be NULL. */
 int rt__store_exec(rt_store *s, const char *sql, int nargs,
                    const rt_value *args, int64_t *changes);
 /*
