@@ -283,6 +283,9 @@ typedef struct rt__lease {
     int64_t ttl_ms;
     bool fast;                /* use the liveness lock */
     bool have_lock;
+    int64_t lock_session;     /* l->s->sessions when the lock was taken */
+    bool suspect;             /* the last take found a holder whose lock
+                                 was free (lease.c, lease_judge) */
     int64_t session;          /* session_id when the lock was taken */
     volatile sig_atomic_t lost; /* a heartbeat found another owner */
     bool released;            /* the run's last commit deleted the row */
@@ -302,6 +305,13 @@ typedef struct rt__lease {
     pthread_mutex_t mu;
     pthread_cond_t cv;
 } rt__lease;
+
+/*
+ * Where a live process can lose its liveness lock with its session
+ * (store.h, liveness_drops), a holder whose lock is found free has this
+ * long to renew before its lease expires and it counts as dead.
+ */
+#define RT__LEASE_SUSPECT_MS 2000
 
 /* Open the lease's own connection to url for scope ("JOB" or "JOB/KEY");
  * when l->s is set on entry, use that connection (a worker's, kept open

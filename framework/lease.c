@@ -92,20 +92,24 @@ static void lease_unlock(rt__lease *l) {
     l->have_lock = false;
 }
 
-/* Take this owner's liveness lock, once: it stays until rt__lease_close.
- * Not getting it (another owner's hash alike) only makes our leases
- * fast = 0: taken over after their TTL instead of at once. */
+/* Take this owner's liveness lock, once: it stays until rt__lease_close,
+ * or until its session ends (a reconnect of l->s): then it is taken again.
+ * Not getting it (another owner's hash alike, or an observer probing it at
+ * that instant) only makes our leases fast = 0: taken over after their TTL
+ * instead of at once. */
 int rt__lease_lock(rt__lease *l) {
+    if (l->have_lock && l->lock_session != l->s->sessions) l->have_lock = false;
     if (!l->fast || l->have_lock) return RT_OK;
+    l->lock_session = l->s->sessions;
     return l->s->ops->liveness_try(l->s, l->key, &l->have_lock);
 }
 
-/* Is the holder whose liveness lock is `key` dead? Its lock is free. */
-static int lease_holder_dead(rt_store *s, uint64_t key, bool *dead) {
-    *dead = false;
+/* Is the liveness lock `key` free? (Probed: taken and let go at once.) */
+static int lease_lock_free(rt_store *s, uint64_t key, bool *free) {
+    *free = false;
     if (!s->fast_takeover || !s->ops->liveness_try) return RT_OK;
-    int rc = s->ops->liveness_try(s, key, dead);
-    if (*dead) s->ops->liveness_release(s, key);
+    int rc = s->ops->liveness_try(s, key, free);
+    if (*free) s->ops->liveness_release(s, key);
     return rc;
 }
 
@@ -115,6 +119,9 @@ static uint64_t lease_row_key(const char *scope, int64_t live_key) {
     return live_key >= 0 ? (uint64_t)live_key : lease_hash(scope);
 }
 
+/* What a lease row says of its holder (lease_judge). */
+enum { LEASE_LIVE, LEASE_SUSPECT, LEASE_DEAD };
+
 /* A lease row as lease_read finds it. */
 typedef struct lease_row {
     bool exists, expired, fast;
@@ -122,6 +129,42 @@ typedef struct lease_row {
     int64_t hb;        /* heartbeat_ms, the takeover's compare-and-set */
     uint64_t live_key; /* the holder's liveness lock */
 } lease_row;
+
+/* Cut a suspect's lease to expire RT__LEASE_SUSPECT_MS from now, unless it
+ * renewed since it was read (heartbeat $3) or expires sooner already. */
+#define LEASE_SUSPECT_SQL                                                      \
+    "UPDATE rt_lease SET expires_ms = rt_now_ms() + $4 WHERE scope = $1 AND "  \
+    "owner = $2 AND heartbeat_ms = $3 AND expires_ms > rt_now_ms() + $4"
+
+/*
+ * Dead means dead. The holder of row h is dead when its lease expired, or
+ * when its liveness lock is free where only the death of its process frees
+ * it (SQLite's file lock). Where a live process can lose its lock with its
+ * session (store.h, liveness_drops: a terminated backend, a server restart,
+ * a failover) a free lock only makes the holder a suspect: its lease is cut
+ * to expire RT__LEASE_SUSPECT_MS from now, and a live holder, which watches
+ * its connection, reconnects, takes its lock again and renews well within
+ * that (lease_thread). The holder is dead once that lease expires unrenewed.
+ */
+static int lease_judge(rt_store *s, const char *scope, const lease_row *h,
+                       int *verdict) {
+    *verdict = LEASE_LIVE;
+    if (!h->exists || h->expired) {
+        *verdict = LEASE_DEAD;
+        return RT_OK;
+    }
+    bool free = false;
+    int rc = h->fast ? lease_lock_free(s, h->live_key, &free) : RT_OK;
+    if (rc != RT_OK || !free) return rc;
+    if (!s->liveness_drops) {
+        *verdict = LEASE_DEAD;
+        return RT_OK;
+    }
+    *verdict = LEASE_SUSPECT;
+    rt_value args[] = {rt_text(scope), rt_text(h->owner), rt_int(h->hb),
+                       rt_int(RT__LEASE_SUSPECT_MS)};
+    return rt__store_exec(s, LEASE_SUSPECT_SQL, 4, args, NULL);
+}
 
 /* Fill *h and l->holder_* from the row. */
 static int lease_read(rt__lease *l, lease_row *h) {
@@ -148,13 +191,18 @@ static int lease_read(rt__lease *l, lease_row *h) {
     return RT_OK;
 }
 
-/* Another owner's lease that is neither expired nor provably dead. */
+/* Another owner's lease that is neither expired nor its holder dead;
+ * *dead: its holder died (or is gone: the lease expired); l->suspect: it
+ * lost its lock and has RT__LEASE_SUSPECT_MS to prove itself alive. */
 static int lease_live_other(rt__lease *l, const lease_row *h, bool *live,
                             bool *dead) {
     *live = *dead = false;
     if (!h->exists || !strcmp(h->owner, l->owner) || h->expired) return RT_OK;
-    int rc = h->fast ? lease_holder_dead(l->s, h->live_key, dead) : RT_OK;
+    int verdict;
+    int rc = lease_judge(l->s, l->scope, h, &verdict);
+    *dead = rc == RT_OK && verdict == LEASE_DEAD;
     *live = rc == RT_OK && !*dead;
+    if (verdict == LEASE_SUSPECT) l->suspect = true;
     return rc;
 }
 
@@ -177,7 +225,8 @@ static rt_value lease_live_value(const rt__lease *l) {
     return l->have_lock ? rt_int((int64_t)l->key) : rt_null();
 }
 
-int rt__lease_acquire(rt__lease *l, const char *run_key, bool *took_over) {
+static int lease_acquire_once(rt__lease *l, const char *run_key,
+                              bool *took_over, bool waited) {
     rt_store *s = l->s;
     *took_over = false;
     l->holder[0] = '\0';
@@ -247,8 +296,10 @@ int rt__lease_acquire(rt__lease *l, const char *run_key, bool *took_over) {
     }
     if (changes == 1 && h.exists && strcmp(h.owner, l->owner) != 0) {
         *took_over = true;
-        snprintf(l->holder, sizeof l->holder, "%s (%s)", h.owner,
-                 dead ? "died" : "lease expired");
+        snprintf(l->holder, sizeof l->holder, "%.100s (%s)", h.owner,
+                 dead     ? "died"
+                 : waited ? "lock free, not renewed"
+                          : "lease expired");
     }
     if (changes == 1) return RT_OK;
     /* Lost a race to a holder our snapshot did not show yet: name it. */
@@ -290,6 +341,22 @@ void rt__lease_warm(rt__lease *l) {
     lease_read(l, &h);
 }
 
+int rt__lease_acquire(rt__lease *l, const char *run_key, bool *took_over) {
+    /* A suspect holder proves itself alive by renewing, or is dead when its
+     * cut lease expires (lease_judge): wait that long, no more, before the
+     * answer. */
+    int64_t until = 0;
+    for (;;) {
+        l->suspect = false;
+        int rc = lease_acquire_once(l, run_key, took_over, until != 0);
+        if (rc != RT_HELD || !l->suspect || rt__stop_flag) return rc;
+        int64_t now = rt__mono_ns();
+        if (!until) until = now + (RT__LEASE_SUSPECT_MS + 500) * 1000000LL;
+        if (now > until) return rc;
+        rt__sleep_ms(100);
+    }
+}
+
 int rt__lease_peek(rt_store *s, const char *scope, bool *free,
                    char *holder_key, size_t n, char *owner, size_t owner_len) {
     rt_value arg = rt_text(scope);
@@ -300,22 +367,24 @@ int rt__lease_peek(rt_store *s, const char *scope, bool *free,
     int rc = rt__store_query(
         s,
         "SELECT run_key, CASE WHEN expires_ms < rt_now_ms() THEN 1 ELSE 0 "
-        "END, fast, owner, coalesce(live_key, -1) FROM rt_lease WHERE "
-        "scope = $1",
+        "END, fast, owner, coalesce(live_key, -1), heartbeat_ms FROM "
+        "rt_lease WHERE scope = $1",
         1, &arg, &st);
     if (rc == RT_DONE) return RT_OK;
     if (rc != RT_ROW) return rc;
+    lease_row h = {.exists = true};
     const char *key = s->ops->column_text(st, 0);
     snprintf(holder_key, n, "%s", key ? key : "");
-    bool expired = s->ops->column_int64(st, 1) != 0;
-    bool fast = s->ops->column_int64(st, 2) != 0;
-    if (owner) snprintf(owner, owner_len, "%s", s->ops->column_text(st, 3));
-    uint64_t lock = lease_row_key(scope, s->ops->column_int64(st, 4));
+    h.expired = s->ops->column_int64(st, 1) != 0;
+    h.fast = s->ops->column_int64(st, 2) != 0;
+    snprintf(h.owner, sizeof h.owner, "%s", s->ops->column_text(st, 3));
+    h.live_key = lease_row_key(scope, s->ops->column_int64(st, 4));
+    h.hb = s->ops->column_int64(st, 5);
     s->ops->reset(st);
-    rc = RT_OK;
-    *free = expired;
-    /* The holder's lock is gone: it died. */
-    if (!expired && fast) rc = lease_holder_dead(s, lock, free);
+    if (owner) snprintf(owner, owner_len, "%s", h.owner);
+    int verdict;
+    rc = lease_judge(s, scope, &h, &verdict);
+    *free = rc == RT_OK && verdict == LEASE_DEAD;
     if (*free) holder_key[0] = '\0';
     return rc;
 }
@@ -335,17 +404,18 @@ int rt__lease_set_key(rt__lease *l, const char *run_key) {
     return rc;
 }
 
-/* One heartbeat; sets l->lost when the lease is no longer ours. */
+/* One heartbeat; sets l->lost when the lease is no longer ours. A
+ * session that ended (the server dropped it: its liveness lock went with
+ * it) is replaced and the lock taken again before the beat, which then
+ * proves this holder alive to whoever found its lock free (lease_judge). */
 static void lease_beat(rt__lease *l) {
     rt_store *s = l->s;
     if (rt__store_broken(s)) {
         if (rt__store_reconnect(s) != RT_OK) return;
         l->session = s->ops->session_id ? s->ops->session_id(s) : -1;
-        if (l->have_lock) { /* the old session took the lock with it */
-            bool got = false;
-            s->ops->liveness_try(s, l->key, &got);
-            l->have_lock = got;
-        }
+        rt__log(RT_LOG_WARN, "lease_reconnected", NULL,
+                "the lease's database session of %s ended; reconnected%s",
+                l->scope, l->fast ? " and took its liveness lock again" : "");
     } else if (l->have_lock && s->ops->session_id &&
                s->ops->session_id(s) != l->session) {
         /* Another server session answers on this connection: a
@@ -358,6 +428,8 @@ static void lease_beat(rt__lease *l) {
         l->have_lock = false;
         l->fast = false;
     }
+    /* Lost with a session, or not had when an observer probed it. */
+    if (rt__lease_lock(l) != RT_OK) l->have_lock = false;
     rt_value args[] = {rt_text(l->scope), rt_text(l->owner), rt_int(l->ttl_ms),
                        rt_int(l->have_lock)};
     int64_t changes = -1;
@@ -389,6 +461,8 @@ static void lease_check_cancel(rt__lease *l) {
 /* The cancel flag is looked at every second at most, for it ends the
  * chunk at its next item: `ratchet cancel` takes effect within a second. */
 #define LEASE_CANCEL_POLL_MS 1000
+/* How often a holder looks at its lease connection for a dropped session. */
+#define LEASE_WATCH_MS 100
 
 /*
  * The heartbeat thread. While a hold is active (rt__lease_start) it beats
@@ -411,6 +485,11 @@ static void *lease_thread(void *arg) {
         int64_t wake_ms = l->run_id && every_ms > LEASE_CANCEL_POLL_MS
                               ? LEASE_CANCEL_POLL_MS
                               : every_ms;
+        /* Where a session can end under a live process, its end is seen
+         * within LEASE_WATCH_MS and mended at once (lease_beat): well
+         * inside the RT__LEASE_SUSPECT_MS an observer grants. */
+        if (l->s->liveness_drops && wake_ms > LEASE_WATCH_MS)
+            wake_ms = LEASE_WATCH_MS;
         int64_t next_beat_ns = rt__mono_ns() + every_ms * 1000000;
         for (;;) {
             struct timespec until; /* on l->cv's clock, CLOCK_MONOTONIC */
@@ -424,8 +503,9 @@ static void *lease_thread(void *arg) {
             if (l->stopping || !l->active || l->hold != hold || l->lost) break;
             l->busy = true;
             pthread_mutex_unlock(&l->mu);
-            if (l->run_id && !l->cancel) lease_check_cancel(l);
-            if (rt__mono_ns() >= next_beat_ns) {
+            bool gone = rt__store_watch(l->s);
+            if (l->run_id && !l->cancel && !gone) lease_check_cancel(l);
+            if (gone || rt__mono_ns() >= next_beat_ns) {
                 lease_beat(l);
                 next_beat_ns = rt__mono_ns() + every_ms * 1000000;
             }

@@ -18,15 +18,15 @@
 
 /* Every libpq function ratchet calls; a new call needs its line here. */
 #define RT_PQ_FUNCS(X)                                                         \
-    X(PQcancel) X(PQclear) X(PQcmdStatus) X(PQcmdTuples) X(PQconnectdbParams)  \
-    X(PQconninfoFree) X(PQconninfoParse) X(PQenterPipelineMode)                \
-    X(PQerrorMessage) X(PQexec) X(PQexecPrepared) X(PQexitPipelineMode)        \
-    X(PQfinish) X(PQflush) X(PQfreeCancel) X(PQfreemem) X(PQftype)             \
-    X(PQgetCancel) X(PQgetResult) X(PQgetisnull) X(PQgetlength) X(PQgetvalue)  \
-    X(PQnfields) X(PQntuples) X(PQpipelineSync) X(PQprepare)                   \
-    X(PQresultErrorField) X(PQresultStatus) X(PQsendPrepare)                   \
-    X(PQsendQueryParams) X(PQsendQueryPrepared) X(PQsetNoticeProcessor)        \
-    X(PQstatus) X(PQunescapeBytea)
+    X(PQcancel) X(PQclear) X(PQcmdStatus) X(PQcmdTuples)                       \
+    X(PQconnectdbParams) X(PQconninfoFree) X(PQconninfoParse)                  \
+    X(PQconsumeInput) X(PQenterPipelineMode) X(PQerrorMessage) X(PQexec)       \
+    X(PQexecPrepared) X(PQexitPipelineMode) X(PQfinish) X(PQflush)             \
+    X(PQfreeCancel) X(PQfreemem) X(PQftype) X(PQgetCancel) X(PQgetResult)      \
+    X(PQgetisnull) X(PQgetlength) X(PQgetvalue) X(PQnfields) X(PQntuples)      \
+    X(PQpipelineSync) X(PQprepare) X(PQresultErrorField) X(PQresultStatus)     \
+    X(PQsendPrepare) X(PQsendQueryParams) X(PQsendQueryPrepared)               \
+    X(PQsetNoticeProcessor) X(PQsocket) X(PQstatus) X(PQunescapeBytea)
 
 /* The pointers, typed from libpq-fe.h's own declarations. */
 struct rt__pq_api {
@@ -53,6 +53,7 @@ int rt__pq_load(char *err, size_t errlen);
 #define PQconnectdbParams rt__pq.PQconnectdbParams
 #define PQconninfoFree rt__pq.PQconninfoFree
 #define PQconninfoParse rt__pq.PQconninfoParse
+#define PQconsumeInput rt__pq.PQconsumeInput
 #define PQenterPipelineMode rt__pq.PQenterPipelineMode
 #define PQerrorMessage rt__pq.PQerrorMessage
 #define PQexec rt__pq.PQexec
@@ -78,6 +79,7 @@ int rt__pq_load(char *err, size_t errlen);
 #define PQsendQueryParams rt__pq.PQsendQueryParams
 #define PQsendQueryPrepared rt__pq.PQsendQueryPrepared
 #define PQsetNoticeProcessor rt__pq.PQsetNoticeProcessor
+#define PQsocket rt__pq.PQsocket
 #define PQstatus rt__pq.PQstatus
 #define PQunescapeBytea rt__pq.PQunescapeBytea
 #endif

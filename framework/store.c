@@ -61,9 +61,14 @@ bool rt__store_broken(rt_store *s) {
     return s->ops->broken && s->ops->broken(s);
 }
 
+bool rt__store_watch(rt_store *s) {
+    return s->ops->watch && s->ops->watch(s);
+}
+
 int rt__store_reconnect(rt_store *s) {
     if (!s->ops->reconnect) return RT_OK;
     s->in_tx = 0;
+    s->sessions++;
     return s->ops->reconnect(s);
 }
 

@@ -31,6 +31,10 @@ struct rt_store {
     bool in_process;      /* statements are calls, not round trips
                              (SQLite): one more costs next to nothing */
     bool fast_takeover;   /* liveness locks are trustworthy here */
+    bool liveness_drops;  /* a liveness lock can be lost while its process
+                             lives (PostgreSQL: a terminated session, a
+                             server restart, a failover): a free lock then
+                             only makes its holder a suspect (lease.c) */
     bool pooled;          /* behind a transaction-pooling proxy (PostgreSQL
                              pool_mode=transaction): no session state may
                              be relied on or left behind (SET, locks) */
@@ -42,6 +46,8 @@ struct rt_store {
                              EDQUOT; PostgreSQL: SQLSTATE 53100, the
                              server's): temporary like a lost connection, so
                              the CLI exits 75. Sticky for the connection */
+    int64_t sessions;     /* reconnects so far: a session lock taken
+                             before the last one is gone */
     int64_t item;         /* the step's item a pipelined statement is
                              sent for (its error names it); 0: none */
     char errmsg[RT_ERRMSG_MAX];
@@ -157,6 +163,10 @@ struct rt_store_ops {
 
     /* Optional (NULL for SQLite, whose connection cannot drop). */
     bool (*broken)(rt_store *s);   /* the server dropped the connection */
+    /* Without blocking, read what the server sent unasked on an idle
+     * connection (a terminated session's FATAL, a shutdown's EOF): true
+     * when the connection is now known to be gone. */
+    bool (*watch)(rt_store *s);
     /* A new session on the same store; open statements are invalidated,
      * cached ones are prepared again on their next use. */
     int (*reconnect)(rt_store *s);
@@ -217,6 +227,9 @@ int rt__store_prepare_ahead(rt_store *s, const char *sql);
 const char *rt__store_errmsg(const rt_store *s);
 /* The connection is gone (RT_CONN): only rt__store_reconnect helps. */
 bool rt__store_broken(rt_store *s);
+/* An idle connection's news (ops->watch): true when it is gone. False on
+ * backends whose connection cannot drop. */
+bool rt__store_watch(rt_store *s);
 int rt__store_reconnect(rt_store *s);
 /* A resident loop's call failed: log it at most every 10 s (*logged_ns),
  * and reconnect if the connection is gone; the loop retries later. */

@@ -44,6 +44,7 @@
 #define _POSIX_C_SOURCE 200809L
 #include <errno.h>
 #include <libpq-fe.h>
+#include <poll.h>
 #include <signal.h>
 #include <stdlib.h>
 #include <string.h>
@@ -159,6 +160,24 @@ static int pg_fail_native(pg_store *s, int rc, const char *what,
 static bool pg_broken(rt_store *base) {
     pg_store *s = (pg_store *)base;
     return !s->conn || PQstatus(s->conn) == CONNECTION_BAD;
+}
+
+/*
+ * An idle connection's news, without blocking: a terminated session's
+ * FATAL and the EOF after it, or a shutting-down server's EOF, make libpq
+ * mark the connection bad once read. Only on a connection with no query in
+ * flight (a lease's, between its statements).
+ */
+static bool pg_watch(rt_store *base) {
+    pg_store *s = (pg_store *)base;
+    if (pg_broken(base)) return true;
+    if (s->piped || s->base.in_tx) return false;
+    for (int i = 0; i < 2; i++) { /* the message, then its EOF */
+        struct pollfd p = {PQsocket(s->conn), POLLIN, 0};
+        if (p.fd < 0 || poll(&p, 1, 0) <= 0) break;
+        if (!PQconsumeInput(s->conn)) break;
+    }
+    return pg_broken(base);
 }
 
 /* A transaction-pooling proxy seems to be in the way: say what to do. */
@@ -448,6 +467,7 @@ static int pg_open(const char *given, rt_store **out, char *err,
     s->base.ops = &rt__pg_ops;
     s->base.url_display = rt__mask_secrets(given);
     s->base.fast_takeover = fast;
+    s->base.liveness_drops = true;
     s->base.pooled = pooled;
     s->url = url;
     rc = pg_connect(s);
@@ -520,6 +540,7 @@ static int pg_wrap(void *handle, rt_store **out) {
     s->base.ops = &rt__pg_ops;
     s->base.url_display = rt__xstrdup("postgres:(the caller's connection)");
     s->base.borrowed = true;
+    s->base.liveness_drops = true;
     s->conn = handle;
     /* Statement names of their own for each wrap: one that a failed
      * transaction kept the caller from deallocating must not collide. */
@@ -1166,5 +1187,6 @@ const rt_store_ops rt__pg_ops = {
     .liveness_release = pg_liveness_release,
     .session_id = pg_session_id,
     .broken = pg_broken,
+    .watch = pg_watch,
     .reconnect = pg_reconnect,
 };
