@@ -559,7 +559,8 @@ static int cli_enqueue(const cli *c) {
                 f.job = job->name;
                 f.key = key;
                 rt__log(RT_LOG_INFO, "exists", &f,
-                        "run exists already (%s); left as it is", run.status);
+                        "run exists already (%s); left as it is",
+                        rt__status_name(run.status));
                 rt__run_free(&run);
             }
             printf("%s/%s\n", job->name, key);
@@ -678,7 +679,8 @@ static int cli_reset(const cli *c) {
         if (rc == RT_OK)
             printf("reset %s[%s]: discarded run %lld (was %s at step %d, %lld "
                    "items)\n",
-                   job, key, (long long)run.id, run.status, run.step_index + 1,
+                   job, key, (long long)run.id, rt__status_name(run.status),
+                   run.step_index + 1,
                    (long long)run.items);
         rt__run_free(&run);
     }

@@ -544,9 +544,9 @@ static void daemon_work(scheduler *d, sched *sc) {
         /* It may have finished between the query and the peek. */
         rt__run run;
         if (rt__run_load(d->s, sc->job->name, keys[i], &run) != RT_OK) continue;
-        bool open = !strcmp(run.status, "pending") ||
-                    !strcmp(run.status, "running") ||
-                    !strcmp(run.status, "interrupted");
+        bool open = run.status == RT__ST_PENDING ||
+                    run.status == RT__ST_RUNNING ||
+                    run.status == RT__ST_INTERRUPTED;
         rt__run_free(&run);
         if (!open) continue;
         rt__log_fields f = RT_LOG_FIELDS_NONE;

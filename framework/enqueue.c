@@ -160,8 +160,8 @@ int rt_run_status(const char *db_url, const char *job, const char *key,
     if (rc != RT_OK) return rc;
     memset(info, 0, sizeof *info);
     info->id = last.id;
-    info->status = last.status;
-    bool finished = !strcmp(last.status, "done");
+    info->status = rt__status_name(last.status);
+    bool finished = last.status == RT__ST_DONE;
     info->step = finished ? NULL : last.step_name;
     info->items = last.items;
     info->attempt = last.attempt;

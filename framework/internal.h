@@ -145,6 +145,117 @@ extern const int rt__migrations_count;
 int rt__migrate(rt_store *s, int *from, int *to);
 int rt__schema_latest(const char *backend);
 
+/* -------------------------------------------------------- lifecycle.c */
+
+/* A run's states; the names are the rt_run.status values. */
+#define RT__STATUS_MAP(X)                                                      \
+    X(PENDING, "pending")                                                      \
+    X(RUNNING, "running")                                                      \
+    X(INTERRUPTED, "interrupted")                                              \
+    X(DONE, "done")                                                            \
+    X(FAILED, "failed")                                                        \
+    X(SKIPPED, "skipped")                                                      \
+    X(CANCELLED, "cancelled")
+
+typedef enum rt__status {
+#define RT__STATUS_ENUM(name, text) RT__ST_##name,
+    RT__STATUS_MAP(RT__STATUS_ENUM)
+#undef RT__STATUS_ENUM
+    RT__ST_COUNT,
+    /* As a move's target: the run is deleted. As a run's: a status this
+     * build does not know (a row written by hand or by a newer version). */
+    RT__ST_GONE = RT__ST_COUNT
+} rt__status;
+
+/* "pending", ...; "deleted" for RT__ST_GONE. */
+const char *rt__status_name(rt__status st);
+/* The status named text; RT__ST_GONE when it is none. */
+rt__status rt__status_parse(const char *text);
+/* done, failed, skipped, cancelled: only an operator moves it on. */
+bool rt__status_terminal(rt__status st);
+
+/* What can happen to a run (lifecycle.c says who makes each one). */
+#define RT__EVENT_MAP(X)                                                       \
+    X(START, "start")                                                          \
+    X(CLAIM, "claim")                                                          \
+    X(TAKEOVER, "takeover")                                                    \
+    X(COMMIT, "commit")                                                        \
+    X(FINISH, "finish")                                                        \
+    X(STOP, "stop")                                                            \
+    X(CANCEL_SEEN, "cancel_seen")                                              \
+    X(REFUSE, "refuse")                                                        \
+    X(STEP_ERROR, "step_error")                                                \
+    X(FAIL, "fail")                                                            \
+    X(HOLDER_DEAD, "holder_dead")                                              \
+    X(HOLDER_DEAD_LAST, "holder_dead_last")                                    \
+    X(SKIP, "skip")                                                            \
+    X(RETRY, "retry")                                                          \
+    X(CANCEL, "cancel")                                                        \
+    X(RESET, "reset")                                                          \
+    X(PRUNE, "prune")
+
+typedef enum rt__event {
+#define RT__EVENT_ENUM(name, text) RT__EV_##name,
+    RT__EVENT_MAP(RT__EVENT_ENUM)
+#undef RT__EVENT_ENUM
+    RT__EV_COUNT
+} rt__event;
+
+const char *rt__event_name(rt__event ev);
+
+/* Who may make an event. */
+typedef enum rt__maker {
+    RT__BY_HOLDER, /* the run's holder, fenced by its epoch */
+    RT__BY_OTHER   /* anyone else: the move bumps the epoch */
+} rt__maker;
+
+/* One cell of the table: where the event takes a run in state from. */
+typedef struct rt__move {
+    bool allowed;
+    rt__status to;   /* RT__ST_GONE: deleted */
+    rt__maker by;
+} rt__move;
+
+/* The table's cell for (from, ev): .allowed false when refused. */
+rt__move rt__lifecycle_move(rt__status from, rt__event ev);
+
+/* A verdict to carry out (rt__transition). */
+typedef struct rt__verdict {
+    rt__event event;
+    int64_t id;             /* the run */
+    const char *job, *key;  /* its name, for the log */
+    rt__status from;        /* as read: the write is fenced on it */
+    int64_t epoch;          /* as read: the write is fenced on it */
+    const char *who;        /* who makes it ("worker HOST:PID:NONCE",
+                               "operator", the holder's owner) */
+    const char *why;        /* logged; the run's error where it keeps one */
+    int failures;           /* STEP_ERROR, FAIL, HOLDER_DEAD*: the count */
+    int64_t delay_ms;       /* STEP_ERROR, HOLDER_DEAD: the backoff */
+    const char *scope;      /* the lease settled in the same transaction
+                               (deleted): scope and its owner; owner NULL:
+                               the row of this run's key in either of its
+                               job's scopes, whoever holds it; scope NULL:
+                               none */
+    const char *owner;
+    bool only_expired;      /* HOLDER_DEAD*: only while that lease is still
+                               expired (its holder did not renew since) */
+    bool later;             /* inside the caller's transaction: the write
+                               goes out with its COMMIT (*moved unknown) */
+} rt__verdict;
+
+/*
+ * The one way a run's status changes outside the statements of
+ * lifecycle.h: the table's cell for (v->from, v->event) decides, one
+ * fenced statement carries it out (the epoch moves with every verdict made
+ * by another than the holder), the lease goes in the same transaction, and
+ * one log line names who moved the run and why. In a transaction of its
+ * own unless s has one open. RT_OK with *moved (may be NULL) false: the
+ * fence did not hold — the run changed meanwhile, nothing was written.
+ * RT_INVALID: the table refuses the event in that state (a message in
+ * s->errmsg).
+ */
+int rt__transition(rt_store *s, const rt__verdict *v, bool *moved);
+
 /* -------------------------------------------------------------- run.c */
 
 typedef struct rt__param {
@@ -163,7 +274,8 @@ void rt__params_free(rt__params *p);
 /* One row of rt_run, as loaded. */
 typedef struct rt__run {
     int64_t id;
-    char *job, *key, *status;
+    char *job, *key;
+    rt__status status;
     char *fingerprint, *steps; /* steps: names joined by '\n' */
     int step_index;
     char *step_name;
@@ -238,7 +350,9 @@ int rt__run_insert_slot(rt_store *s, const rt_job *job, const char *key,
 /* A pending run becomes 'skipped' with reason; *skipped: it was pending. */
 int rt__run_skip(rt_store *s, const char *job, const char *key,
                  const char *reason, bool *skipped);
-/* Delete a run and its params; RT_NOTFOUND if absent. */
+/* Delete a run, its params and its lease (the lifecycle's reset, whatever
+ * its state: the CLI asks for --force first for a running one); RT_NOTFOUND
+ * if absent. */
 int rt__run_delete(rt_store *s, const char *job, const char *key);
 
 /* The step list of a job as stored: names joined by '\n'. */
@@ -252,18 +366,6 @@ bool rt__job_listed(const char *list, const char *name);
 /* Every name in list is a job; else a usage error (exit code 2) for cmd. */
 int rt__job_list_check(const rt_job *const *jobs, const char *list,
                        const char *cmd);
-/* A failed attempt of a queued run, to record. */
-typedef struct rt__attempt {
-    bool again;               /* back to the queue, else 'failed' */
-    int failures;             /* the new count */
-    const char *error;
-    int64_t delay_ms;         /* the backoff when again */
-    const char *retry_status; /* 'pending' (step error), 'interrupted' (crash) */
-    bool only_running;        /* only while the run is still 'running' */
-} rt__attempt;
-/* Record it, fenced by epoch, in a transaction of its own. */
-int rt__run_attempt_failed(rt_store *s, int64_t id, int64_t epoch,
-                           const rt__attempt *a, int64_t *changes);
 /* Failed attempts a queued run may have: the run's, the job's, or 3. */
 int rt__run_max_attempts(const rt__run *r, const rt_job *job);
 /* The wait before attempt failures+1: 1 s doubling to the job's cap

@@ -18,7 +18,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "internal.h"
+#include "lifecycle.h"
 
 /* The statuses of a run that is over. */
 #define OPS_FINISHED "status IN ('done', 'failed', 'skipped', 'cancelled')"
@@ -102,16 +102,34 @@ static int ops_nsteps(const rt__run *run) {
     return n;
 }
 
-/* The run's name into name; RT_INVALID unless its status is one of the
- * three in want, for which the command is done (verb). */
+/* The run's name into name; RT_INVALID unless the lifecycle lets the
+ * event move it from its status (the message names the states it would
+ * take, want, for which the command is done: verb). */
 static int ops_expect(rt_store *s, const rt__run *run, char *name, size_t n,
-                      const char *const want[3], const char *verb) {
+                      rt__event ev, const rt__status want[3],
+                      const char *verb) {
     ops_name(run, name, n);
-    for (int i = 0; i < 3; i++)
-        if (!strcmp(run->status, want[i])) return RT_OK;
+    if (rt__lifecycle_move(run->status, ev).allowed) return RT_OK;
     return rt__store_fail(s, RT_INVALID,
                           "%s is %s; only %s, %s or %s runs can be %s", name,
-                          run->status, want[0], want[1], want[2], verb);
+                          rt__status_name(run->status), rt__status_name(want[0]),
+                          rt__status_name(want[1]), rt__status_name(want[2]),
+                          verb);
+}
+
+/* The operator's verdict on run (lifecycle.c); *raced: it changed since it
+ * was read, nothing was done. */
+static int ops_move(rt_store *s, const rt__run *run, rt__event ev,
+                    const char *why, bool settle_lease, bool *raced) {
+    rt__verdict v = {.event = ev, .id = run->id, .job = run->job,
+                     .key = run->key, .from = run->status,
+                     .epoch = run->epoch, .who = "an operator", .why = why,
+                     .failures = -1, .delay_ms = -1,
+                     .scope = settle_lease ? run->job : NULL};
+    bool moved = false;
+    int rc = rt__transition(s, &v, &moved);
+    *raced = rc == RT_OK && !moved;
+    return rc;
 }
 
 /* One guarded change in a transaction of its own; *changes: rows hit. */
@@ -156,21 +174,16 @@ static int ops_rounds(rt_store *s, const rt_job *const *jobs,
 static int ops_retry_once(rt_store *s, const rt_job *const *jobs,
                           const rt__run *run, rt__buf *out, bool *raced) {
     (void)jobs; /* a retry needs no definition: `run` checks it */
-    static const char *const retryable[3] = {"failed", "cancelled", "skipped"};
+    static const rt__status retryable[3] = {RT__ST_FAILED, RT__ST_CANCELLED,
+                                            RT__ST_SKIPPED};
     char name[600];
-    int rc = ops_expect(s, run, name, sizeof name, retryable, "retried");
+    int rc = ops_expect(s, run, name, sizeof name, RT__EV_RETRY, retryable,
+                        "retried");
     if (rc != RT_OK) return rc;
-    /* Progress stays: it resumes at the step and cursor where it stopped. */
-    rt_value args[] = {rt_int(run->id), rt_text(run->status)};
-    int64_t changes;
-    rc = ops_change(s,
-                    "UPDATE rt_run SET status = 'pending', error = NULL, "
-                    "attempt = 0, failures = 0, cancel_requested = 0, "
-                    "run_at_ms = NULL, finished_ms = NULL, "
-                    "updated_ms = rt_now_ms() "
-                    "WHERE id = $1 AND status = $2",
-                    2, args, &changes);
-    *raced = rc == RT_OK && changes == 0;
+    /* Progress stays: it resumes at the step and cursor where it stopped.
+     * The epoch moves: whatever process still thinks it holds the run
+     * cannot write to it again. */
+    rc = ops_move(s, run, RT__EV_RETRY, "retry", false, raced);
     if (rc != RT_OK || *raced) return rc;
     rt__buf_printf(out, "retry: %s is pending again at step %d/%d (%s) with "
                         "%lld items done; ",
@@ -218,31 +231,22 @@ static int ops_holder_gone(rt_store *s, const rt_job *const *jobs,
     return rc;
 }
 
-/* Cancelled now, fenced on the epoch read; the epoch moves on so that no
- * older holder can commit over it. */
-static int ops_cancel_now(rt_store *s, const rt__run *run, int64_t *changes) {
-    rt_value args[] = {rt_int(run->id), rt_text(run->status),
-                       rt_int(run->epoch), rt_text(RT_CANCELLED_ERROR)};
-    return ops_change(s,
-                      "UPDATE rt_run SET status = 'cancelled', error = $4, "
-                      "cancel_requested = 0, epoch = epoch + 1, "
-                      "updated_ms = rt_now_ms(), finished_ms = rt_now_ms() "
-                      "WHERE id = $1 AND status = $2 AND epoch = $3",
-                      4, args, changes);
-}
-
 static int ops_cancel_once(rt_store *s, const rt_job *const *jobs,
                            const rt__run *run, rt__buf *out, bool *raced) {
-    static const char *const unfinished[3] = {"pending", "running",
-                                              "interrupted"};
+    static const rt__status unfinished[3] = {RT__ST_PENDING, RT__ST_RUNNING,
+                                             RT__ST_INTERRUPTED};
     char name[600];
-    int rc = ops_expect(s, run, name, sizeof name, unfinished, "cancelled");
+    int rc = ops_expect(s, run, name, sizeof name, RT__EV_CANCEL, unfinished,
+                        "cancelled");
     if (rc != RT_OK) return rc;
-    bool running = !strcmp(run->status, "running"), gone = true;
+    bool running = run->status == RT__ST_RUNNING, gone = true;
     if (running) rc = ops_holder_gone(s, jobs, run, &gone);
     int64_t changes = 0;
     if (rc == RT_OK && gone) {
-        rc = ops_cancel_now(s, run, &changes);
+        /* Cancelled now, fenced on the epoch read; the epoch moves on so
+         * that no older holder can commit over it, and its lease goes. */
+        rc = ops_move(s, run, RT__EV_CANCEL, RT_CANCELLED_ERROR, true, raced);
+        changes = rc == RT_OK && !*raced;
     } else if (rc == RT_OK && !run->cancel_requested) {
         /* The holder may be taken over meanwhile: the request is for the
          * run, whoever holds it, so only the status guards it. */
@@ -267,8 +271,9 @@ static int ops_cancel_once(rt_store *s, const rt_job *const *jobs,
     else
         rt__buf_printf(out, "cancelled %s: it was %s at step %d/%d with "
                             "%lld items done\n",
-                       name, run->status, run->step_index + 1,
-                       ops_nsteps(run), (long long)run->items);
+                       name, rt__status_name(run->status),
+                       run->step_index + 1, ops_nsteps(run),
+                       (long long)run->items);
     return RT_OK;
 }
 

@@ -9,7 +9,7 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "internal.h"
+#include "lifecycle.h"
 
 void rt__params_set(rt__params *p, const char *name, const char *value) {
     for (int i = 0; i < p->n; i++)
@@ -44,7 +44,6 @@ void rt__run_free(rt__run *r) {
     if (!r) return;
     free(r->job);
     free(r->key);
-    free(r->status);
     free(r->fingerprint);
     free(r->steps);
     free(r->step_name);
@@ -111,26 +110,6 @@ int rt__job_check_param(const rt_job *job, const char *name,
              name, known.p ? known.p : "none");
     rt__buf_free(&known);
     return RT_INVALID;
-}
-
-int rt__run_attempt_failed(rt_store *s, int64_t id, int64_t epoch,
-                           const rt__attempt *a, int64_t *changes) {
-    rt_value args[] = {rt_int(id), rt_int(epoch), rt_int(a->again),
-                       rt_int(a->failures), rt_text(a->error),
-                       rt_int(a->delay_ms), rt_text(a->retry_status),
-                       rt_int(a->only_running)};
-    int rc = rt__store_begin(s);
-    if (rc == RT_OK)
-        rc = rt__store_exec(
-            s,
-            "UPDATE rt_run SET status = CASE WHEN $3 = 1 THEN $7 ELSE "
-            "'failed' END, failures = $4, error = $5, run_at_ms = CASE WHEN "
-            "$3 = 1 THEN rt_now_ms() + $6 ELSE run_at_ms END, updated_ms = "
-            "rt_now_ms(), finished_ms = CASE WHEN $3 = 1 THEN NULL ELSE "
-            "rt_now_ms() END WHERE id = $1 AND epoch = $2 AND ($8 = 0 OR "
-            "status = 'running')",
-            8, args, changes);
-    return rc == RT_OK ? rt__store_commit(s) : rt__store_abort(s, rc);
 }
 
 int rt__run_max_attempts(const rt__run *r, const rt_job *job) {
@@ -201,7 +180,7 @@ void rt__run_from_row(rt_stmt *st, rt__run *r) {
     r->id = o->column_int64(st, 0);
     r->job = run_text(st, 1);
     r->key = run_text(st, 2);
-    r->status = run_text(st, 3);
+    r->status = rt__status_parse(o->column_text(st, 3));
     r->fingerprint = run_text(st, 4);
     r->steps = run_text(st, 5);
     r->step_index = (int)o->column_int64(st, 6);
@@ -295,13 +274,7 @@ int rt__run_create(rt_store *s, const rt_job *job, const rt__run_new *n,
     *id = 0;
     int rc = rt__store_query(
         s,
-        "INSERT INTO rt_run (job, run_key, status, fingerprint, steps, "
-        "step_index, step_name, slot_ms, error, queued, priority, run_at_ms, "
-        "max_attempts, created_ms, updated_ms, finished_ms) VALUES ($1, $2, "
-        "CASE WHEN CAST($7 AS TEXT) IS NULL THEN 'pending' ELSE 'skipped' "
-        "END, $3, $4, 0, $5, $6, $7, $8, $9, $10, $11, rt_now_ms(), "
-        "rt_now_ms(), CASE WHEN CAST($7 AS TEXT) IS NULL THEN NULL ELSE "
-        "rt_now_ms() END) ON CONFLICT (job, run_key) DO NOTHING RETURNING id",
+        RT__LC_INSERT_SQL,
         11, args, &st);
     free(steps);
     if (rc == RT_ROW) {
@@ -362,35 +335,36 @@ int rt__run_insert_slot(rt_store *s, const rt_job *job, const char *key,
 
 int rt__run_skip(rt_store *s, const char *job, const char *key,
                  const char *reason, bool *skipped) {
-    rt_value args[] = {rt_text(job), rt_text(key), rt_text(reason)};
-    int rc = rt__store_begin(s);
+    rt__run run;
+    *skipped = false;
+    int rc = rt__run_load(s, job, key, &run);
+    if (rc == RT_NOTFOUND || (rc == RT_OK && run.status != RT__ST_PENDING)) {
+        rt__run_free(&run);
+        return RT_OK;
+    }
     if (rc != RT_OK) return rc;
-    int64_t changes = 0;
-    rc = rt__store_exec(s,
-                        "UPDATE rt_run SET status = 'skipped', error = $3, "
-                        "updated_ms = rt_now_ms(), finished_ms = rt_now_ms() "
-                        "WHERE job = $1 AND run_key = $2 AND status = 'pending'",
-                        3, args, &changes);
-    if (rc == RT_OK) rc = rt__store_commit(s);
-    if (rc != RT_OK) return rt__store_abort(s, rc);
-    *skipped = changes == 1;
-    return RT_OK;
+    rt__verdict v = {.event = RT__EV_SKIP, .id = run.id, .job = job,
+                     .key = key, .from = run.status, .epoch = run.epoch,
+                     .who = "the scheduler", .why = reason};
+    rc = rt__transition(s, &v, skipped);
+    rt__run_free(&run);
+    return rc;
 }
 
 int rt__run_delete(rt_store *s, const char *job, const char *key) {
-    rt_value args[] = {rt_text(job), rt_text(key)};
-    int rc = rt__store_begin(s);
+    rt__run run;
+    int rc = rt__run_load(s, job, key, &run);
     if (rc != RT_OK) return rc;
-    int64_t changes = 0;
-    rc = rt__store_exec(s,
-                        "DELETE FROM rt_param WHERE run_id IN (SELECT id FROM "
-                        "rt_run WHERE job = $1 AND run_key = $2)",
-                        2, args, NULL);
-    if (rc == RT_OK)
-        rc = rt__store_exec(
-            s, "DELETE FROM rt_run WHERE job = $1 AND run_key = $2", 2, args,
-            &changes);
-    if (rc == RT_OK && changes == 0) rc = RT_NOTFOUND;
-    if (rc == RT_OK) return rt__store_commit(s);
-    return rt__store_abort(s, rc);
+    /* Its lease goes with it: a --force reset of a running run leaves its
+     * holder nothing to renew or commit to. */
+    rt__verdict v = {.event = RT__EV_RESET, .id = run.id, .job = job,
+                     .key = key, .from = run.status, .epoch = run.epoch,
+                     .who = "an operator", .why = "reset", .scope = job};
+    bool moved = false;
+    rc = rt__transition(s, &v, &moved);
+    rt__run_free(&run);
+    if (rc == RT_OK && !moved)
+        rc = rt__store_fail(s, RT_BUSY, "run %s/%s changed while it was being "
+                            "reset; nothing was done, try again", job, key);
+    return rc;
 }

@@ -25,7 +25,7 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "internal.h"
+#include "lifecycle.h"
 
 typedef struct runner {
     rt_store *s;
@@ -324,25 +324,10 @@ static int runner_find(runner *r, const rt__run_opts *o) {
     return rc;
 }
 
-/* The claim (runner_claim): epoch bumped, progress returned. */
-#define RUNNER_CLAIM_SQL                                                       \
-    "UPDATE rt_run SET epoch = epoch + 1, status = 'running', "               \
-    "attempt = attempt + 1, started_ms = coalesce(started_ms, "               \
-    "rt_now_ms()), updated_ms = rt_now_ms(), "                                \
-    "fingerprint = CASE WHEN $4 = 1 THEN $2 ELSE fingerprint END, "           \
-    "steps = CASE WHEN $4 = 1 THEN $3 ELSE steps END, "                       \
-    "step_index = CASE WHEN $6 = 1 THEN $7 ELSE step_index END, "             \
-    "step_name = CASE WHEN $6 = 1 THEN $8 ELSE step_name END, "               \
-    "cursor_int = CASE WHEN $6 = 1 THEN NULL ELSE cursor_int END, "           \
-    "cursor_bytes = CASE WHEN $6 = 1 THEN NULL ELSE cursor_bytes END, "       \
-    "step_items = CASE WHEN $6 = 1 THEN 0 ELSE step_items END, "              \
-    "step_total = CASE WHEN $6 = 1 THEN NULL ELSE step_total END "            \
-    "WHERE id = $1 AND epoch = $5 "                                            \
-    "AND status IN ('pending', 'running', 'interrupted') "                     \
-    "RETURNING epoch, attempt, step_index, step_name, cursor_int, "           \
-    "cursor_bytes, items, step_items, step_total"
+/* The claim (runner_claim): the lifecycle's START or TAKEOVER. */
+#define RUNNER_CLAIM_SQL RT__LC_START_SQL
 
-static int runner_set_status(runner *r, const char *status, const char *error);
+static int runner_set_status(runner *r, rt__event ev, const char *error);
 
 /* The progress the claim returned, into r->run. */
 static void runner_claimed_row(runner *r, rt_stmt *st) {
@@ -402,6 +387,14 @@ static int runner_unknown_step(runner *r) {
  */
 static int runner_claim(runner *r, bool adopt, int restart_at) {
     rt_store *s = r->s;
+    if (r->run.epoch == INT64_MAX) /* only a row written by hand gets here */
+        return rt__store_fail(s, RT_INVALID,
+                              "run '%s' of %s has used up its epochs (%lld): "
+                              "no process can take it; 'ratchet reset %s "
+                              "--key %s' discards it",
+                              r->run.key, r->job->name,
+                              (long long)r->run.epoch, r->job->name,
+                              r->run.key);
     bool piped = s->ops->send && !s->in_process;
     if (piped && restart_at < 0 && r->run.step_name &&
         runner_step_index(r, r->run.step_name, r->run.step_index) < 0)
@@ -475,15 +468,15 @@ static int runner_claim(runner *r, bool adopt, int restart_at) {
         if (piped && s->in_tx) rt__store_abort(s, rc);
         if (piped && rc == RT_CHANGED) {
             int why = rc;
-            runner_set_status(r, "interrupted", NULL);
+            r->run.status = RT__ST_RUNNING; /* as the claim left it */
+            runner_set_status(r, RT__EV_REFUSE, NULL);
             return why;
         }
         return piped ? rc : rt__store_abort(s, rc);
     }
     /* Committed: the run in memory follows the database (its status too:
      * runner_interrupted trusts it to know whether 'interrupted' is saved). */
-    free(r->run.status);
-    r->run.status = rt__xstrdup("running");
+    r->run.status = RT__ST_RUNNING;
     if (adopt) {
         free(r->run.steps);
         r->run.steps = steps;
@@ -497,18 +490,9 @@ static int runner_claim(runner *r, bool adopt, int restart_at) {
 
 /* ------------------------------------------------------------ the loop */
 
-/* The fenced progress UPDATE of every commit ($1 id, $2 epoch). A cancel
- * requested by `ratchet cancel` turns the status into 'cancelled' here, in
- * the transaction that commits the chunk's work. */
-#define RUNNER_PROGRESS_SQL                                                    \
-    "UPDATE rt_run SET step_index = $3, step_name = $4, cursor_int = $5, "    \
-    "cursor_bytes = $6, items = $7, step_items = $8, step_total = $9, "       \
-    "status = CASE WHEN $10 <> 'done' AND cancel_requested = 1 THEN "         \
-    "'cancelled' ELSE $10 END, "                                               \
-    "error = CASE WHEN $10 <> 'done' AND cancel_requested = 1 THEN '"         \
-    RT_CANCELLED_ERROR "' END, updated_ms = rt_now_ms(), "                    \
-    "finished_ms = CASE WHEN $10 = 'done' OR cancel_requested = 1 THEN "      \
-    "rt_now_ms() END WHERE id = $1 AND epoch = $2"
+/* The fenced progress UPDATE of every commit: the lifecycle's COMMIT,
+ * FINISH, STOP or CANCEL_SEEN. */
+#define RUNNER_PROGRESS_SQL RT__LC_COMMIT_SQL
 
 /* The same, failing in the server when the fence does not hold (no row:
  * a division by zero), returning cancel_requested. */
@@ -516,18 +500,8 @@ static int runner_claim(runner *r, bool adopt, int restart_at) {
     "WITH u AS (" RUNNER_PROGRESS_SQL " RETURNING cancel_requested) SELECT "   \
     "max(cancel_requested), 1 / count(*) FROM u"
 
-/*
- * The progress UPDATE of a commit that leaves the status as it is: no
- * cancel asked, and the run already has status $10. It does not SET status,
- * so SQLite need not rewrite the run's rt_run_job_status index entry: one
- * page less in the WAL per commit. Otherwise no row matches, and the full
- * UPDATE runs.
- */
-#define RUNNER_PROGRESS_SAME_STATUS_SQL                                        \
-    "UPDATE rt_run SET step_index = $3, step_name = $4, cursor_int = $5, "    \
-    "cursor_bytes = $6, items = $7, step_items = $8, step_total = $9, "       \
-    "error = NULL, updated_ms = rt_now_ms(), finished_ms = NULL "              \
-    "WHERE id = $1 AND epoch = $2 AND status = $10 AND cancel_requested = 0"
+/* The same when the status stays (lifecycle.h). */
+#define RUNNER_PROGRESS_SAME_STATUS_SQL RT__LC_COMMIT_SAME_SQL
 
 /*
  * Run the progress UPDATE and read cancel_requested back: RT_OK, RT_DONE
@@ -601,7 +575,9 @@ static int runner_commit(runner *r, bool step_done) {
         rt_int(r->run.items + c->chunk_items),
         rt_int(step_done ? 0 : c->step_items),
         !step_done && c->total >= 0 ? rt_int(c->total) : rt_null(),
-        rt_text(last ? "done" : stopping ? "interrupted" : "running"),
+        rt_text(rt__status_name(last       ? RT__ST_DONE
+                                : stopping ? RT__ST_INTERRUPTED
+                                           : RT__ST_RUNNING)),
     };
     bool cancel = false;
     /* Pipelining backends: the fence fails in the server, so COMMIT goes
@@ -673,39 +649,33 @@ static int runner_commit(runner *r, bool step_done) {
         r->run.step_items = c->step_items;
         r->run.step_total = c->total;
     }
-    if (last || cancel || stopping) {
-        free(r->run.status);
-        r->run.status = rt__xstrdup(last     ? "done"
-                                    : cancel ? "cancelled"
-                                             : "interrupted");
-    }
+    if (last || cancel || stopping)
+        r->run.status = last     ? RT__ST_DONE
+                        : cancel ? RT__ST_CANCELLED
+                                 : RT__ST_INTERRUPTED;
     return RT_OK;
 }
 
-/* A fenced status change outside step work: interrupted, failed or
- * cancelled. Each ends this process's hold on the run, so the lease is
- * given up in the same transaction (one commit, not two, as a chunk's
- * last commit does); should this fail, rt__lease_release still does it.
- * $3 is cast: PostgreSQL would deduce the column's domain (rt_status) from
- * the assignment and text from the IN, and refuse. */
-static int runner_set_status(runner *r, const char *status, const char *error) {
-    rt_value args[] = {rt_int(r->run.id), rt_int(r->run.epoch),
-                       rt_text(status), error ? rt_text(error) : rt_null()};
+/* A move of the run's own outside step work (lifecycle.c): stop, refuse,
+ * fail, or cancel (a cancel asked while no process held it). Each ends
+ * this process's hold on the run, so the lease is given up in the same
+ * transaction (one commit, not two, as a chunk's last commit does); should
+ * this fail, rt__lease_release still does it. */
+static int runner_set_status(runner *r, rt__event ev, const char *error) {
     /* 'interrupted' need not survive a power loss (store.h,
      * lax_transaction): lost, the run reads 'running' under the lease of a
      * holder the power loss killed, and the next start takes it over at the
      * same committed position. One fsync less on the way out (SQLite). */
-    if (!strcmp(status, "interrupted") && r->s->ops->lax_transaction)
+    if (ev == RT__EV_STOP && r->s->ops->lax_transaction)
         r->s->ops->lax_transaction(r->s);
     int rc = rt__store_begin(r->s);
     if (rc != RT_OK) return rc;
-    rc = rt__store_exec_later(r->s,
-                              "UPDATE rt_run SET status = CAST($3 AS TEXT), "
-                              "error = $4, "
-                              "updated_ms = rt_now_ms(), finished_ms = CASE "
-                              "WHEN $3 IN ('failed', 'cancelled') THEN "
-                              "rt_now_ms() END WHERE id = $1 AND epoch = $2",
-                              4, args);
+    rt__verdict v = {.event = ev, .id = r->run.id, .job = r->job->name,
+                     .key = r->run.key, .from = r->run.status,
+                     .epoch = r->run.epoch,
+                     .who = r->lease ? r->lease->owner : NULL, .why = error,
+                     .failures = -1, .delay_ms = -1, .later = true};
+    rc = rt__transition(r->s, &v, NULL);
     bool give_up = r->lease && !r->lease->lost && !r->lease->released;
     if (rc == RT_OK && give_up) {
         rc = runner_release_later(r);
@@ -713,10 +683,12 @@ static int runner_set_status(runner *r, const char *status, const char *error) {
     if (rc == RT_OK) rc = rt__store_commit(r->s);
     if (rc != RT_OK) return rt__store_abort(r->s, rc);
     if (give_up) r->lease->released = true;
+    r->run.status = rt__lifecycle_move(v.from, ev).to;
     return RT_OK;
 }
 
 static int runner_db_error(runner *r, const char *what);
+static int runner_fenced(runner *r);
 
 /*
  * A queued run's attempt failed (its transaction is rolled back): it goes
@@ -727,9 +699,28 @@ static int runner_attempt_failed(runner *r, const char *error) {
     int failures = r->run.failures + 1;
     bool again = failures < max;
     int64_t delay = again ? rt__retry_backoff_ms(r->job, failures) : 0;
-    rt__attempt at = {again, failures, error, delay, "pending", false};
-    int rc = rt__run_attempt_failed(r->s, r->run.id, r->run.epoch, &at, NULL);
+    /* Its lease goes in the same transaction: a lease left behind would
+     * keep the run from its next attempt. */
+    bool give_up = r->lease && !r->lease->lost && !r->lease->released;
+    rt__verdict v = {.event = again ? RT__EV_STEP_ERROR : RT__EV_FAIL,
+                     .id = r->run.id, .job = r->job->name, .key = r->run.key,
+                     .from = r->run.status, .epoch = r->run.epoch,
+                     .who = r->lease ? r->lease->owner : NULL, .why = error,
+                     .failures = failures, .delay_ms = delay,
+                     .scope = give_up ? r->lease->scope : NULL,
+                     .owner = give_up ? r->lease->owner : NULL};
+    bool moved = false;
+    int rc = rt__transition(r->s, &v, &moved);
     if (rc != RT_OK) return runner_db_error(r, "recording the failed attempt");
+    if (!moved) {
+        rt__store_fail(r->s, RT_FENCED,
+                       "run was taken over before its failed attempt could "
+                       "be recorded (epoch %lld is no longer current); this "
+                       "process stops", (long long)r->run.epoch);
+        return runner_fenced(r);
+    }
+    if (give_up) r->lease->released = true;
+    r->run.status = rt__lifecycle_move(v.from, v.event).to;
     char msg[RT_ERRMSG_MAX + 160];
     snprintf(msg, sizeof msg, "%s (failed attempt %d of %d%s)", error,
              failures, max, again ? "; retried after the backoff in ms" : "");
@@ -798,9 +789,9 @@ static int runner_cancelled(runner *r) {
 static int runner_interrupted(runner *r) {
     rt__progress_clear();
     /* Usually the last chunk's commit recorded it; else one more write. */
-    if (strcmp(r->run.status, "interrupted") != 0) {
+    if (r->run.status != RT__ST_INTERRUPTED) {
         r->s->finishing = true; /* wait for the lock despite the stop */
-        runner_set_status(r, "interrupted", NULL);
+        runner_set_status(r, RT__EV_STOP, NULL);
         r->s->finishing = false;
     }
     runner_log(r, RT_LOG_INFO, "interrupted", runner_elapsed_ms(r->started_ns),
@@ -965,7 +956,7 @@ static int runner_loop(runner *r) {
             } else {
                 runner_progress(r, false);
             }
-            if (!strcmp(r->run.status, "cancelled")) return runner_cancelled(r);
+            if (r->run.status == RT__ST_CANCELLED) return runner_cancelled(r);
             if (r->run.step_index < r->nsteps && rt__stop_flag)
                 return runner_interrupted(r);
             /* A beat after the last commit gave the lease up finds no row:
@@ -994,7 +985,7 @@ static int runner_loop(runner *r) {
         }
         if (src == RT_INVALID) {
             runner_log(r, RT_LOG_ERROR, "invalid", -1, "%s", msg);
-            runner_set_status(r, "interrupted", NULL);
+            runner_set_status(r, RT__EV_REFUSE, NULL);
             return RT_EXIT_USAGE;
         }
         if (src == RT_CONN || src == RT_DBERR) {
@@ -1004,7 +995,7 @@ static int runner_loop(runner *r) {
         char error[RT_ERRMSG_MAX + 64];
         snprintf(error, sizeof error, "step %s: %s", r->ctx.step->name, msg);
         if (r->run.queued) return runner_attempt_failed(r, error);
-        int frc = runner_set_status(r, "failed", error);
+        int frc = runner_set_status(r, RT__EV_FAIL, error);
         if (frc == RT_FENCED) return runner_fenced(r);
         runner_log(r, RT_LOG_ERROR, "failed", runner_elapsed_ms(r->started_ns),
                    "%s", error);
@@ -1213,34 +1204,40 @@ static int runner_drive(runner *r, const rt__run_opts *o, bool fresh,
 /* The run is found and the lease is ours: claim it and drive its steps. */
 static int runner_go(runner *r, const rt__run_opts *o) {
     rt_store *s = r->s;
-    const char *status = r->run.status;
-    if (o->restart_step && strcmp(status, "pending") &&
-        strcmp(status, "running") && strcmp(status, "interrupted")) {
+    rt__status status = r->run.status;
+    if (o->restart_step && rt__status_terminal(status)) {
         rt__store_fail(s, RT_INVALID,
                        "run '%s' of %s is %s; --restart-step continues only "
                        "an unfinished run (pending, running or interrupted); "
                        "'ratchet reset %s --key %s' discards this one",
-                       r->run.key, r->job->name, status, r->job->name,
-                       r->run.key);
+                       r->run.key, r->job->name, rt__status_name(status),
+                       r->job->name, r->run.key);
         return runner_refuse(r, RT_INVALID);
     }
-    if (!strcmp(r->run.status, "done")) {
+    if (status == RT__ST_GONE) {
+        rt__store_fail(s, RT_INVALID,
+                       "run '%s' of %s has a status this version does not "
+                       "know; 'ratchet reset %s --key %s' discards it",
+                       r->run.key, r->job->name, r->job->name, r->run.key);
+        return runner_refuse(r, RT_INVALID);
+    }
+    if (status == RT__ST_DONE) {
         runner_log(r, RT_LOG_INFO, "already_done", -1, "%s",
                    "run already finished; nothing to do");
         return RT_EXIT_OK;
     }
-    if (!strcmp(r->run.status, "skipped")) {
+    if (status == RT__ST_SKIPPED) {
         runner_log(r, RT_LOG_INFO, "already_skipped", -1,
                    "run was skipped (%s); 'ratchet reset' discards it",
                    r->run.error ? r->run.error : "no reason recorded");
         return RT_EXIT_OK;
     }
-    if (!strcmp(r->run.status, "cancelled")) {
+    if (status == RT__ST_CANCELLED) {
         runner_log(r, RT_LOG_INFO, "already_cancelled", -1, "%s",
                    "run was cancelled; 'ratchet retry' resumes it");
         return RT_EXIT_OK;
     }
-    if (!strcmp(r->run.status, "failed")) {
+    if (status == RT__ST_FAILED) {
         runner_log(r, RT_LOG_ERROR, "already_failed", -1,
                    "run failed earlier (%s); 'ratchet retry' resumes it, "
                    "'ratchet reset' discards it",
@@ -1250,13 +1247,13 @@ static int runner_go(runner *r, const rt__run_opts *o) {
     /* Cancelled while its holder was away (killed, or stopped outside a
      * commit): end it here rather than run one more chunk. */
     if (r->run.cancel_requested) {
-        int crc = runner_set_status(r, "cancelled", RT_CANCELLED_ERROR);
+        int crc = runner_set_status(r, RT__EV_CANCEL, RT_CANCELLED_ERROR);
         if (crc != RT_OK) return runner_refuse(r, crc);
         return runner_cancelled(r);
     }
     bool adopt = false;
     int restart_at = -1;
-    bool fresh = !strcmp(r->run.status, "pending") && r->run.items == 0 &&
+    bool fresh = r->run.status == RT__ST_PENDING && r->run.items == 0 &&
                  r->run.step_index == 0 && !r->run.has_cursor;
     int rc = runner_check_definition(r, o->restart_step, &adopt, &restart_at);
     if (rc == RT_OK) rc = runner_claim(r, adopt, restart_at);

@@ -54,19 +54,18 @@ int rt_wait(const char *db_url, const char *job, const char *key,
             break;
         }
         if (rc != RT_OK) break;
-        bool done = !strcmp(run.status, "done");
-        bool failed = !strcmp(run.status, "failed");
+        bool done = run.status == RT__ST_DONE;
         /* Ended without its work: failed, skipped or cancelled. */
-        const char *how = failed ? "failed"
-                          : !strcmp(run.status, "skipped") ? "was skipped"
-                          : !strcmp(run.status, "cancelled") ? "was cancelled"
-                                                               : NULL;
+        const char *how = run.status == RT__ST_FAILED      ? "failed"
+                          : run.status == RT__ST_SKIPPED   ? "was skipped"
+                          : run.status == RT__ST_CANCELLED ? "was cancelled"
+                                                           : NULL;
         if (how)
             snprintf(err, errlen, "run '%s' of %s %s: %s", run.key, job, how,
                      run.error ? run.error : "no message");
         else if (!done)
             snprintf(err, errlen, "run '%s' of %s is still %s", run.key, job,
-                     run.status);
+                     rt__status_name(run.status));
         rt__run_free(&run);
         if (done) break;
         if (how) {

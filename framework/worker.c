@@ -35,7 +35,7 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "internal.h"
+#include "lifecycle.h"
 #include "metrics.h"
 
 #define WORKER_IDLE_MS 50
@@ -106,7 +106,7 @@ static int worker_candidates_of(worker *w, rt_store *s, const char *job,
     int rc = rt__store_query(s,
                              "SELECT job, run_key, priority FROM rt_run WHERE "
                              "job = $1 AND status = 'running' AND queued = 1 "
-                             "AND cancel_requested = 0 ORDER BY id LIMIT 32",
+                             "ORDER BY id LIMIT 32",
                              1, &arg, &st);
     return worker_pick_rows(w, s, st, rc, out, n);
 }
@@ -129,9 +129,8 @@ static int worker_candidates(worker *w, rt_store *s, pick *out, int *n,
     int rc = rt__store_query(
         s,
         "SELECT r.job, r.run_key, r.priority FROM (SELECT job, run_key, "
-        "priority, run_at_ms, created_ms, id FROM rt_run WHERE queued = 1 AND "
-        "status IN ('pending', 'interrupted') AND cancel_requested = 0 AND "
-        "(run_at_ms IS NULL OR run_at_ms <= rt_now_ms()) AND job NOT IN "
+        "priority, run_at_ms, created_ms, id FROM rt_run WHERE "
+        RT__LC_CLAIMABLE " AND (run_at_ms IS NULL OR run_at_ms <= rt_now_ms()) AND job NOT IN "
         "(SELECT scope FROM rt_lease) ORDER BY priority DESC, "
         "coalesce(run_at_ms, created_ms), id LIMIT 64) r WHERE NOT EXISTS "
         "(SELECT 1 FROM rt_lease l WHERE l.scope = r.job || '/' || "
@@ -142,39 +141,46 @@ static int worker_candidates(worker *w, rt_store *s, pick *out, int *n,
 }
 
 /*
- * A queued run found 'running' with its holder gone: that start crashed.
- * Count it as a failed attempt; false when the run is failed for good.
+ * A run found 'running' with its holder dead (lease.c, lease_judge): the
+ * verdict, fenced (the epoch moves, so a holder that comes back cannot
+ * commit) and, when the holder left a lease (dead_owner non-empty), only
+ * while that lease still says dead, deleted in the same transaction. A
+ * queued run's attempt counts: it is queued again after its backoff, or
+ * failed after its last; a run of `run` is left 'interrupted' for its next
+ * start. why says how the holder was found dead.
  */
-static bool worker_count_crash(worker *w, const rt_job *job, const char *key,
-                               const char *scope, const char *dead_owner) {
+static void worker_count_crash(worker *w, const rt_job *job, const char *key,
+                               const char *scope, const char *dead_owner,
+                               const char *why) {
     rt__run run;
-    if (rt__run_load(w->s, job->name, key, &run) != RT_OK) return false;
-    int failures = run.failures + 1;
-    bool again = failures < rt__run_max_attempts(&run, job);
-    char error[512];
+    if (rt__run_load(w->s, job->name, key, &run) != RT_OK) return;
+    if (run.status != RT__ST_RUNNING) {
+        rt__run_free(&run);
+        return;
+    }
+    int failures = run.queued ? run.failures + 1 : -1;
+    bool again = !run.queued || failures < rt__run_max_attempts(&run, job);
+    char error[512], who[200];
     snprintf(error, sizeof error,
-             "attempt %d ended without finishing (its process died)%s",
-             run.attempt, again ? "" : "; no attempts left");
-    rt__attempt at = {again, failures, error,
-                      again ? rt__retry_backoff_ms(job, failures) : 0,
-                      "interrupted", true};
-    int64_t changes = 0;
-    int rc = rt__run_attempt_failed(w->s, run.id, run.epoch, &at, &changes);
-    /* The dead holder's lease goes too (only if no one took it over since),
-     * so the run is free for the next attempt after its backoff. */
-    rt_value largs[] = {rt_text(scope), rt_text(dead_owner)};
-    if (rc == RT_OK && changes == 1 && dead_owner[0])
-        rc = rt__store_exec(w->s, RT__LEASE_DELETE_SQL, 2, largs, NULL);
-    if (changes != 1) again = true; /* it moved on meanwhile: not a crash */
-    rt__log_fields f = RT_LOG_FIELDS_NONE;
-    f.job = job->name;
-    f.key = key;
-    f.run = run.id;
-    if (rc == RT_OK && changes == 1)
-        rt__log(again ? RT_LOG_WARN : RT_LOG_ERROR, again ? "retry" : "failed",
-                &f, "%s", error);
+             "attempt %d ended without finishing (its process died: %s)%s",
+             run.attempt, why, again ? "" : "; no attempts left");
+    snprintf(who, sizeof who, "worker %s", w->claim.owner);
+    rt__verdict v = {
+        /* Asked to cancel while its holder died: it ends so. */
+        .event = run.cancel_requested ? RT__EV_CANCEL
+                 : again              ? RT__EV_HOLDER_DEAD
+                                      : RT__EV_HOLDER_DEAD_LAST,
+        .id = run.id, .job = job->name, .key = key, .from = run.status,
+        .epoch = run.epoch, .who = who, .why = error, .failures = failures,
+        .delay_ms = run.queued && again ? rt__retry_backoff_ms(job, failures)
+                                        : -1,
+        .scope = dead_owner[0] ? scope : NULL,
+        .owner = dead_owner[0] ? dead_owner : NULL,
+        .only_expired = dead_owner[0] != '\0'};
+    if (rt__transition(w->s, &v, NULL) != RT_OK)
+        rt__store_trouble(w->s, &w->trouble_logged_ns,
+                          "recording a dead holder's verdict");
     rt__run_free(&run);
-    return rc == RT_OK && again;
 }
 
 /* The lease scope of a run: "JOB" for a job-scoped job, else "JOB/KEY". */
@@ -186,7 +192,83 @@ static void worker_scope(const rt_job *job, const char *key, char *out,
         snprintf(out, n, "%.300s/%.255s", job->name, key);
 }
 
-/* Runs 'running' whose holder died or stalled: count the crash, requeue. */
+/*
+ * Leases no live holder keeps: expired ones, and those of finished runs
+ * whose holder has not renewed them for half their TTL (a live holder
+ * renews every third): a lease left behind (its release failed, its holder
+ * moved on) would keep every claim of its scope waiting. An expired lease
+ * of a run still 'running' is a dead holder's: that run gets its verdict
+ * with it (worker_count_crash). The rest go alone, each only while it is
+ * still what was read.
+ */
+static void worker_sweep(worker *w) {
+    rt_stmt *st;
+    int rc = rt__store_query(
+        w->s,
+        "SELECT l.scope, l.owner, l.job, coalesce(l.run_key, ''), CASE WHEN "
+        "l.expires_ms < rt_now_ms() THEN 1 ELSE 0 END FROM rt_lease l WHERE "
+        "l.expires_ms < rt_now_ms() OR (l.heartbeat_ms < rt_now_ms() - "
+        "(l.expires_ms - l.heartbeat_ms) / 2 AND EXISTS (SELECT 1 FROM rt_run "
+        "r WHERE r.job = l.job AND r.run_key = l.run_key AND r.status IN "
+        "('done', 'failed', 'skipped', 'cancelled'))) LIMIT 16",
+        0, NULL, &st);
+    struct stale {
+        char scope[600], owner[160], job[128], key[256];
+        bool expired;
+    } stale[16];
+    int n = 0;
+    while (rc == RT_ROW) {
+        const rt_store_ops *o = w->s->ops;
+        if (n < 16) {
+            struct stale *x = &stale[n++];
+            snprintf(x->scope, sizeof x->scope, "%s", o->column_text(st, 0));
+            snprintf(x->owner, sizeof x->owner, "%s", o->column_text(st, 1));
+            snprintf(x->job, sizeof x->job, "%s", o->column_text(st, 2));
+            snprintf(x->key, sizeof x->key, "%s", o->column_text(st, 3));
+            x->expired = o->column_int64(st, 4) != 0;
+        }
+        rc = o->step(st);
+    }
+    if (rc != RT_DONE) {
+        rt__store_trouble(w->s, &w->trouble_logged_ns, "looking for stale leases");
+        return;
+    }
+    for (int i = 0; i < n && !rt__stop_flag; i++) {
+        struct stale *x = &stale[i];
+        const rt_job *job = rt__job_find(w->jobs, x->job);
+        rt__run run;
+        bool running = false;
+        if (x->key[0] && rt__run_load(w->s, x->job, x->key, &run) == RT_OK) {
+            running = run.status == RT__ST_RUNNING;
+            rt__run_free(&run);
+        }
+        if (running && x->expired && job && worker_wants(w, x->job)) {
+            worker_count_crash(w, job, x->key, x->scope, x->owner,
+                               "its lease expired");
+            continue;
+        }
+        if (running) continue; /* a holder at work, or not ours to judge */
+        rt_value args[] = {rt_text(x->scope), rt_text(x->owner),
+                           rt_int(x->expired)};
+        int64_t gone = 0;
+        rc = rt__store_exec(w->s,
+                            "DELETE FROM rt_lease WHERE scope = $1 AND owner "
+                            "= $2 AND ($3 = 0 OR expires_ms < rt_now_ms())",
+                            3, args, &gone);
+        rt__log_fields f = RT_LOG_FIELDS_NONE;
+        f.job = x->job;
+        f.key = x->key[0] ? x->key : NULL;
+        if (rc == RT_OK && gone)
+            rt__log(RT_LOG_INFO, "lease_swept", &f,
+                    "lease of %s held by %s removed: %s", x->scope, x->owner,
+                    x->expired ? "it expired" : "its run is finished");
+        else if (rc != RT_OK)
+            rt__store_trouble(w->s, &w->trouble_logged_ns, "removing a stale lease");
+    }
+}
+
+/* Runs 'running' whose holder died or stalled: judge them; and the leases
+ * no live holder keeps. */
 static void worker_heal(worker *w) {
     pick picks[WORKER_PICK];
     int n = 0;
@@ -210,8 +292,12 @@ static void worker_heal(worker *w) {
                      strcmp(holder_key, picks[i].key) != 0;
         if (free_now || other)
             worker_count_crash(w, job, picks[i].key, scope,
-                               free_now ? owner : "");
+                               free_now ? owner : "",
+                               !owner[0] ? "it holds no lease"
+                               : other   ? "its job's lease is another run's"
+                                         : "its lease says so");
     }
+    worker_sweep(w);
 }
 
 /*
@@ -229,8 +315,7 @@ static void worker_heal(worker *w) {
  * full of dead rows between two vacuums (a lease row per run, inserted and
  * deleted): 53 runs/s instead of 550, measured. */
 #define WORKER_CLAIM_WHERE                                                     \
-    "queued = 1 AND status IN ('pending', 'interrupted') AND "                \
-    "cancel_requested = 0 AND (run_at_ms IS NULL OR run_at_ms <= "            \
+    RT__LC_CLAIMABLE " AND (run_at_ms IS NULL OR run_at_ms <= "                \
     "rt_now_ms()) AND NOT (id = ANY ($2::bigint[])) AND (cardinality("        \
     "$3::text[]) = 0 OR job NOT IN (SELECT scope FROM rt_lease WHERE scope "   \
     "= ANY ($3::text[]))) AND NOT EXISTS "                                     \
@@ -260,10 +345,8 @@ static void worker_heal(worker *w) {
     "heartbeat_ms, expires_ms) SELECT scope, job, run_key, $4::text, "        \
     "$5::integer, $6::bigint, rt_now_ms(), rt_now_ms(), rt_now_ms() + "       \
     "$7::bigint FROM c ON CONFLICT (scope) DO NOTHING RETURNING scope), u "   \
-    "AS (UPDATE rt_run SET epoch = epoch + 1, status = 'running', attempt = " \
-    "attempt + 1, started_ms = coalesce(started_ms, rt_now_ms()), "           \
-    "updated_ms = rt_now_ms() WHERE id = (SELECT id FROM c) AND EXISTS "      \
-    "(SELECT 1 FROM l) RETURNING id) SELECT " RT__RUN_COLUMNS ", has_params, " \
+    "AS (" RT__LC_CLAIM_CTE " AND EXISTS (SELECT 1 FROM l) RETURNING id) "    \
+    "SELECT " RT__RUN_COLUMNS ", has_params, "                                 \
     "scope, EXISTS (SELECT 1 FROM u) FROM c"
 
 /* The refused runs' ids, a PostgreSQL bigint[] literal, into *ids. */
@@ -383,13 +466,7 @@ static int worker_take(worker *w, rt_store *s, rt__run *run,
     }
     if (rc == RT_OK) {
         rt_value args[] = {rt_int(run->id), rt_int(run->epoch)};
-        rc = rt__store_exec_later(s,
-                                  "UPDATE rt_run SET epoch = epoch + 1, status "
-                                  "= 'running', attempt = attempt + 1, "
-                                  "started_ms = coalesce(started_ms, "
-                                  "rt_now_ms()), updated_ms = rt_now_ms() "
-                                  "WHERE id = $1 AND epoch = $2",
-                                  2, args);
+        rc = rt__store_exec_later(s, RT__LC_CLAIM_SQL, 2, args);
     }
     if (rc != RT_OK && rc != RT_CHANGED) rt__run_free(run);
     return rc;
@@ -402,12 +479,11 @@ static void worker_taken(worker *w, const rt_job *job, rt__run *run,
     char scope[600];
     worker_scope(job, run->key, scope, sizeof scope);
     rt__lease_target(&w->claim, job->name, scope);
-    *fresh = !strcmp(run->status, "pending") && run->items == 0 &&
+    *fresh = run->status == RT__ST_PENDING && run->items == 0 &&
              run->step_index == 0 && !run->has_cursor;
     run->epoch++;
-    run->attempt++;
-    free(run->status);
-    run->status = rt__xstrdup("running");
+    if (run->attempt < INT32_MAX) run->attempt++;
+    run->status = RT__ST_RUNNING;
 }
 
 /*
