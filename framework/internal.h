@@ -448,12 +448,16 @@ int rt__lease_lock(rt__lease *l);
 void rt__lease_warm(rt__lease *l);
 /*
  * Without taking it: could scope be taken now? *free when nobody holds it,
- * its lease expired, or its holder is dead (its liveness lock is free).
- * holder_key receives the holder's run key ("" when free or unknown),
- * owner (may be NULL) the lease row's owner ("" when there is none).
+ * its lease expired, or its holder is dead (lease.c, lease_judge: a free
+ * liveness lock where only death frees one; elsewhere it makes the holder
+ * a suspect, whose lease this call cuts short). holder_key receives the
+ * holder's run key ("" when free or unknown), owner (may be NULL) the
+ * lease row's owner ("" when there is none), why (may be NULL) how a
+ * holder was found dead, in words for a log line.
  */
 int rt__lease_peek(rt_store *s, const char *scope, bool *free,
-                   char *holder_key, size_t n, char *owner, size_t owner_len);
+                   char *holder_key, size_t n, char *owner, size_t owner_len,
+                   const char **why);
 /* Heartbeat every TTL/3 on the lease's connection, in a thread. */
 int rt__lease_start(rt__lease *l);
 /* Stop heartbeating; give the lease up unless it was lost. */

@@ -358,7 +358,9 @@ int rt__lease_acquire(rt__lease *l, const char *run_key, bool *took_over) {
 }
 
 int rt__lease_peek(rt_store *s, const char *scope, bool *free,
-                   char *holder_key, size_t n, char *owner, size_t owner_len) {
+                   char *holder_key, size_t n, char *owner, size_t owner_len,
+                   const char **why) {
+    if (why) *why = "it holds no lease";
     rt_value arg = rt_text(scope);
     rt_stmt *st;
     *free = true;
@@ -385,6 +387,10 @@ int rt__lease_peek(rt_store *s, const char *scope, bool *free,
     int verdict;
     rc = lease_judge(s, scope, &h, &verdict);
     *free = rc == RT_OK && verdict == LEASE_DEAD;
+    if (why)
+        *why = !h.expired ? "its liveness lock is free"
+               : h.fast   ? "its liveness lock was free and it did not renew"
+                          : "its lease expired (no heartbeat for its TTL)";
     if (*free) holder_key[0] = '\0';
     return rc;
 }

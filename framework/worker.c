@@ -282,8 +282,10 @@ static void worker_heal(worker *w) {
         worker_scope(job, picks[i].key, scope, sizeof scope);
         char owner[160];
         bool free_now = false;
+        const char *why = NULL;
         if (rt__lease_peek(w->s, scope, &free_now, holder_key,
-                           sizeof holder_key, owner, sizeof owner) != RT_OK) {
+                           sizeof holder_key, owner, sizeof owner,
+                           &why) != RT_OK) {
             rt__store_trouble(w->s, &w->trouble_logged_ns, "reading a lease");
             return;
         }
@@ -293,9 +295,8 @@ static void worker_heal(worker *w) {
         if (free_now || other)
             worker_count_crash(w, job, picks[i].key, scope,
                                free_now ? owner : "",
-                               !owner[0] ? "it holds no lease"
-                               : other   ? "its job's lease is another run's"
-                                         : "its lease says so");
+                               other ? "its job's lease is another run's"
+                                     : why);
     }
     worker_sweep(w);
 }
