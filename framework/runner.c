@@ -593,8 +593,10 @@ static int runner_commit(runner *r, bool step_done) {
     if (rc == RT_OK && r->lease && r->s->single_writer)
         rc = rt__lease_refresh_sql(r->lease, r->s);
     /* The run's end, or its stop, gives its lease up in the same
-     * transaction: one commit less on the way out. */
-    bool ending = last || stopping;
+     * transaction: one commit less on the way out. So does a cancel the
+     * heartbeat thread saw asked (the commit then ends the run
+     * 'cancelled'): a finished run keeps no lease. */
+    bool ending = last || stopping || (r->lease && r->lease->cancel);
     if (rc == RT_OK && ending && r->lease && !r->lease->lost) {
         rc = runner_release_later(r);
     }
