@@ -34,7 +34,7 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "internal.h"
+#include "lifecycle.h"
 
 /* FNV-1a: a liveness lock number, the same in every process. */
 static uint64_t lease_hash(const char *s) {
@@ -281,6 +281,16 @@ static int lease_acquire_once(rt__lease *l, const char *run_key,
         rc = piped ? rt__store_send_kept(s, LEASE_TAKE_SQL " RETURNING 1", 8,
                                          args, false, &written)
                    : rt__store_exec(s, LEASE_TAKE_SQL, 8, args, &changes);
+        /* A dead or stalled holder's run, other than the one this take is
+         * for, gets its verdict with the take: a run 'running' without a
+         * lease would wait for a holder that never comes back. */
+        bool other_run = l->holder_key[0] &&
+                         (!run_key || strcmp(run_key, l->holder_key) != 0);
+        if (rc == RT_OK && strcmp(h.owner, l->owner) != 0 && other_run) {
+            rt_value oargs[] = {rt_text(l->job), rt_text(l->holder_key),
+                                rt_text(l->scope), rt_text(l->owner)};
+            rc = rt__store_exec_later(s, RT__LC_ORPHAN_SQL, 4, oargs);
+        }
     }
     /* Failpoint lease.acquire (test builds): the lease row is written,
      * not yet committed. */

@@ -88,6 +88,19 @@
     "error = NULL, updated_ms = rt_now_ms(), finished_ms = NULL "              \
     "WHERE id = $1 AND epoch = $2 AND status = $10 AND cancel_requested = 0"
 
+/*
+ * HOLDER_DEAD, inside a take of a job's lease over a dead or stalled holder
+ * (lease.c) that worked on another run of the job: that run ($1 job, $2
+ * key), if still 'running', is interrupted and its epoch moves — only if
+ * the take went through (the lease of scope $3 is now owner $4's).
+ */
+#define RT__LC_ORPHAN_SQL                                                      \
+    "UPDATE rt_run SET status = 'interrupted', epoch = epoch + 1, error = "  \
+    "'its holder died; its job''s lease was taken for another run', "        \
+    "updated_ms = rt_now_ms() WHERE job = $1 AND run_key = $2 AND status = "  \
+    "'running' AND " RT__LC_EPOCH_LEFT " AND EXISTS (SELECT 1 FROM rt_lease " \
+    "WHERE scope = $3 AND owner = $4)"
+
 /* A new run: pending, or skipped with $7 as its reason (run.c). */
 #define RT__LC_INSERT_SQL                                                      \
     "INSERT INTO rt_run (job, run_key, status, fingerprint, steps, "          \
