@@ -391,6 +391,9 @@ typedef struct rt__lease {
     int64_t session;          /* session_id when the lock was taken */
     volatile sig_atomic_t lost; /* a heartbeat found another owner */
     bool released;            /* the run's last commit deleted the row */
+    bool keep;                /* the run's last status could not be
+                                 written: the row stays with the run (it
+                                 expires, and the run is taken over) */
     int64_t run_id;           /* the held run: the heartbeat thread also
                                  watches for `ratchet cancel` (0: none) */
     volatile sig_atomic_t cancel; /* it was asked to cancel */

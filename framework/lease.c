@@ -324,6 +324,7 @@ void rt__lease_target(rt__lease *l, const char *job, const char *scope) {
     snprintf(l->scope, sizeof l->scope, "%s", scope);
     l->lost = 0;
     l->released = false;
+    l->keep = false;
     l->run_id = 0;
     l->cancel = 0;
     l->holder[0] = l->holder_key[0] = '\0';
@@ -580,7 +581,8 @@ void rt__lease_release(rt__lease *l) {
     l->s->finishing = true; /* give it up even while stopping */
     /* Failpoint lease.release (test builds); an ioerr leaves the row
      * behind as a failed DELETE would. */
-    if (!l->lost && !l->released && RT_FAILPOINT(l->s, "lease.release") == RT_OK) {
+    if (!l->lost && !l->released && !l->keep &&
+        RT_FAILPOINT(l->s, "lease.release") == RT_OK) {
         rt_value args[] = {rt_text(l->scope), rt_text(l->owner)};
         if (rt__store_begin(l->s) == RT_OK) {
             if (rt__store_exec(l->s, RT__LEASE_DELETE_SQL, 2, args, NULL) ==

@@ -661,8 +661,11 @@ static int runner_commit(runner *r, bool step_done) {
 /* A move of the run's own outside step work (lifecycle.c): stop, refuse,
  * fail, or cancel (a cancel asked while no process held it). Each ends
  * this process's hold on the run, so the lease is given up in the same
- * transaction (one commit, not two, as a chunk's last commit does); should
- * this fail, rt__lease_release still does it. */
+ * transaction (one commit, not two, as a chunk's last commit does). Should
+ * it fail (the connection lost, the stop's deadline near), the lease stays
+ * with the run, which reads 'running' still: a run and its lease never
+ * disagree, and the next start takes the run over once this process is
+ * gone. */
 static int runner_set_status(runner *r, rt__event ev, const char *error) {
     /* 'interrupted' need not survive a power loss (store.h,
      * lax_transaction): lost, the run reads 'running' under the lease of a
@@ -683,7 +686,10 @@ static int runner_set_status(runner *r, rt__event ev, const char *error) {
         rc = runner_release_later(r);
     }
     if (rc == RT_OK) rc = rt__store_commit(r->s);
-    if (rc != RT_OK) return rt__store_abort(r->s, rc);
+    if (rc != RT_OK) {
+        if (give_up) r->lease->keep = true;
+        return rt__store_abort(r->s, rc);
+    }
     if (give_up) r->lease->released = true;
     r->run.status = rt__lifecycle_move(v.from, ev).to;
     return RT_OK;
@@ -713,6 +719,7 @@ static int runner_attempt_failed(runner *r, const char *error) {
                      .owner = give_up ? r->lease->owner : NULL};
     bool moved = false;
     int rc = rt__transition(r->s, &v, &moved);
+    if (rc != RT_OK && give_up) r->lease->keep = true; /* as the run stays */
     if (rc != RT_OK) return runner_db_error(r, "recording the failed attempt");
     if (!moved) {
         rt__store_fail(r->s, RT_FENCED,
