@@ -194,9 +194,12 @@ static void worker_scope(const rt_job *job, const char *key, char *out,
 
 /*
  * Leases no live holder keeps: expired ones, and those of finished runs
- * whose holder has not renewed them for half their TTL (a live holder
- * renews every third): a lease left behind (its release failed, its holder
- * moved on) would keep every claim of its scope waiting. An expired lease
+ * (taken more than 3 s ago: a take over a dead holder names the holder's
+ * run until its taker names its own, at once): a lease left behind (its
+ * release failed, its holder moved on) would keep every claim of its scope
+ * waiting. A finished run's holder is done with it: every way a run ends
+ * deletes its lease with it, so such a row is one a release missed. An
+ * expired lease
  * of a run still 'running' is a dead holder's: that run gets its verdict
  * with it (worker_count_crash). The rest go alone, each only while it is
  * still what was read.
@@ -207,8 +210,8 @@ static void worker_sweep(worker *w) {
         w->s,
         "SELECT l.scope, l.owner, l.job, coalesce(l.run_key, ''), CASE WHEN "
         "l.expires_ms < rt_now_ms() THEN 1 ELSE 0 END FROM rt_lease l WHERE "
-        "l.expires_ms < rt_now_ms() OR (l.heartbeat_ms < rt_now_ms() - "
-        "(l.expires_ms - l.heartbeat_ms) / 2 AND EXISTS (SELECT 1 FROM rt_run "
+        "l.expires_ms < rt_now_ms() OR (l.acquired_ms < rt_now_ms() - 3000 "
+        "AND EXISTS (SELECT 1 FROM rt_run "
         "r WHERE r.job = l.job AND r.run_key = l.run_key AND r.status IN "
         "('done', 'failed', 'skipped', 'cancelled'))) LIMIT 16",
         0, NULL, &st);
