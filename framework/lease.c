@@ -137,6 +137,34 @@ typedef struct lease_row {
     "owner = $2 AND heartbeat_ms = $3 AND expires_ms > rt_now_ms() + $4"
 
 /*
+ * Is owner ("host:pid:nonce", lease_owner_id) a process of this host that
+ * no longer exists? Only a definite "no such process" counts: a pid taken
+ * again by another process reads as alive, and the grace decides.
+ */
+static bool lease_owner_gone_here(const char *owner) {
+    const char *nonce = strrchr(owner, ':');
+    if (!nonce || nonce == owner) return false;
+    const char *pid_at = nonce - 1;
+    while (pid_at > owner && *pid_at != ':') pid_at--;
+    if (*pid_at != ':') return false;
+    char host[64] = "localhost";
+    gethostname(host, sizeof host - 1);
+    host[sizeof host - 1] = '\0';
+    size_t hlen = (size_t)(pid_at - owner);
+    if (hlen != strlen(host) || strncmp(owner, host, hlen) != 0) return false;
+    char digits[24];
+    size_t dlen = (size_t)(nonce - pid_at - 1);
+    if (dlen == 0 || dlen >= sizeof digits) return false;
+    memcpy(digits, pid_at + 1, dlen);
+    digits[dlen] = '\0';
+    int64_t pid;
+    if (!rt__parse_int64(digits, &pid) || pid <= 0 || pid > INT32_MAX ||
+        pid == (int64_t)getpid())
+        return false;
+    return kill((pid_t)pid, 0) != 0 && errno == ESRCH;
+}
+
+/*
  * Dead means dead. The holder of row h is dead when its lease expired, or
  * when its liveness lock is free where only the death of its process frees
  * it (SQLite's file lock). Where a live process can lose its lock with its
@@ -144,7 +172,8 @@ typedef struct lease_row {
  * a failover) a free lock only makes the holder a suspect: its lease is cut
  * to expire RT__LEASE_SUSPECT_MS from now, and a live holder, which watches
  * its connection, reconnects, takes its lock again and renews well within
- * that (lease_thread). The holder is dead once that lease expires unrenewed.
+ * that (lease_thread). The holder is dead once that lease expires unrenewed
+ * — or at once when it was a process of this host that no longer exists.
  */
 static int lease_judge(rt_store *s, const char *scope, const lease_row *h,
                        int *verdict) {
@@ -156,7 +185,8 @@ static int lease_judge(rt_store *s, const char *scope, const lease_row *h,
     bool free = false;
     int rc = h->fast ? lease_lock_free(s, h->live_key, &free) : RT_OK;
     if (rc != RT_OK || !free) return rc;
-    if (!s->liveness_drops) {
+    /* A process of this host that no longer exists is dead as surely. */
+    if (!s->liveness_drops || lease_owner_gone_here(h->owner)) {
         *verdict = LEASE_DEAD;
         return RT_OK;
     }
