@@ -533,7 +533,7 @@ static void daemon_work(scheduler *d, sched *sc) {
         else snprintf(scope, sizeof scope, "%.400s/%.63s", sc->job->name, keys[i]);
         bool free_now = false;
         if (rt__lease_peek(d->s, scope, &free_now, holder_key,
-                           sizeof holder_key, NULL, 0, NULL) != RT_OK) {
+                           sizeof holder_key, NULL, 0, NULL, NULL) != RT_OK) {
             rt__store_trouble(d->s, &d->trouble_logged_ns, "reading a lease");
             return;
         }

@@ -237,8 +237,11 @@ typedef struct rt__verdict {
                                job's scopes, whoever holds it; scope NULL:
                                none */
     const char *owner;
-    bool only_expired;      /* HOLDER_DEAD*: only while that lease is still
-                               expired (its holder did not renew since) */
+    bool unrenewed;         /* HOLDER_DEAD*: only while that lease's
+                               heartbeat is still `heartbeat`, the one
+                               seen when its holder was judged dead (it did
+                               not renew since) */
+    int64_t heartbeat;
     bool later;             /* inside the caller's transaction: the write
                                goes out with its COMMIT (*moved unknown) */
 } rt__verdict;
@@ -456,11 +459,12 @@ void rt__lease_warm(rt__lease *l);
  * a suspect, whose lease this call cuts short). holder_key receives the
  * holder's run key ("" when free or unknown), owner (may be NULL) the
  * lease row's owner ("" when there is none), why (may be NULL) how a
- * holder was found dead, in words for a log line.
+ * holder was found dead, in words for a log line, heartbeat (may be NULL)
+ * the row's heartbeat_ms (the verdict is fenced on it: rt__verdict).
  */
 int rt__lease_peek(rt_store *s, const char *scope, bool *free,
                    char *holder_key, size_t n, char *owner, size_t owner_len,
-                   const char **why);
+                   const char **why, int64_t *heartbeat);
 /* Heartbeat every TTL/3 on the lease's connection, in a thread. */
 int rt__lease_start(rt__lease *l);
 /* Stop heartbeating; give the lease up unless it was lost. */

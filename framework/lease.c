@@ -400,8 +400,9 @@ int rt__lease_acquire(rt__lease *l, const char *run_key, bool *took_over) {
 
 int rt__lease_peek(rt_store *s, const char *scope, bool *free,
                    char *holder_key, size_t n, char *owner, size_t owner_len,
-                   const char **why) {
+                   const char **why, int64_t *heartbeat) {
     if (why) *why = "it holds no lease";
+    if (heartbeat) *heartbeat = -1;
     rt_value arg = rt_text(scope);
     rt_stmt *st;
     *free = true;
@@ -425,11 +426,12 @@ int rt__lease_peek(rt_store *s, const char *scope, bool *free,
     h.hb = s->ops->column_int64(st, 5);
     s->ops->reset(st);
     if (owner) snprintf(owner, owner_len, "%s", h.owner);
+    if (heartbeat) *heartbeat = h.hb;
     int verdict;
     rc = lease_judge(s, scope, &h, &verdict);
     *free = rc == RT_OK && verdict == LEASE_DEAD;
     if (why)
-        *why = !h.expired ? "its liveness lock is free"
+        *why = !h.expired ? "its liveness lock is free and its process is gone"
                : h.fast   ? "its liveness lock was free and it did not renew"
                           : "its lease expired (no heartbeat for its TTL)";
     if (*free) holder_key[0] = '\0';

@@ -174,23 +174,22 @@ static int lc_exec(rt_store *s, const rt__verdict *v, const char *sql,
 }
 
 /* The lease of the run, settled with the verdict: its row deleted (for a
- * dead holder only while it is still expired). *gone: a row went. */
+ * dead holder only while it has not renewed since it was judged: its
+ * heartbeat is still the one seen). *gone: a row went. */
 static int lc_settle_lease(rt_store *s, const rt__verdict *v, bool *gone) {
     *gone = false;
     if (!v->scope) return RT_OK;
     int64_t changes = 0;
     int rc;
     if (v->owner) {
-        /* Where a lock can drop under a live holder, dead means expired
-         * (lease.c): the row must still be. Elsewhere its owner is gone. */
         rt_value args[] = {rt_text(v->scope), rt_text(v->owner),
-                           rt_int(v->only_expired && s->liveness_drops)};
-        rc = v->later && !v->only_expired
+                           v->unrenewed ? rt_int(v->heartbeat) : rt_null()};
+        rc = v->later && !v->unrenewed
                  ? rt__store_exec_later(s, RT__LEASE_DELETE_SQL, 2, args)
                  : rt__store_exec(s,
                                   "DELETE FROM rt_lease WHERE scope = $1 AND "
-                                  "owner = $2 AND ($3 = 0 OR expires_ms < "
-                                  "rt_now_ms())",
+                                  "owner = $2 AND heartbeat_ms = "
+                                  "coalesce($3, heartbeat_ms)",
                                   3, args, &changes);
     } else { /* the run's own row, whichever scope its job uses */
         rt_value args[] = {rt_text(v->job), rt_text(v->key)};
@@ -276,12 +275,12 @@ int rt__transition(rt_store *s, const rt__verdict *v, bool *moved) {
     int64_t changes = 0;
     /* A dead holder's lease goes first: if it renewed meanwhile, it is
      * alive, and nothing is decided. */
-    if (rc == RT_OK && v->only_expired) {
+    if (rc == RT_OK && v->unrenewed) {
         rc = lc_settle_lease(s, v, &gone);
         if (rc == RT_OK && !gone) return own ? rt__store_abort(s, RT_OK) : RT_OK;
     }
     if (rc == RT_OK) rc = lc_act(s, v, m, &changes);
-    if (rc == RT_OK && changes == 1 && !v->only_expired)
+    if (rc == RT_OK && changes == 1 && !v->unrenewed)
         rc = lc_settle_lease(s, v, &gone);
     if (rc == RT_OK && changes != 1 && own) return rt__store_abort(s, RT_OK);
     if (rc == RT_OK && own) rc = rt__store_commit(s);

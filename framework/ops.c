@@ -223,7 +223,7 @@ static int ops_holder_gone(rt_store *s, const rt_job *const *jobs,
     else snprintf(scope, sizeof scope, "%s/%s", run->job, run->key);
     bool free_now = false;
     int rc = rt__lease_peek(s, scope, &free_now, holder_key, sizeof holder_key,
-                            NULL, 0, NULL);
+                            NULL, 0, NULL, NULL);
     /* An empty holder key: the holder has not said which run it took yet,
      * and it may be this one. */
     *gone = free_now ||

@@ -151,7 +151,7 @@ static int worker_candidates(worker *w, rt_store *s, pick *out, int *n,
  */
 static void worker_count_crash(worker *w, const rt_job *job, const char *key,
                                const char *scope, const char *dead_owner,
-                               const char *why) {
+                               int64_t heartbeat, const char *why) {
     rt__run run;
     if (rt__run_load(w->s, job->name, key, &run) != RT_OK) return;
     if (run.status != RT__ST_RUNNING) {
@@ -176,7 +176,7 @@ static void worker_count_crash(worker *w, const rt_job *job, const char *key,
                                         : -1,
         .scope = dead_owner[0] ? scope : NULL,
         .owner = dead_owner[0] ? dead_owner : NULL,
-        .only_expired = dead_owner[0] != '\0'};
+        .unrenewed = dead_owner[0] != '\0', .heartbeat = heartbeat};
     if (rt__transition(w->s, &v, NULL) != RT_OK)
         rt__store_trouble(w->s, &w->trouble_logged_ns,
                           "recording a dead holder's verdict");
@@ -209,7 +209,8 @@ static void worker_sweep(worker *w) {
     int rc = rt__store_query(
         w->s,
         "SELECT l.scope, l.owner, l.job, coalesce(l.run_key, ''), CASE WHEN "
-        "l.expires_ms < rt_now_ms() THEN 1 ELSE 0 END FROM rt_lease l WHERE "
+        "l.expires_ms < rt_now_ms() THEN 1 ELSE 0 END, l.heartbeat_ms FROM "
+        "rt_lease l WHERE "
         "l.expires_ms < rt_now_ms() OR (l.acquired_ms < rt_now_ms() - 3000 "
         "AND EXISTS (SELECT 1 FROM rt_run "
         "r WHERE r.job = l.job AND r.run_key = l.run_key AND r.status IN "
@@ -218,6 +219,7 @@ static void worker_sweep(worker *w) {
     struct stale {
         char scope[600], owner[160], job[128], key[256];
         bool expired;
+        int64_t heartbeat;
     } stale[16];
     int n = 0;
     while (rc == RT_ROW) {
@@ -229,6 +231,7 @@ static void worker_sweep(worker *w) {
             snprintf(x->job, sizeof x->job, "%s", o->column_text(st, 2));
             snprintf(x->key, sizeof x->key, "%s", o->column_text(st, 3));
             x->expired = o->column_int64(st, 4) != 0;
+            x->heartbeat = o->column_int64(st, 5);
         }
         rc = o->step(st);
     }
@@ -247,16 +250,17 @@ static void worker_sweep(worker *w) {
         }
         if (running && x->expired && job && worker_wants(w, x->job)) {
             worker_count_crash(w, job, x->key, x->scope, x->owner,
-                               "its lease expired");
+                               x->heartbeat, "its lease expired");
             continue;
         }
         if (running) continue; /* a holder at work, or not ours to judge */
+        /* Only as it was read: not renewed since. */
         rt_value args[] = {rt_text(x->scope), rt_text(x->owner),
-                           rt_int(x->expired)};
+                           rt_int(x->heartbeat)};
         int64_t gone = 0;
         rc = rt__store_exec(w->s,
                             "DELETE FROM rt_lease WHERE scope = $1 AND owner "
-                            "= $2 AND ($3 = 0 OR expires_ms < rt_now_ms())",
+                            "= $2 AND heartbeat_ms = $3",
                             3, args, &gone);
         rt__log_fields f = RT_LOG_FIELDS_NONE;
         f.job = x->job;
@@ -286,9 +290,10 @@ static void worker_heal(worker *w) {
         char owner[160];
         bool free_now = false;
         const char *why = NULL;
+        int64_t hb = -1;
         if (rt__lease_peek(w->s, scope, &free_now, holder_key,
-                           sizeof holder_key, owner, sizeof owner,
-                           &why) != RT_OK) {
+                           sizeof holder_key, owner, sizeof owner, &why,
+                           &hb) != RT_OK) {
             rt__store_trouble(w->s, &w->trouble_logged_ns, "reading a lease");
             return;
         }
@@ -297,7 +302,7 @@ static void worker_heal(worker *w) {
                      strcmp(holder_key, picks[i].key) != 0;
         if (free_now || other)
             worker_count_crash(w, job, picks[i].key, scope,
-                               free_now ? owner : "",
+                               free_now ? owner : "", hb,
                                other ? "its job's lease is another run's"
                                      : why);
     }

@@ -252,18 +252,19 @@ START_TEST(test_every_cell_on_a_database) {
 }
 END_TEST
 
-/* A dead holder's verdict is not carried out once its lease is renewed:
- * only a lease still expired makes it dead (PostgreSQL). */
-START_TEST(test_dead_holder_only_while_expired) {
-    const char *url = h_db_new(H_PG);
+/* A dead holder's verdict is not carried out once its lease was renewed
+ * after it was judged: it is alive. */
+START_TEST(test_dead_holder_only_unrenewed) {
+    const char *url = h_db_new(_i);
     rt_store *s = states_open(url);
     int64_t id = states_seed(s, "r", RT__ST_RUNNING);
-    /* Renewed: the lease expires in an hour. */
-    st_exec(s, "UPDATE rt_lease SET expires_ms = rt_now_ms() + 3600000");
+    /* Renewed since it was judged dead (its heartbeat was 1). */
+    st_exec(s, "UPDATE rt_lease SET heartbeat_ms = 2, expires_ms = rt_now_ms() + 3600000");
     rt__verdict v = {.event = RT__EV_HOLDER_DEAD, .id = id, .job = "j", .key = "r",
                      .from = RT__ST_RUNNING, .epoch = 5, .who = "the test",
                      .why = "lock free", .failures = 1, .delay_ms = 0,
-                     .scope = "j/r", .owner = "owner-1", .only_expired = true};
+                     .scope = "j/r", .owner = "owner-1", .unrenewed = true,
+                     .heartbeat = 1};
     bool moved = true;
     ck_assert_int_eq(rt__transition(s, &v, &moved), RT_OK);
     ck_assert(!moved);
@@ -272,8 +273,9 @@ START_TEST(test_dead_holder_only_while_expired) {
     ck_assert_str_eq(st, "running");
     free(st);
     ck_assert_int_eq(st_int(s, "SELECT epoch FROM rt_run"), 5);
-    /* Expired: dead; the epoch moves and the lease goes with the verdict. */
-    st_exec(s, "UPDATE rt_lease SET expires_ms = rt_now_ms() - 1");
+    /* Not renewed since: dead; the epoch moves and the lease goes with
+     * the verdict. */
+    v.heartbeat = 2;
     ck_assert_int_eq(rt__transition(s, &v, &moved), RT_OK);
     ck_assert(moved);
     ck_assert_int_eq(st_int(s, "SELECT count(*) FROM rt_lease"), 0);
@@ -378,7 +380,7 @@ Suite *states_suite(void) {
     tcase_set_timeout(tc, 60);
     tcase_add_loop_test(tc, test_every_cell_on_a_database, 0, h_backends());
     tcase_add_loop_test(tc, test_epoch_at_its_end, 0, h_backends());
-    if (h_backends() > 1) tcase_add_test(tc, test_dead_holder_only_while_expired);
+    tcase_add_loop_test(tc, test_dead_holder_only_unrenewed, 0, h_backends());
     suite_add_tcase(s, tc);
     return s;
 }
