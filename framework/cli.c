@@ -114,10 +114,14 @@ static const char cli_jobs_usage[] =
     "declared params.\n";
 
 static const char cli_reset_usage[] =
-    "usage: ratchet [--db URL] reset JOB --key K\n"
+    "usage: ratchet [--db URL] reset JOB --key K [--force]\n"
     "\n"
     "Discard the run (JOB, K) and all its progress. The work it committed is\n"
-    "not undone; the next 'run' with that key starts from the first step.\n";
+    "not undone; the next 'run' with that key starts from the first step.\n"
+    "A running run is refused (exit 3): stop its process first.\n"
+    "\n"
+    "  --force   discard a running run too; its process rolls back its\n"
+    "            chunk at its next commit and exits 3, \"reset by an operator\"\n";
 
 static const char cli_wait_usage[] =
     "usage: ratchet [--db URL] wait JOB [--key K] [--timeout S]\n"
@@ -665,14 +669,20 @@ static int cli_jobs(const cli *c) {
 
 /* ---------------------------------------------------------------- reset */
 
+/* Tries of a reset whose run moves on between its read and its delete. */
+#define CLI_RESET_ROUNDS 10
+
 static int cli_reset(const cli *c) {
     const char *job = NULL, *key = NULL;
+    bool force = false;
     for (int i = 0; i < c->argc; i++) {
         const char *v = NULL;
         int m;
         if ((m = cli_opt(c->argc, c->argv, &i, "--key", &v))) {
             int code = cli_key("reset", m, v, &key);
             if (code != RT_EXIT_OK) return code;
+        } else if (cli_opt(c->argc, c->argv, &i, "--force", NULL)) {
+            force = true;
         } else if (c->argv[i][0] != '-' && !job) {
             job = c->argv[i];
         } else {
@@ -680,20 +690,50 @@ static int cli_reset(const cli *c) {
         }
     }
     if (!job || !key)
-        return rt__usage_error("reset: usage: ratchet reset JOB --key K");
+        return rt__usage_error("reset: usage: ratchet reset JOB --key K [--force]");
     rt_store *s = NULL;
     int code = cli_open(c, &s);
     if (code != RT_EXIT_OK) return code;
-    rt__run run;
-    int rc = rt__run_load(s, job, key, &run);
-    if (rc == RT_OK) {
-        rc = rt__run_delete(s, job, key);
-        if (rc == RT_OK)
+    int rc = RT_NOTFOUND;
+    bool deleted = false;
+    /* The delete is fenced on what was read: a run that moved on meanwhile
+     * (started, taken over, finished) is read and judged again. */
+    for (int round = 0; round < CLI_RESET_ROUNDS && !deleted; round++) {
+        rt__run run;
+        rc = rt__run_load(s, job, key, &run);
+        if (rc != RT_OK) break;
+        if (!force && !strcmp(run.status, "running")) {
+            rt__log_fields f = RT_LOG_FIELDS_NONE;
+            f.job = job;
+            f.key = key;
+            rt__log(RT_LOG_ERROR, "refused", &f,
+                    "reset: run %s[%s] is running; stop its process first, or "
+                    "use --force to discard it anyway (that process then "
+                    "stops, exit 3)",
+                    job, key);
+            rt__run_free(&run);
+            rt__store_close(s);
+            return RT_EXIT_HELD;
+        }
+        rc = rt__run_delete(s, &run);
+        deleted = rc == RT_OK;
+        if (deleted)
             printf("reset %s[%s]: discarded run %lld (was %s at step %d, %lld "
                    "items)\n",
                    job, key, (long long)run.id, run.status, run.step_index + 1,
                    (long long)run.items);
         rt__run_free(&run);
+        if (rc != RT_OK && rc != RT_NOTFOUND) break;
+    }
+    if (rc == RT_NOTFOUND && !deleted) {
+        /* Still there after every round: it kept moving on. */
+        rt__run probe;
+        if (rt__run_load(s, job, key, &probe) == RT_OK) {
+            rt__run_free(&probe);
+            rt__store_fail(s, RT_BUSY, "run %s[%s] changed under every one of "
+                           "%d tries; try again", job, key, CLI_RESET_ROUNDS);
+            rc = RT_BUSY;
+        }
     }
     if (rc == RT_NOTFOUND) {
         code = rt__usage_error("reset: no run of job '%s' with key '%s'", job, key);

@@ -256,8 +256,9 @@ int rt__run_insert_slot(rt_store *s, const rt_job *job, const char *key,
 /* A pending run becomes 'skipped' with reason; *skipped: it was pending. */
 int rt__run_skip(rt_store *s, const char *job, const char *key,
                  const char *reason, bool *skipped);
-/* Delete a run and its params; RT_NOTFOUND if absent. */
-int rt__run_delete(rt_store *s, const char *job, const char *key);
+/* Delete the run as read (fenced on its id, epoch and status) and its
+ * params; RT_NOTFOUND, nothing deleted, when it is gone or moved on. */
+int rt__run_delete(rt_store *s, const rt__run *run);
 
 /* The step list of a job as stored: names joined by '\n'. */
 char *rt__job_steps_text(const rt_job *job);

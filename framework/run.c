@@ -377,19 +377,21 @@ int rt__run_skip(rt_store *s, const char *job, const char *key,
     return RT_OK;
 }
 
-int rt__run_delete(rt_store *s, const char *job, const char *key) {
-    rt_value args[] = {rt_text(job), rt_text(key)};
+int rt__run_delete(rt_store *s, const rt__run *run) {
+    rt_value args[] = {rt_int(run->id), rt_int(run->epoch),
+                       rt_text(run->status)};
     int rc = rt__store_begin(s);
     if (rc != RT_OK) return rc;
     int64_t changes = 0;
-    rc = rt__store_exec(s,
-                        "DELETE FROM rt_param WHERE run_id IN (SELECT id FROM "
-                        "rt_run WHERE job = $1 AND run_key = $2)",
-                        2, args, NULL);
+    rc = rt__store_exec(s, "DELETE FROM rt_param WHERE run_id = $1", 1, args,
+                        NULL);
+    /* Fenced: a run started, taken over or finished since it was read
+     * (the caller looked at its status) is left alone. */
     if (rc == RT_OK)
-        rc = rt__store_exec(
-            s, "DELETE FROM rt_run WHERE job = $1 AND run_key = $2", 2, args,
-            &changes);
+        rc = rt__store_exec(s,
+                            "DELETE FROM rt_run WHERE id = $1 AND epoch = $2 "
+                            "AND status = $3",
+                            3, args, &changes);
     if (rc == RT_OK && changes == 0) rc = RT_NOTFOUND;
     if (rc == RT_OK) return rt__store_commit(s);
     return rt__store_abort(s, rc);

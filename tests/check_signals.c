@@ -1,8 +1,11 @@
 /*
- * check_signals.c — stops from the first instruction (issue 18, item 8),
- * with the real binaries and real signals: SIGTERM in the first
- * milliseconds of `daemon` and `worker` exits 0 and of `run` exits 75, 50
- * times out of 50 (20 on PostgreSQL). Loop tests run on both backends (_i).
+ * check_signals.c — stops from the first instruction, and `reset` of a
+ * running run (issue 18, items 6 and 8), with the real binaries and real
+ * signals: SIGTERM in the first milliseconds of `daemon` and `worker` exits
+ * 0 and of `run` exits 75, 50 times out of 50 (20 on PostgreSQL); `reset` of a running run is
+ * refused with exit 3 (the run goes on to done) unless --force, and then
+ * its holder exits 3 saying "reset by an operator". Loop tests run on both
+ * backends (_i).
  */
 #define _POSIX_C_SOURCE 200809L
 #include <check.h>
@@ -160,6 +163,66 @@ START_TEST(test_early_sigterm_run) {
 }
 END_TEST
 
+/* ------------------------------------------------ reset of a running run */
+
+/* keyed fills 40 rows 50 ms apart, one commit per row: about 2 s running,
+ * the write lock free between its commits. */
+#define SIG_KEYED_RUN(key) \
+    ARGS("run", "keyed", "--key", key, "--param", "rows=40", "--chunk-items", "1")
+
+static void sig_await_running(const char *url, const char *key) {
+    char sql[160];
+    snprintf(sql, sizeof sql,
+             "SELECT count(*) FROM rt_run WHERE run_key = '%s' AND status = "
+             "'running' AND items >= 2", key);
+    ck_assert_msg(h_await_int(url, sql, 1, 20000), "run %s never ran", key);
+}
+
+START_TEST(test_reset_running_refused) {
+    const char *url = h_db_new(_i);
+    h_migrate(url);
+    pid_t run = h_spawn(h_test_bin(), url, SIG_KEYED_RUN("r1"), NULL);
+    sig_await_running(url, "r1");
+    pid_t reset = h_spawn(h_test_bin(), url, ARGS("reset", "keyed", "--key", "r1"), NULL);
+    EXPECT_EXIT(reset, h_wait(reset, 30000), 3);
+    const char *err = h_stderr(reset);
+    ck_assert_msg(h_count_lines(err) == 1 && strstr(err, "is running") &&
+                      strstr(err, "--force"),
+                  "want one line saying it is running and naming --force, got:\n%s",
+                  err);
+    ck_assert_str_eq(h_stdout(reset), "");
+    /* The run was left alone: it goes on to done. */
+    EXPECT_EXIT(run, h_wait(run, 60000), 0);
+    char *status = h_query_text(url, "SELECT status FROM rt_run WHERE run_key = 'r1'");
+    ck_assert_str_eq(status, "done");
+    free(status);
+    ck_assert_int_eq(h_query_int(url, "SELECT count(*) FROM keyed_rows WHERE run_key = 'r1'"),
+                     40);
+}
+END_TEST
+
+START_TEST(test_reset_running_force) {
+    const char *url = h_db_new(_i);
+    h_migrate(url);
+    pid_t run = h_spawn(h_test_bin(), url, SIG_KEYED_RUN("r2"), NULL);
+    sig_await_running(url, "r2");
+    pid_t reset = h_spawn(h_test_bin(), url,
+                          ARGS("reset", "keyed", "--key", "r2", "--force"), NULL);
+    EXPECT_EXIT(reset, h_wait(reset, 30000), 0);
+    ck_assert_msg(strstr(h_stdout(reset), "reset keyed[r2]: discarded run") &&
+                      strstr(h_stdout(reset), "was running"),
+                  "reset said:\n%s", h_stdout(reset));
+    /* Its holder stops at its next commit, and says why. */
+    EXPECT_EXIT(run, h_wait(run, 30000), 3);
+    const char *err = h_stderr(run);
+    ck_assert_msg(strstr(err, "reset by an operator") && strstr(err, EVENT("reset")),
+                  "the holder did not say it was reset:\n%s", err);
+    ck_assert_msg(!strstr(err, "taken over"), "the holder says taken over:\n%s", err);
+    ck_assert_int_eq(h_query_int(url, "SELECT count(*) FROM rt_run WHERE run_key = 'r2'"),
+                     0);
+}
+END_TEST
+
 Suite *signals_suite(void) {
     Suite *s = suite_create("signals");
     TCase *tc = tcase_create("signals");
@@ -168,6 +231,8 @@ Suite *signals_suite(void) {
     tcase_add_loop_test(tc, test_early_sigterm_daemon, 0, n);
     tcase_add_loop_test(tc, test_early_sigterm_worker, 0, n);
     tcase_add_loop_test(tc, test_early_sigterm_run, 0, n);
+    tcase_add_loop_test(tc, test_reset_running_refused, 0, n);
+    tcase_add_loop_test(tc, test_reset_running_force, 0, n);
     suite_add_tcase(s, tc);
     return s;
 }
