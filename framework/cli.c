@@ -3,7 +3,10 @@
  * `--flag value` and `--flag=value`, global flags anywhere), validates every
  * input before the database is touched, and maps outcomes to the exit codes
  * of DESIGN.md: 0 done, 1 failed, 2 usage/configuration, 3 held or fenced,
- * 75 interrupted (resumable).
+ * 75 interrupted (resumable). SIGTERM and SIGINT are blocked from rt_main's
+ * first instruction and, for run, worker and daemon, handled from the
+ * moment the command is known (signals.c), so a stop at any time gives
+ * that command's documented exit.
  */
 #define _POSIX_C_SOURCE 200809L
 #include <math.h>
@@ -111,10 +114,14 @@ static const char cli_jobs_usage[] =
     "declared params.\n";
 
 static const char cli_reset_usage[] =
-    "usage: ratchet [--db URL] reset JOB --key K\n"
+    "usage: ratchet [--db URL] reset JOB --key K [--force]\n"
     "\n"
     "Discard the run (JOB, K) and all its progress. The work it committed is\n"
-    "not undone; the next 'run' with that key starts from the first step.\n";
+    "not undone; the next 'run' with that key starts from the first step.\n"
+    "A running run is refused (exit 3): stop its process first.\n"
+    "\n"
+    "  --force   discard a running run too; its process rolls back its\n"
+    "            chunk at its next commit and exits 3, \"reset by an operator\"\n";
 
 static const char cli_wait_usage[] =
     "usage: ratchet [--db URL] wait JOB [--key K] [--timeout S]\n"
@@ -174,7 +181,8 @@ typedef struct cli_run_opts {
     int64_t chunk_items, chunk_ms;
 } cli_run_opts;
 
-#define CLI_RUN_OPTS_DEFAULT {8, 30, 1000, 1000}
+#define CLI_GRACE_DEFAULT_MS 8000 /* --grace's default */
+#define CLI_RUN_OPTS_DEFAULT {CLI_GRACE_DEFAULT_MS / 1000, 30, 1000, 1000}
 
 /*
  * --grace, --lease-ttl, --chunk-items, --chunk-ms at argv[*i] for command
@@ -326,11 +334,10 @@ static int cli_run(const cli *c) {
     o.chunk_items = ro.chunk_items;
     o.chunk_ms = ro.chunk_ms;
     if (code == RT_EXIT_OK) rt__store_set_label(job->name);
-    /* The handlers go in before the database opens: a SIGTERM while it
-     * connects or migrates also ends in exit 75, not death by the signal. */
-    if (code == RT_EXIT_OK &&
-        rt__signals_install((int64_t)llround(ro.grace * 1000)) != RT_OK)
-        rt__log(RT_LOG_WARN, "signals", NULL, "could not arm the stop deadline timer");
+    /* The handlers are in since rt_main began (a SIGTERM while it parsed,
+     * connects or migrates also ends in exit 75): --grace sets the
+     * deadline, also of a stop that came already. */
+    if (code == RT_EXIT_OK) rt__signals_grace((int64_t)llround(ro.grace * 1000));
     /* The lease's connection (PostgreSQL) opens and its lease gets ready
      * while the work one opens and migrates: each costs a server backend's
      * start. The runner may take the lease there while it reads the run. */
@@ -453,7 +460,12 @@ static int cli_daemon(const cli *c) {
     o.lease_ttl_ms = (int64_t)llround(ro.ttl * 1000);
     o.chunk_items = ro.chunk_items;
     o.chunk_ms = ro.chunk_ms;
-    if (code == RT_EXIT_OK) code = rt__daemon(c->jobs, &o);
+    if (code == RT_EXIT_OK) {
+        rt__signals_grace(o.grace_ms); /* the handlers are in (rt_main) */
+        code = rt__daemon(c->jobs, &o);
+        /* Stopped while it opened the database: asked to stop, it did. */
+        if (code == RT_EXIT_FAILED && rt__stop_flag) code = RT_EXIT_OK;
+    }
     free((void *)o.schedules);
     free((void *)o.params);
     free((void *)o.overlaps);
@@ -626,7 +638,12 @@ static int cli_worker(const cli *c) {
     o.lease_ttl_ms = (int64_t)llround(ro.ttl * 1000);
     o.chunk_items = ro.chunk_items;
     o.chunk_ms = ro.chunk_ms;
-    if (code == RT_EXIT_OK) code = rt__worker(c->jobs, &o);
+    if (code == RT_EXIT_OK) {
+        rt__signals_grace(o.grace_ms); /* the handlers are in (rt_main) */
+        code = rt__worker(c->jobs, &o);
+        /* Stopped while it opened the database: asked to stop, it did. */
+        if (code == RT_EXIT_FAILED && rt__stop_flag) code = RT_EXIT_OK;
+    }
     return code;
 }
 
@@ -653,14 +670,20 @@ static int cli_jobs(const cli *c) {
 
 /* ---------------------------------------------------------------- reset */
 
+/* Tries of a reset whose run moves on between its read and its delete. */
+#define CLI_RESET_ROUNDS 10
+
 static int cli_reset(const cli *c) {
     const char *job = NULL, *key = NULL;
+    bool force = false;
     for (int i = 0; i < c->argc; i++) {
         const char *v = NULL;
         int m;
         if ((m = cli_opt(c->argc, c->argv, &i, "--key", &v))) {
             int code = cli_key("reset", m, v, &key);
             if (code != RT_EXIT_OK) return code;
+        } else if (cli_opt(c->argc, c->argv, &i, "--force", NULL)) {
+            force = true;
         } else if (c->argv[i][0] != '-' && !job) {
             job = c->argv[i];
         } else {
@@ -668,21 +691,51 @@ static int cli_reset(const cli *c) {
         }
     }
     if (!job || !key)
-        return rt__usage_error("reset: usage: ratchet reset JOB --key K");
+        return rt__usage_error("reset: usage: ratchet reset JOB --key K [--force]");
     rt_store *s = NULL;
     int code = cli_open(c, &s);
     if (code != RT_EXIT_OK) return code;
-    rt__run run;
-    int rc = rt__run_load(s, job, key, &run);
-    if (rc == RT_OK) {
-        rc = rt__run_delete(s, job, key);
-        if (rc == RT_OK)
+    int rc = RT_NOTFOUND;
+    bool deleted = false;
+    /* The delete is fenced on what was read: a run that moved on meanwhile
+     * (started, taken over, finished) is read and judged again. */
+    for (int round = 0; round < CLI_RESET_ROUNDS && !deleted; round++) {
+        rt__run run;
+        rc = rt__run_load(s, job, key, &run);
+        if (rc != RT_OK) break;
+        if (!force && run.status == RT__ST_RUNNING) {
+            rt__log_fields f = RT_LOG_FIELDS_NONE;
+            f.job = job;
+            f.key = key;
+            rt__log(RT_LOG_ERROR, "refused", &f,
+                    "reset: run %s[%s] is running; stop its process first, or "
+                    "use --force to discard it anyway (that process then "
+                    "stops, exit 3)",
+                    job, key);
+            rt__run_free(&run);
+            rt__store_close(s);
+            return RT_EXIT_HELD;
+        }
+        rc = rt__run_delete(s, &run);
+        deleted = rc == RT_OK;
+        if (deleted)
             printf("reset %s[%s]: discarded run %lld (was %s at step %d, %lld "
                    "items)\n",
                    job, key, (long long)run.id, rt__status_name(run.status),
                    run.step_index + 1,
                    (long long)run.items);
         rt__run_free(&run);
+        if (rc != RT_OK && rc != RT_NOTFOUND) break;
+    }
+    if (rc == RT_NOTFOUND && !deleted) {
+        /* Still there after every round: it kept moving on. */
+        rt__run probe;
+        if (rt__run_load(s, job, key, &probe) == RT_OK) {
+            rt__run_free(&probe);
+            rt__store_fail(s, RT_BUSY, "run %s[%s] changed under every one of "
+                           "%d tries; try again", job, key, CLI_RESET_ROUNDS);
+            rc = RT_BUSY;
+        }
     }
     if (rc == RT_NOTFOUND) {
         code = rt__usage_error("reset: no run of job '%s' with key '%s'", job, key);
@@ -988,25 +1041,30 @@ typedef struct cli_command {
     const char *name;
     int (*run)(const cli *c);
     const char *usage;
+    /* SIGTERM/SIGINT stop it at a safe point (else they just end it),
+     * and stop_exit is its exit code when the stop deadline passes. */
+    bool stops;
+    int stop_exit;
 } cli_command;
 
 static const cli_command cli_commands[] = {
-    {"run", cli_run, cli_run_usage},
-    {"daemon", cli_daemon, cli_daemon_usage},
-    {"enqueue", cli_enqueue, cli_enqueue_usage},
-    {"worker", cli_worker, cli_worker_usage},
-    {"status", cli_status, cli_status_usage},
-    {"jobs", cli_jobs, cli_jobs_usage},
-    {"reset", cli_reset, cli_reset_usage},
-    {"retry", cli_retry, cli_retry_usage},
-    {"cancel", cli_cancel, cli_cancel_usage},
-    {"history", cli_history, cli_history_usage},
-    {"prune", cli_prune, cli_prune_usage},
-    {"wait", cli_wait, cli_wait_usage},
-    {"migrate", cli_migrate, cli_migrate_usage},
-    {"metrics", cli_metrics, cli_metrics_usage},
-    {"completion", cli_completion, cli_completion_usage},
-    {NULL, NULL, NULL},
+    {"run", cli_run, cli_run_usage, true, RT_EXIT_INTERRUPTED},
+    /* a resident process asked to stop did what it was asked: exit 0 */
+    {"daemon", cli_daemon, cli_daemon_usage, true, RT_EXIT_OK},
+    {"enqueue", cli_enqueue, cli_enqueue_usage, false, 0},
+    {"worker", cli_worker, cli_worker_usage, true, RT_EXIT_OK},
+    {"status", cli_status, cli_status_usage, false, 0},
+    {"jobs", cli_jobs, cli_jobs_usage, false, 0},
+    {"reset", cli_reset, cli_reset_usage, false, 0},
+    {"retry", cli_retry, cli_retry_usage, false, 0},
+    {"cancel", cli_cancel, cli_cancel_usage, false, 0},
+    {"history", cli_history, cli_history_usage, false, 0},
+    {"prune", cli_prune, cli_prune_usage, false, 0},
+    {"wait", cli_wait, cli_wait_usage, false, 0},
+    {"migrate", cli_migrate, cli_migrate_usage, false, 0},
+    {"metrics", cli_metrics, cli_metrics_usage, false, 0},
+    {"completion", cli_completion, cli_completion_usage, false, 0},
+    {NULL, NULL, NULL, false, 0},
 };
 
 static int cli_completion(const cli *c) {
@@ -1043,11 +1101,33 @@ static int cli_version(void) {
     return RT_EXIT_OK;
 }
 
+/*
+ * The stop handlers of a command that has them (run, worker, daemon), with
+ * the default grace until its --grace is parsed; the others get the signal
+ * mask they started with back, and with it the default actions.
+ */
+static void cli_stop_handlers(const cli_command *k) {
+    if (!k || !k->stops) {
+        rt__signals_release();
+        return;
+    }
+    rt__signals_deadline_code(k->stop_exit);
+    if (rt__signals_install(CLI_GRACE_DEFAULT_MS) != RT_OK)
+        rt__log(RT_LOG_WARN, "signals", NULL,
+                "could not arm the stop deadline timer");
+}
+
 int rt_main(int argc, char **argv, const rt_job *const *jobs) {
+    /* First of all: a SIGTERM from now on waits for the handlers of run,
+     * worker and daemon (cli_stop_handlers) instead of killing them. */
+    rt__signals_hold();
     rt__log_init();
     /* Test builds: a malformed RATCHET_FAILPOINT is a usage error. */
     int bad = RT_FAILPOINT_INIT();
-    if (bad) return bad;
+    if (bad) {
+        rt__signals_release();
+        return bad;
+    }
     cli c;
     memset(&c, 0, sizeof c);
     c.jobs = jobs;
@@ -1072,6 +1152,9 @@ int rt_main(int argc, char **argv, const rt_job *const *jobs) {
             rest[nrest++] = argv[i];
         }
     }
+    cli_stop_handlers(code == RT_EXIT_OK && !version && nrest > 0 && !c.help
+                          ? cli_find(rest[0])
+                          : NULL);
     if (code == RT_EXIT_OK) {
         if (version) {
             code = cli_version();

@@ -34,6 +34,9 @@
  *            grace period), and the daemon exits 0. Children get SIGTERM
  *            when the daemon dies (PR_SET_PDEATHSIG), so a killed daemon's
  *            runs are interrupted cleanly and another replica resumes them.
+ *            A child starts with SIGTERM blocked until its own handlers
+ *            are in (rt__fork_tied, rt_main): a stop sent to it at once
+ *            is taken, not fatal.
  */
 #define _GNU_SOURCE
 #include <errno.h>
@@ -701,10 +704,9 @@ int rt__daemon(const rt_job *const *jobs, const rt__daemon_opts *o) {
                                            &metrics);
     }
     if (!code) {
-        rt__signals_deadline_code(RT_EXIT_OK);
-        if (rt__signals_install(o->grace_ms) != RT_OK)
-            rt__log(RT_LOG_WARN, "signals", NULL,
-                    "could not arm the stop deadline timer");
+        /* The stop handlers are in since rt_main began (cli.c, exit 0 at
+         * the deadline): a stop while the database opened ends the loop
+         * before it starts. */
         rt__log(RT_LOG_INFO, "daemon_start", NULL,
                 "scheduling %d job(s) on %s", d.n, d.s->url_display);
         rt__notify("READY=1");

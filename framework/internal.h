@@ -108,21 +108,39 @@ extern volatile sig_atomic_t rt__stop_flag;
 /* The signal that asked to stop (0 if none). */
 extern volatile sig_atomic_t rt__stop_signal;
 /*
- * Install the stop handlers. After the first signal, the process ends with
- * exit code 75 grace_ms later whatever it is doing (the database call in
- * flight is interrupted first). store may be NULL; see rt__signals_store.
+ * Block SIGTERM and SIGINT, remembering the mask before: rt_main's first
+ * instruction. Then either rt__signals_install (run, worker, daemon) or
+ * rt__signals_release (every other command).
+ */
+void rt__signals_hold(void);
+/* Put back the mask rt__signals_hold found: the default actions again. */
+void rt__signals_release(void);
+/*
+ * Install the stop handlers and unblock SIGTERM and SIGINT (one pending
+ * lands in the handler now). After the first signal, the process ends with
+ * the deadline code (default 75) grace_ms later whatever it is doing (the
+ * database call in flight is interrupted first). Called again, it only
+ * sets the grace (rt__signals_grace). RT_DBERR when the deadline timer
+ * could not be made (the handlers are in all the same).
  */
 int rt__signals_install(int64_t grace_ms);
+/* The grace from now on; a stop that came already ends grace_ms after it
+ * came (at once if that has passed). */
+void rt__signals_grace(int64_t grace_ms);
+/* In a child of rt__fork_tied that does not exec: its own deadline timer,
+ * the grace, and the stop signals unblocked. As rt__signals_install. */
+int rt__signals_child(int64_t grace_ms);
 /* The exit code when the deadline passes (default 75). */
 void rt__signals_deadline_code(int code);
 /* The store whose calls the handler may interrupt (async-safe pointer swap). */
 void rt__signals_store(rt_store *s);
 /* Whether the running step is atomic: then a stop interrupts it at once. */
 void rt__signals_atomic(bool atomic);
-void rt__signals_restore(void);
 /*
  * fork() a child that gets SIGTERM when this process dies (Linux:
- * PR_SET_PDEATHSIG) and starts with no signal blocked. Returns as fork().
+ * PR_SET_PDEATHSIG) and starts with SIGTERM and SIGINT blocked, no other
+ * signal blocked: it calls rt__signals_child, or execs this program (whose
+ * rt_main unblocks them once its handlers are in). Returns as fork().
  */
 pid_t rt__fork_tied(void);
 /* A stop was requested while an atomic step runs: its SQL must fail. */
@@ -353,10 +371,11 @@ int rt__run_insert_slot(rt_store *s, const rt_job *job, const char *key,
 /* A pending run becomes 'skipped' with reason; *skipped: it was pending. */
 int rt__run_skip(rt_store *s, const char *job, const char *key,
                  const char *reason, bool *skipped);
-/* Delete a run, its params and its lease (the lifecycle's reset, whatever
- * its state: the CLI asks for --force first for a running one); RT_NOTFOUND
- * if absent. */
-int rt__run_delete(rt_store *s, const char *job, const char *key);
+/* Delete the run as read (fenced on its id, epoch and status), its params
+ * and its lease: the lifecycle's reset, whatever its state (the CLI asks
+ * for --force first for a running one). RT_NOTFOUND, nothing deleted, when
+ * it is gone or moved on. */
+int rt__run_delete(rt_store *s, const rt__run *run);
 
 /* The step list of a job as stored: names joined by '\n'. */
 char *rt__job_steps_text(const rt_job *job);

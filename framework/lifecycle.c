@@ -207,14 +207,16 @@ static int lc_act(rt_store *s, const rt__verdict *v, rt__move m,
                   int64_t *changes) {
     const char *from = rt__status_name(v->from);
     if (m.to == RT__ST_GONE) { /* reset, prune */
-        rt_value args[] = {rt_int(v->id), rt_text(from)};
+        /* Params first (they reference the run); if the fence does not
+         * hold, the transaction is rolled back with them. */
+        rt_value args[] = {rt_int(v->id), rt_text(from), rt_int(v->epoch)};
         int rc = rt__store_exec(s, "DELETE FROM rt_param WHERE run_id = $1",
                                 1, args, NULL);
         if (rc != RT_OK) return rc;
         return rt__store_exec(s,
                               "DELETE FROM rt_run WHERE id = $1 AND status = "
-                              "CAST($2 AS TEXT)",
-                              2, args, changes);
+                              "CAST($2 AS TEXT) AND epoch = $3",
+                              3, args, changes);
     }
     if (v->event == RT__EV_RETRY) {
         rt_value args[] = {rt_int(v->id), rt_int(v->epoch), rt_text(from)};

@@ -351,20 +351,16 @@ int rt__run_skip(rt_store *s, const char *job, const char *key,
     return rc;
 }
 
-int rt__run_delete(rt_store *s, const char *job, const char *key) {
-    rt__run run;
-    int rc = rt__run_load(s, job, key, &run);
-    if (rc != RT_OK) return rc;
+int rt__run_delete(rt_store *s, const rt__run *run) {
     /* Its lease goes with it: a --force reset of a running run leaves its
      * holder nothing to renew or commit to. */
-    rt__verdict v = {.event = RT__EV_RESET, .id = run.id, .job = job,
-                     .key = key, .from = run.status, .epoch = run.epoch,
-                     .who = "an operator", .why = "reset", .scope = job};
+    rt__verdict v = {.event = RT__EV_RESET, .id = run->id, .job = run->job,
+                     .key = run->key, .from = run->status,
+                     .epoch = run->epoch, .who = "an operator",
+                     .why = "reset", .scope = run->job};
     bool moved = false;
-    rc = rt__transition(s, &v, &moved);
-    rt__run_free(&run);
-    if (rc == RT_OK && !moved)
-        rc = rt__store_fail(s, RT_BUSY, "run %s/%s changed while it was being "
-                            "reset; nothing was done, try again", job, key);
-    return rc;
+    int rc = rt__transition(s, &v, &moved);
+    /* Fenced: a run started, taken over or finished since it was read
+     * (the caller looked at its status) is left alone. */
+    return rc == RT_OK && !moved ? RT_NOTFOUND : rc;
 }

@@ -821,9 +821,31 @@ static int runner_db_error(runner *r, const char *what) {
     return RT_EXIT_INTERRUPTED;
 }
 
+/*
+ * Whose fence moved: an operator's `reset --force` deletes the run (its
+ * row is gone, or its key names another run now), anyone else bumps its
+ * epoch. Not known (the store failed) reads as taken over.
+ */
+static bool runner_was_reset(runner *r) {
+    if (rt__store_broken(r->s)) return false;
+    rt__run now;
+    memset(&now, 0, sizeof now);
+    int rc = rt__run_load(r->s, r->job->name, r->run.key, &now);
+    bool reset = rc == RT_NOTFOUND || (rc == RT_OK && now.id != r->run.id);
+    if (rc == RT_OK) rt__run_free(&now);
+    return reset;
+}
+
+/* The fence did not hold: nothing was written; exit 3. */
 static int runner_fenced(runner *r) {
     rt__progress_clear();
-    runner_log(r, RT_LOG_ERROR, "lease_lost", -1, "%s", r->s->errmsg);
+    if (runner_was_reset(r))
+        runner_log(r, RT_LOG_ERROR, "reset", -1, "%s",
+                   "run was reset by an operator (deleted with its progress "
+                   "while this process held it); this process rolled back "
+                   "and stops");
+    else
+        runner_log(r, RT_LOG_ERROR, "lease_lost", -1, "%s", r->s->errmsg);
     return RT_EXIT_HELD;
 }
 

@@ -13,6 +13,15 @@
  * not committed is rolled back by the database itself, which is always safe.
  * A repeated signal changes nothing: the first one set the deadline.
  *
+ * From the first instruction: rt_main blocks SIGTERM and SIGINT before it
+ * does anything else (rt__signals_hold), and `run`, `worker` and `daemon`
+ * install the handlers with the default grace as soon as the command is
+ * known, then unblock them: a signal that came meanwhile, or before exec
+ * (a parent that forks with them blocked, as rt__fork_tied does), lands in
+ * the handler then. --grace, parsed later, moves the deadline of a stop
+ * that already came (rt__signals_grace). Other commands get the mask they
+ * started with back (rt__signals_release) and keep the default actions.
+ *
  * The interrupt itself may hang: PQcancel opens a connection to the server
  * and waits for the server to close it, which never happens when the
  * network black-holes the traffic or the server hangs. So the deadline
@@ -41,8 +50,10 @@ static volatile sig_atomic_t sig_atomic_step;
 static timer_t sig_timer;
 static bool sig_timer_ok;
 static int64_t sig_grace_ms;
+static volatile int64_t sig_stop_ns; /* CLOCK_MONOTONIC of the first stop */
+static sigset_t sig_held_old; /* the mask before rt__signals_hold */
+static bool sig_held;
 static int sig_deadline_code = RT_EXIT_INTERRUPTED;
-static struct sigaction sig_old_term, sig_old_int, sig_old_alrm;
 static bool sig_installed;
 
 /* Async-signal-safe decimal formatting. */
@@ -107,9 +118,16 @@ static void sig_arm(int64_t ms) {
     timer_settime(sig_timer, 0, &its, NULL);
 }
 
+static int64_t sig_mono_ns(void) { /* clock_gettime is async-signal-safe */
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec * 1000000000LL + ts.tv_nsec;
+}
+
 static void sig_on_stop(int sig) {
     int saved = errno;
     if (!rt__stop_flag) {
+        sig_stop_ns = sig_mono_ns();
         rt__stop_flag = 1;
         rt__stop_signal = sig;
         sig_arm(sig_grace_ms);
@@ -158,9 +176,73 @@ static void sig_on_deadline(int sig) {
 
 void rt__signals_deadline_code(int code) { sig_deadline_code = code; }
 
+/* SIGTERM and SIGINT, the stop signals. */
+static void sig_stop_set(sigset_t *set) {
+    sigemptyset(set);
+    sigaddset(set, SIGTERM);
+    sigaddset(set, SIGINT);
+}
+
+void rt__signals_hold(void) {
+    sigset_t stop;
+    sig_stop_set(&stop);
+    sigprocmask(SIG_BLOCK, &stop, &sig_held_old);
+    sig_held = true;
+}
+
+void rt__signals_release(void) {
+    if (sig_held) sigprocmask(SIG_SETMASK, &sig_held_old, NULL);
+    sig_held = false;
+}
+
+/* The stop signals delivered from now on: one pending lands here. */
+static void sig_unblock(void) {
+    sigset_t stop;
+    sig_stop_set(&stop);
+    sigprocmask(SIG_UNBLOCK, &stop, NULL);
+    sig_held = false;
+}
+
+/* The deadline timer of this process (a child of fork has none). */
+static void sig_timer_new(void) {
+    struct sigevent sev;
+    memset(&sev, 0, sizeof sev);
+    sev.sigev_notify = SIGEV_SIGNAL;
+    sev.sigev_signo = SIGALRM;
+    sig_timer_ok = timer_create(CLOCK_MONOTONIC, &sev, &sig_timer) == 0;
+}
+
+/*
+ * The grace is grace_ms from now on; a stop that came already gets its
+ * deadline grace_ms after it came (at once if that has passed). The stop
+ * signals are blocked meanwhile, so the handler cannot arm the timer
+ * between the two.
+ */
+static void sig_set_grace(int64_t grace_ms) {
+    sigset_t stop, old;
+    sig_stop_set(&stop);
+    sigprocmask(SIG_BLOCK, &stop, &old);
+    sig_grace_ms = grace_ms;
+    if (rt__stop_flag && !sig_deadline_hit) {
+        int64_t left = grace_ms - (sig_mono_ns() - sig_stop_ns) / 1000000;
+        sig_arm(left > 0 ? left : 0);
+    }
+    sigprocmask(SIG_SETMASK, &old, NULL);
+}
+
+void rt__signals_grace(int64_t grace_ms) { sig_set_grace(grace_ms); }
+
 int rt__signals_install(int64_t grace_ms) {
+    if (sig_installed) {
+        sig_set_grace(grace_ms);
+        sig_unblock();
+        return sig_timer_ok ? RT_OK : RT_DBERR;
+    }
     sig_grace_ms = grace_ms;
     sig_deadline_hit = 0;
+    /* The timer first: a stop that lands the moment the handler is in
+     * arms it. */
+    sig_timer_new();
     struct sigaction sa;
     memset(&sa, 0, sizeof sa);
     sigemptyset(&sa.sa_mask);
@@ -168,19 +250,25 @@ int rt__signals_install(int64_t grace_ms) {
     sa.sa_handler = sig_on_stop;
     sigaddset(&sa.sa_mask, SIGTERM);
     sigaddset(&sa.sa_mask, SIGINT);
-    if (sigaction(SIGTERM, &sa, &sig_old_term) ||
-        sigaction(SIGINT, &sa, &sig_old_int))
+    if (sigaction(SIGTERM, &sa, NULL) || sigaction(SIGINT, &sa, NULL))
         return RT_DBERR;
     sa.sa_handler = sig_on_deadline;
     sa.sa_flags = SA_RESTART | SA_NODEFER; /* nested when the interrupt hangs */
     sigemptyset(&sa.sa_mask);
-    if (sigaction(SIGALRM, &sa, &sig_old_alrm)) return RT_DBERR;
-    struct sigevent sev;
-    memset(&sev, 0, sizeof sev);
-    sev.sigev_notify = SIGEV_SIGNAL;
-    sev.sigev_signo = SIGALRM;
-    sig_timer_ok = timer_create(CLOCK_MONOTONIC, &sev, &sig_timer) == 0;
+    if (sigaction(SIGALRM, &sa, NULL)) return RT_DBERR;
     sig_installed = true;
+    sig_unblock();
+    return sig_timer_ok ? RT_OK : RT_DBERR;
+}
+
+int rt__signals_child(int64_t grace_ms) {
+    /* The parent's timer is not inherited; a stop inherited (the flag) or
+     * come since the fork (blocked) gets its deadline from here. */
+    sig_timer_new();
+    sig_deadline_hit = 0;
+    if (rt__stop_flag) sig_stop_ns = sig_mono_ns();
+    sig_set_grace(grace_ms);
+    sig_unblock();
     return sig_timer_ok ? RT_OK : RT_DBERR;
 }
 
@@ -192,27 +280,23 @@ bool rt__signals_atomic_stopped(void) {
     return rt__stop_flag && sig_atomic_step;
 }
 
-void rt__signals_restore(void) {
-    if (!sig_installed) return;
-    sig_store = NULL;
-    if (sig_timer_ok) timer_delete(sig_timer);
-    sig_timer_ok = false;
-    sigaction(SIGTERM, &sig_old_term, NULL);
-    sigaction(SIGINT, &sig_old_int, NULL);
-    sigaction(SIGALRM, &sig_old_alrm, NULL);
-    sig_installed = false;
-}
-
 pid_t rt__fork_tied(void) {
     pid_t parent = getpid();
+    /* The child starts with the stop signals blocked, so that one sent
+     * before it handles them (rt__signals_child, or rt_main after exec)
+     * waits for the handler instead of killing it. */
+    sigset_t stop, old;
+    sig_stop_set(&stop);
+    sigprocmask(SIG_BLOCK, &stop, &old);
     pid_t pid = fork();
-    if (pid != 0) return pid;
+    if (pid != 0) {
+        sigprocmask(SIG_SETMASK, &old, NULL);
+        return pid;
+    }
 #ifdef __linux__
     prctl(PR_SET_PDEATHSIG, SIGTERM);
 #endif
     if (getppid() != parent) _exit(RT_EXIT_OK); /* it died meanwhile */
-    sigset_t none;
-    sigemptyset(&none);
-    sigprocmask(SIG_SETMASK, &none, NULL);
+    sigprocmask(SIG_SETMASK, &stop, NULL);
     return 0;
 }

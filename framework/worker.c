@@ -747,9 +747,8 @@ static int worker_process(const rt__worker_opts *o, const rt_job *const *jobs) {
 static pid_t worker_fork(const rt__worker_opts *o, const rt_job *const *jobs) {
     pid_t pid = rt__fork_tied();
     if (pid != 0) return pid;
-    rt__signals_restore();
-    rt__signals_deadline_code(RT_EXIT_OK);
-    rt__signals_install(o->grace_ms * 8 / 10);
+    /* Its own deadline (exit 0), the stop signals blocked until then. */
+    rt__signals_child(o->grace_ms * 8 / 10);
     _exit(worker_process(o, jobs));
 }
 
@@ -758,7 +757,8 @@ static int worker_supervise(const rt__worker_opts *o, const rt_job *const *jobs)
     pid_t *kids = rt__xcalloc((size_t)n, sizeof *kids);
     int64_t *restart_at = rt__xcalloc((size_t)n, sizeof *restart_at);
     bool usage = false;
-    for (int i = 0; i < n; i++) kids[i] = worker_fork(o, jobs);
+    /* None forked once stopping: a stop may have come while it started. */
+    for (int i = 0; i < n && !rt__stop_flag; i++) kids[i] = worker_fork(o, jobs);
     rt__log(RT_LOG_INFO, "worker_start", NULL, "%d worker processes", n);
     rt__notify("READY=1");
     while (!rt__stop_flag) {
@@ -822,10 +822,8 @@ int rt__worker(const rt_job *const *jobs, const rt__worker_opts *o) {
         (code = rt__metrics_serve_start(o->metrics_listen, o->url,
                                         o->concurrency > 1, &metrics)))
         return code;
-    rt__signals_deadline_code(RT_EXIT_OK);
-    if (rt__signals_install(o->grace_ms) != RT_OK)
-        rt__log(RT_LOG_WARN, "signals", NULL,
-                "could not arm the stop deadline timer");
+    /* The stop handlers are in since rt_main began (cli.c, exit 0 at the
+     * deadline): a stop that came while it started ends it at once. */
     if (o->concurrency > 1) {
         code = worker_supervise(o, jobs);
     } else {

@@ -19,6 +19,7 @@ Suite *diskfull_suite(void);
 Suite *pooler_suite(void);
 Suite *clock_suite(void);
 Suite *states_suite(void);
+Suite *signals_suite(void);
 /* The fault suite's tcase of network faults (check_pgproxy.c). */
 TCase *pgproxy_tcase(void);
 
