@@ -74,10 +74,8 @@ void rt__buf_json(rt__buf *b, const char *s);
 void rt__buf_text(rt__buf *b, const char *s);
 /* The same as a malloc'd string ("" for NULL); the caller frees it. */
 char *rt__text_safe(const char *s);
-/* Append s with each byte that is not part of valid UTF-8 replaced by
- * U+FFFD, nothing else changed. */
-void rt__buf_utf8(rt__buf *b, const char *s);
-/* The length of the valid UTF-8 sequence at s (at most n bytes; 1 to 4),
+/* The length of the valid UTF-8 sequence at s (at most n bytes; 1 to 4;
+ * it reads no further than a NUL),
  * its code point in *cp (may be NULL); 0 when it is not one (a stray or
  * missing continuation byte, overlong, a surrogate, > U+10FFFF). */
 size_t rt__utf8_seq(const char *s, size_t n, uint32_t *cp);

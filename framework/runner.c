@@ -1398,7 +1398,10 @@ int rt__runner_run_claimed(rt_store *s, const rt_job *job,
     memset(run, 0, sizeof *run);
     r.lease = lease;
     r.chain = o->chain;
-    int code = runner_drive(&r, o, fresh, false, -1);
+    /* A cursor of the wrong type (rt__run_from_row): a failed attempt
+     * saying so, not a step started over from cursor 0. */
+    int code = r.run.invalid[0] ? runner_attempt_failed(&r, r.run.invalid)
+                                : runner_drive(&r, o, fresh, false, -1);
     rt__lease_release(lease);
     free(r.ctx.cursor_bytes);
     rt__run_free(&r.run);

@@ -283,22 +283,6 @@ char *rt__text_safe(const char *s) {
     return b.p;
 }
 
-void rt__buf_utf8(rt__buf *b, const char *s) {
-    size_t n = strlen(s);
-    const char *run = s;
-    for (size_t i = 0; i < n;) {
-        size_t len = rt__utf8_seq(s + i, n - i, NULL);
-        if (len) {
-            i += len;
-            continue;
-        }
-        rt__buf_add(b, run, (size_t)(s + i - run));
-        rt__buf_puts(b, "\xef\xbf\xbd"); /* U+FFFD */
-        run = s + ++i;
-    }
-    rt__buf_puts(b, run);
-}
-
 int64_t rt__add_sat(int64_t a, int64_t b) {
     if (b > 0 && a > INT64_MAX - b) return INT64_MAX;
     if (b < 0 && a < INT64_MIN - b) return INT64_MIN;

@@ -204,6 +204,15 @@ static void assert_terminal_safe(const char *text, int want) {
                   h_count_lines(text), want, text);
 }
 
+/* text is valid UTF-8. */
+static void assert_utf8(const char *text) {
+    jv j = {(const unsigned char *)text,
+            (const unsigned char *)text + strlen(text), NULL};
+    while (j.p < j.end)
+        ck_assert_msg(jv_utf8(&j), "not UTF-8 (%s) at offset %d:\n%s", j.why,
+                      (int)(j.p - (const unsigned char *)text), text);
+}
+
 /* --------------------------------------------------------- refused keys */
 
 /* Keys refused everywhere: invalid UTF-8 (a stray byte, an overlong '/', a
@@ -349,6 +358,13 @@ START_TEST(test_old_bad_key_prints_safely) {
     }
     ck_assert_int_eq(h_query_int(url, "SELECT count(*) FROM rt_run WHERE status = 'done'"),
                      3);
+    /* Metrics label running runs with their keys: the text format is UTF-8. */
+    h_exec(url, "UPDATE rt_run SET status = 'running', items = 7");
+    p = h_spawn(h_bin(), url, ARGS("metrics"), NULL);
+    EXPECT_EXIT(p, h_wait(p, 10000), 0);
+    assert_utf8(h_stdout(p));
+    ck_assert_msg(strstr(h_stdout(p), "ratchet_run_items{job=\"tick\",key=\"old"), "%s",
+                  h_stdout(p));
 }
 END_TEST
 
@@ -436,6 +452,31 @@ START_TEST(test_cursor_wrong_type) {
                 "WHERE run_key = 'c1'");
     p = h_spawn(h_bin(), url, ARGS("run", "rowcopy", "--key", "c1"), NULL);
     EXPECT_EXIT(p, h_wait(p, 20000), 0);
+    ck_assert_int_eq(h_query_int(url, "SELECT count(*) FROM rowcopy_dst"), 30);
+}
+END_TEST
+
+/* A worker's claim reads the run with rt__run_from_row: the same cursor is
+ * a failed attempt naming it (failed for good with --max-attempts 1), not a
+ * copy started over. */
+START_TEST(test_cursor_wrong_type_worker) {
+    const char *url = h_db_new(H_SQLITE);
+    pid_t p = h_spawn(h_bin(), url,
+                      ARGS("run", "rowcopy", "--key", "w1", "--param", "rows=30"),
+                      NULL);
+    EXPECT_EXIT(p, h_wait(p, 20000), 0);
+    h_exec(url, "UPDATE rt_run SET status = 'interrupted', finished_ms = NULL, "
+                "step_index = 1, step_name = 'copy', cursor_int = 'abc', "
+                "queued = 1, max_attempts = 1 WHERE run_key = 'w1'");
+    pid_t w = h_spawn(h_bin(), url, ARGS("worker"), NULL);
+    ck_assert_msg(h_await_int(url, "SELECT count(*) FROM rt_run WHERE status = 'failed'",
+                              1, 20000), "%s", h_stderr(w));
+    ck_assert_int_eq(kill(w, SIGTERM), 0);
+    EXPECT_EXIT(w, h_wait(w, 9000), 0);
+    char *error = h_query_text(url, "SELECT error FROM rt_run WHERE run_key = 'w1'");
+    ck_assert_msg(error && strstr(error, "run rowcopy/w1: cursor_int holds text 'abc', "
+                                         "not an integer"), "%s", error ? error : "NULL");
+    free(error);
     ck_assert_int_eq(h_query_int(url, "SELECT count(*) FROM rowcopy_dst"), 30);
 }
 END_TEST
@@ -583,6 +624,7 @@ Suite *input_suite(void) {
     tcase_add_loop_test(tc, test_items_saturate, 0, n);
     tcase_add_test(tc, test_attempt_clamped);
     tcase_add_test(tc, test_cursor_wrong_type);
+    tcase_add_test(tc, test_cursor_wrong_type_worker);
     suite_add_tcase(s, tc);
     TCase *unit = tcase_create("unit");
     tcase_add_test(unit, test_buf_json_cases);
