@@ -87,8 +87,9 @@ int rt__key_check(const char *key, char *err, size_t errlen);
 int64_t rt__add_sat(int64_t a, int64_t b);
 /* v clamped into int's range (a counter read from a 64-bit column). */
 int rt__int_clamp(int64_t v);
-/* A count (attempt, failures) read into an int: 0 to INT_MAX - 1, one below
- * the limit since readers add one for the next attempt. */
+/* A count or an index (attempt, failures, step_index) read into an int: 0
+ * to INT_MAX - 1, one below the limit since readers add one (the next
+ * attempt, a step number for people). */
 int rt__count_clamp(int64_t v);
 void rt__buf_free(rt__buf *b);
 /* Format ms since the epoch as 2026-11-22T15:08:00.123Z (out >= 32 bytes). */

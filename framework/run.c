@@ -252,7 +252,7 @@ void rt__run_from_row(rt_stmt *st, rt__run *r) {
     r->status = run_text(st, 3);
     r->fingerprint = run_text(st, 4);
     r->steps = run_text(st, 5);
-    r->step_index = rt__int_clamp(o->column_int64(st, 6));
+    r->step_index = rt__count_clamp(o->column_int64(st, 6));
     r->step_name = run_text(st, 7);
     /* A cursor of the wrong type (text in cursor_int: SQLite keeps 'abc'
      * as TEXT in an INTEGER column) is not read as 0: r->invalid says so

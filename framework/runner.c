@@ -360,7 +360,7 @@ static int runner_claimed_row(runner *r, rt_stmt *st) {
     }
     run->epoch = ops->column_int64(st, 0);
     run->attempt = rt__count_clamp(ops->column_int64(st, 1));
-    run->step_index = rt__int_clamp(ops->column_int64(st, 2));
+    run->step_index = rt__count_clamp(ops->column_int64(st, 2));
     free(run->step_name);
     run->step_name = ops->column_type(st, 3) == RT_TNULL
                          ? NULL

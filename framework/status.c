@@ -33,7 +33,7 @@ static void status_read(rt_stmt *st, status_row *r) {
     r->job = o->column_text(st, 1);
     r->key = o->column_text(st, 2);
     r->status = o->column_text(st, 3);
-    r->step_index = (int)o->column_int64(st, 4);
+    r->step_index = rt__count_clamp(o->column_int64(st, 4));
     r->step = o->column_text(st, 5);
     r->items = o->column_int64(st, 6);
     r->step_items = o->column_int64(st, 7);

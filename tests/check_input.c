@@ -219,7 +219,7 @@ static void assert_utf8(const char *text) {
  * surrogate, a cut sequence), C0 (ESC, LF, TAB), DEL, C1 (U+009B: CSI). */
 static const char *const input_bad_keys[] = {
     "bad\xff", "a\xc0\xaf", "s\xed\xa0\x80", "cut\xe2\x82", "esc\x1b[31mred",
-    "line\nbreak", "tab\tkey", "del\x7f", "csi\xc2\x9b" "2J",
+    "line\nbreak", "tab\tkey", "del\x7f", "csi\xc2\2332J", /* \233: U+009B */
 };
 #define INPUT_NBAD (sizeof input_bad_keys / sizeof *input_bad_keys)
 
@@ -313,13 +313,16 @@ START_TEST(test_old_bad_key_prints_safely) {
     free(bad);
 
     /* status and history: one valid JSON document each. */
+    const char *out;
     p = h_spawn(h_bin(), url, ARGS("status", "--json"), NULL);
     EXPECT_EXIT(p, h_wait(p, 10000), 0);
-    ASSERT_JSON(h_stdout(p), strlen(h_stdout(p)));
+    out = h_stdout(p); /* one call: the next frees it */
+    ASSERT_JSON(out, strlen(out));
     ck_assert_msg(strstr(h_stdout(p), "old\\u001b[31m\\nkey"), "%s", h_stdout(p));
     p = h_spawn(h_bin(), url, ARGS("history", "--json"), NULL);
     EXPECT_EXIT(p, h_wait(p, 10000), 0);
-    ASSERT_JSON(h_stdout(p), strlen(h_stdout(p)));
+    out = h_stdout(p); /* one call: the next frees it */
+    ASSERT_JSON(out, strlen(out));
     ck_assert_msg(strstr(h_stdout(p), "\"error\":\"two\\nlines\\u001b\""), "%s",
                   h_stdout(p));
     /* The tables: a header and one line for the run, nothing raw. */
@@ -347,7 +350,8 @@ START_TEST(test_old_bad_key_prints_safely) {
                     text ? ARGS("RATCHET_LOG=text") : NULL);
         EXPECT_EXIT(p, h_wait(p, 10000), 0);
         if (text) {
-            assert_terminal_safe(h_stderr(p), h_count_lines(h_stderr(p)));
+            out = h_stderr(p);
+            assert_terminal_safe(out, h_count_lines(out));
             ck_assert_msg(strstr(h_stderr(p), "tick[old\\x1b[31m\\nkey"), "%s",
                           h_stderr(p));
         } else {
