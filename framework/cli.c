@@ -81,7 +81,8 @@ static const char cli_run_usage[] =
     "renamed or reordered since it began, it is refused (exit 2) unless\n"
     "--restart-step says where to go on (steps appended at the end are fine).\n"
     "\n"
-    "  --key K              the run's key (a date, a customer id, ...)\n"
+    "  --key K              the run's key (a date, a customer id, ...): at\n"
+    "                       most 255 bytes of UTF-8, no control characters\n"
     "  --param NAME=VALUE   a run parameter; repeatable\n"
     "  --grace S            seconds from the first SIGTERM/SIGINT to forced\n"
     "                       exit (default 8; Cloud Run kills at 10)\n"
@@ -157,13 +158,14 @@ static int cli_opt(int argc, char **argv, int *i, const char *name,
 }
 
 /* --key's value (m: cli_opt's answer) into *key, or a usage error (exit
- * 2): empty, or longer than a lease scope holds. */
+ * 2): empty, longer than a lease scope holds, not UTF-8, or holding a
+ * control character (rt__key_check). */
 static int cli_key(const char *cmd, int m, const char *v, const char **key) {
     if (m < 0 || !*v)
         return rt__usage_error("%s: --key needs a non-empty value", cmd);
-    if (strlen(v) > RT__KEY_MAX)
-        return rt__usage_error("%s: --key is %zu bytes long; a run key is at "
-                               "most %d bytes", cmd, strlen(v), RT__KEY_MAX);
+    char err[160];
+    if (rt__key_check(v, err, sizeof err) != RT_OK)
+        return rt__usage_error("%s: --key: %s", cmd, err);
     *key = v;
     return RT_EXIT_OK;
 }

@@ -179,9 +179,13 @@ int64_t rt_chunk_left(const rt_ctx *ctx) {
     return left > 0 ? left : 0;
 }
 
+/* Saturated rather than overflowing (a count near INT64_MAX, if only from
+ * a row edited by hand): items are a measure, not the run's position, and
+ * a step has no way to hear of an error here, so the count sticks at the
+ * limit and the work goes on. */
 void rt_add_items(rt_ctx *ctx, int64_t n) {
-    ctx->chunk_items += n;
-    ctx->step_items += n;
+    ctx->chunk_items = rt__add_sat(ctx->chunk_items, n);
+    ctx->step_items = rt__add_sat(ctx->step_items, n);
 }
 
 int64_t rt_items(const rt_ctx *ctx) { return ctx->step_items; }

@@ -43,15 +43,8 @@ int rt__enqueue(rt_store *s, bool own_tx, const rt_job *job,
     static const rt_enqueue_opts none;
     if (!o) o = &none;
     char key[RT__KEY_MAX + 1];
-    if (o->key && !*o->key) {
-        snprintf(err, errlen, "the run key must not be empty");
+    if (o->key && rt__key_check(o->key, err, errlen) != RT_OK)
         return RT_INVALID;
-    }
-    if (o->key && strlen(o->key) > RT__KEY_MAX) {
-        snprintf(err, errlen, "the run key is %zu bytes long; a run key is at "
-                 "most %d bytes", strlen(o->key), RT__KEY_MAX);
-        return RT_INVALID;
-    }
     if (o->key) snprintf(key, sizeof key, "%s", o->key);
     else enqueue_new_key(key, sizeof key);
     if (o->max_attempts < 0 || o->run_at_ms < 0) {
@@ -147,6 +140,7 @@ int rt_run_status(const char *db_url, const char *job, const char *key,
         snprintf(err, errlen, "rt_run_status: db_url, job, key and info are required");
         return RT_MISUSE;
     }
+    if (rt__key_check(key, err, errlen) != RT_OK) return RT_INVALID;
     rt_store *s;
     int rc = enqueue_open(db_url, &s, err, errlen);
     if (rc != RT_OK) return rc;

@@ -64,8 +64,33 @@ typedef struct rt__buf {
 void rt__buf_add(rt__buf *b, const char *s, size_t n);
 void rt__buf_puts(rt__buf *b, const char *s);
 void rt__buf_printf(rt__buf *b, const char *fmt, ...) RT_PRINTF(2, 3);
-/* Append s as a JSON string literal, quotes included. */
+/* Append s as a JSON string literal, quotes included: ", \\ and control
+ * characters (C0, DEL, C1) escaped, each byte that is not part of valid
+ * UTF-8 replaced by \ufffd, so the document always parses. */
 void rt__buf_json(rt__buf *b, const char *s);
+/* Append s for a terminal or a text log, on one line: \n, \r, \t, other
+ * C0 and DEL as \xNN, C1 as \uNNNN, a byte that is not UTF-8 as \xNN.
+ * Nothing when s is NULL. */
+void rt__buf_text(rt__buf *b, const char *s);
+/* The same as a malloc'd string ("" for NULL); the caller frees it. */
+char *rt__text_safe(const char *s);
+/* The length of the valid UTF-8 sequence at s (at most n bytes; 1 to 4;
+ * it reads no further than a NUL),
+ * its code point in *cp (may be NULL); 0 when it is not one (a stray or
+ * missing continuation byte, overlong, a surrogate, > U+10FFFF). */
+size_t rt__utf8_seq(const char *s, size_t n, uint32_t *cp);
+/* Is key a valid run key: not empty, at most RT__KEY_MAX bytes, UTF-8, no
+ * control character (C0, DEL, C1)? RT_OK, or RT_INVALID with one line in
+ * err saying what is wrong and where. Every key from outside goes here. */
+int rt__key_check(const char *key, char *err, size_t errlen);
+/* a + b, saturated at INT64_MAX / INT64_MIN instead of overflowing. */
+int64_t rt__add_sat(int64_t a, int64_t b);
+/* v clamped into int's range (a counter read from a 64-bit column). */
+int rt__int_clamp(int64_t v);
+/* A count or an index (attempt, failures, step_index) read into an int: 0
+ * to INT_MAX - 1, one below the limit since readers add one (the next
+ * attempt, a step number for people). */
+int rt__count_clamp(int64_t v);
 void rt__buf_free(rt__buf *b);
 /* Format ms since the epoch as 2026-11-22T15:08:00.123Z (out >= 32 bytes). */
 void rt__iso8601_ms(int64_t ms, char *out, size_t n);
@@ -317,6 +342,8 @@ typedef struct rt__run {
     bool cancel_requested;
     int failures;          /* failed attempts so far (queued runs) */
     rt__params params;
+    char invalid[320];     /* why its row cannot be resumed as it is (a
+                              cursor of the wrong type); "" when it can */
 } rt__run;
 
 void rt__run_free(rt__run *r);
@@ -335,6 +362,13 @@ void rt__run_free(rt__run *r);
 /* The current row of a SELECT of RT__RUN_COLUMNS into *r (zeroed first by
  * the caller); rt__run_load_params adds the run's params. */
 void rt__run_from_row(rt_stmt *st, rt__run *r);
+/* Are the cursor columns col_int and col_bytes of st's row of the right
+ * type (NULL or an integer; NULL or bytes)? RT_OK, or RT_INVALID with one
+ * line in err naming the run (job/key) and the column. attempt and
+ * failures are read clamped into int's range, never truncated. */
+int rt__run_cursor_check(rt_stmt *st, int col_int, int col_bytes,
+                         const char *job, const char *key, char *err,
+                         size_t errlen);
 int rt__run_load_params(rt_store *s, rt__run *r);
 /* Load by (job, key); RT_NOTFOUND if absent. */
 int rt__run_load(rt_store *s, const char *job, const char *key, rt__run *out);

@@ -5,7 +5,10 @@
  * job, key, run, step, items, ms, msg) for log collectors; on a TTY lines are
  * short and human, and a progress line (step i/n, items, rate, ETA) is
  * redrawn in place at most ten times a second. RATCHET_LOG=json|text and
- * RATCHET_LOG_LEVEL=debug|info|warn|error override the defaults.
+ * RATCHET_LOG_LEVEL=debug|info|warn|error override the defaults. Text
+ * from outside (keys, messages) never breaks a line: JSON strings escape
+ * control characters and replace bytes that are not UTF-8; text lines show
+ * control characters escaped (\x1b, \n).
  */
 #define _POSIX_C_SOURCE 200809L
 #include <stdarg.h>
@@ -96,10 +99,23 @@ void rt__log(int level, const char *event, const rt__log_fields *f,
         rt__progress_clear();
         rt__buf_printf(&b, "%s %-5s %s", ts + 11, log_level_names[level],
                        event);
-        if (f && f->job)
-            rt__buf_printf(&b, " %s[%s]", f->job, f->key ? f->key : "");
-        if (f && f->step) rt__buf_printf(&b, " %s", f->step);
-        if (msg[0]) rt__buf_printf(&b, ": %s", msg);
+        /* One line whatever a key or a message holds (a key stored before
+         * keys were checked, a database's multi-line error). */
+        if (f && f->job) {
+            rt__buf_puts(&b, " ");
+            rt__buf_text(&b, f->job);
+            rt__buf_puts(&b, "[");
+            rt__buf_text(&b, f->key);
+            rt__buf_puts(&b, "]");
+        }
+        if (f && f->step) {
+            rt__buf_puts(&b, " ");
+            rt__buf_text(&b, f->step);
+        }
+        if (msg[0]) {
+            rt__buf_puts(&b, ": ");
+            rt__buf_text(&b, msg);
+        }
         bool items = f && f->items > 0, ms = f && f->ms >= 0;
         if (items) rt__buf_printf(&b, " (%lld items", (long long)f->items);
         if (ms) rt__buf_printf(&b, "%s%lld ms", items ? ", " : " (", (long long)f->ms);
@@ -117,9 +133,14 @@ void rt__progress(const rt__log_fields *f, int step_no, int steps,
     if (!force && now - log_progress_last_ns < 100000000) return;
     log_progress_last_ns = now;
     rt__buf b = {0};
-    rt__buf_printf(&b, "\r\033[K%s[%s] step %d/%d %s: %lld items", f->job,
-                   f->key ? f->key : "", step_no, steps, f->step ? f->step : "",
-                   (long long)(f->items > 0 ? f->items : 0));
+    rt__buf_puts(&b, "\r\033[K");
+    rt__buf_text(&b, f->job);
+    rt__buf_puts(&b, "[");
+    rt__buf_text(&b, f->key);
+    rt__buf_puts(&b, "]");
+    rt__buf_printf(&b, " step %d/%d ", step_no, steps);
+    rt__buf_text(&b, f->step);
+    rt__buf_printf(&b, ": %lld items", (long long)(f->items > 0 ? f->items : 0));
     if (total > 0)
         rt__buf_printf(&b, "/%lld (%.0f%%)", (long long)total,
                        100.0 * (double)f->items / (double)total);

@@ -213,15 +213,21 @@ static int met_read(met *m) {
 
 /* ---------------------------------------------------------- rendering */
 
-/* A label value: backslash, double quote and line feed escaped. */
+/* A label value: backslash, double quote and line feed escaped; a byte
+ * that is not UTF-8 (a key stored before keys were checked) becomes U+FFFD,
+ * since the text format is UTF-8. */
 static void met_label(rt__buf *b, const char *name, const char *value,
                       bool first) {
     rt__buf_printf(b, "%s%s=\"", first ? "" : ",", name);
-    for (const char *p = value; *p; p++) {
+    for (const char *p = value; *p;) {
+        /* 4: a sequence's longest; it stops at the NUL before that */
+        size_t n = rt__utf8_seq(p, 4, NULL);
         if (*p == '\\') rt__buf_puts(b, "\\\\");
         else if (*p == '"') rt__buf_puts(b, "\\\"");
         else if (*p == '\n') rt__buf_puts(b, "\\n");
-        else rt__buf_add(b, p, 1);
+        else if (!n) rt__buf_puts(b, "\xef\xbf\xbd");
+        else rt__buf_add(b, p, n);
+        p += n ? n : 1;
     }
     rt__buf_puts(b, "\"");
 }

@@ -45,6 +45,11 @@ int rt__run_ref_parse(const char *text, rt__run_ref *out, char *err,
                  text);
         return RT_INVALID;
     }
+    char why[160];
+    if (rt__key_check(slash + 1, why, sizeof why) != RT_OK) {
+        snprintf(err, errlen, "RUN '%s': %s", text, why);
+        return RT_INVALID;
+    }
     out->job = rt__xstrndup(text, (size_t)(slash - text));
     out->key = rt__xstrdup(slash + 1);
     return RT_OK;
@@ -90,10 +95,13 @@ static int ops_load(rt_store *s, const rt__run_ref *ref, rt__run *run) {
     return rc;
 }
 
-/* "run 12 (rowcopy/nightly)" */
+/* "run 12 (rowcopy/nightly)", control characters escaped (a key stored
+ * before keys were checked may hold them). */
 static void ops_name(const rt__run *run, char *out, size_t n) {
-    snprintf(out, n, "run %lld (%s/%s)", (long long)run->id, run->job,
-             run->key);
+    char *job = rt__text_safe(run->job), *key = rt__text_safe(run->key);
+    snprintf(out, n, "run %lld (%s/%s)", (long long)run->id, job, key);
+    free(job);
+    free(key);
 }
 
 static int ops_nsteps(const rt__run *run) {
@@ -192,9 +200,13 @@ static int ops_retry_once(rt_store *s, const rt_job *const *jobs,
                    (long long)run->items);
     if (run->queued)
         rt__buf_puts(out, "a worker picks it up\n");
-    else
-        rt__buf_printf(out, "'ratchet run %s --key %s' resumes it\n", run->job,
-                       run->key);
+    else {
+        rt__buf_puts(out, "'ratchet run ");
+        rt__buf_text(out, run->job);
+        rt__buf_puts(out, " --key ");
+        rt__buf_text(out, run->key);
+        rt__buf_puts(out, "' resumes it\n");
+    }
     return RT_OK;
 }
 
@@ -311,9 +323,16 @@ static void ops_history_row(rt__buf *out, rt_stmt *st, bool json) {
     if (started >= 0) rt__iso8601_ms(started, from, sizeof from);
     if (finished >= 0) rt__iso8601_ms(finished, to, sizeof to);
     rt__status_age(dur, sizeof dur, took);
+    /* For a terminal: one line whatever a key or an error holds. */
+    char *sjob = rt__text_safe(job), *skey = rt__text_safe(key);
+    char *sstatus = rt__text_safe(status), *serror = rt__text_safe(error);
     rt__buf_printf(out, "%8lld %-12s %-26s %-9s %8lld %10lld %-24s %-24s %8s  %s\n",
-                   (long long)id, job, key, status, attempts, items, from, to,
-                   dur, error ? error : "");
+                   (long long)id, sjob, skey, sstatus, attempts, items, from,
+                   to, dur, serror);
+    free(sjob);
+    free(skey);
+    free(sstatus);
+    free(serror);
 }
 
 int rt__ops_history(rt_store *s, const char *job, int64_t limit, bool json,

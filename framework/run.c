@@ -175,6 +175,54 @@ static int64_t run_int(rt_stmt *st, int col, int64_t null_value) {
                                                : o->column_int64(st, col);
 }
 
+/* What the value of column col is, for a message: "text 'abc'". */
+static void run_describe(rt_stmt *st, int col, char *out, size_t n) {
+    const rt_store_ops *o = st->store->ops;
+    switch (o->column_type(st, col)) {
+    case RT_TINT:
+        snprintf(out, n, "an integer %lld", (long long)o->column_int64(st, col));
+        break;
+    case RT_TREAL:
+        snprintf(out, n, "a real %g", o->column_double(st, col));
+        break;
+    case RT_TTEXT: {
+        const char *t = o->column_text(st, col);
+        char cut[48];
+        snprintf(cut, sizeof cut, "%s", t ? t : "");
+        char *safe = rt__text_safe(cut);
+        snprintf(out, n, "text '%s%s'", safe, strlen(t ? t : "") >= sizeof cut ? "..." : "");
+        free(safe);
+        break;
+    }
+    case RT_TBLOB: {
+        size_t len = 0;
+        o->column_blob(st, col, &len);
+        snprintf(out, n, "%zu bytes", len);
+        break;
+    }
+    default: snprintf(out, n, "NULL");
+    }
+}
+
+int rt__run_cursor_check(rt_stmt *st, int col_int, int col_bytes,
+                         const char *job, const char *key, char *err,
+                         size_t errlen) {
+    const rt_store_ops *o = st->store->ops;
+    rt_type ti = o->column_type(st, col_int), tb = o->column_type(st, col_bytes);
+    bool int_ok = ti == RT_TNULL || ti == RT_TINT;
+    if (int_ok && (tb == RT_TNULL || tb == RT_TBLOB)) return RT_OK;
+    char what[96];
+    run_describe(st, int_ok ? col_bytes : col_int, what, sizeof what);
+    char *sjob = rt__text_safe(job), *skey = rt__text_safe(key);
+    snprintf(err, errlen,
+             "run %s/%s: %s holds %s, not %s; fix the row or 'ratchet reset'",
+             sjob, skey, int_ok ? "cursor_bytes" : "cursor_int", what,
+             int_ok ? "bytes" : "an integer");
+    free(sjob);
+    free(skey);
+    return RT_INVALID;
+}
+
 void rt__run_from_row(rt_stmt *st, rt__run *r) {
     const rt_store_ops *o = st->store->ops;
     r->id = o->column_int64(st, 0);
@@ -183,11 +231,16 @@ void rt__run_from_row(rt_stmt *st, rt__run *r) {
     r->status = rt__status_parse(o->column_text(st, 3));
     r->fingerprint = run_text(st, 4);
     r->steps = run_text(st, 5);
-    r->step_index = (int)o->column_int64(st, 6);
+    r->step_index = rt__count_clamp(o->column_int64(st, 6));
     r->step_name = run_text(st, 7);
-    r->has_cursor_bytes = o->column_type(st, 9) != RT_TNULL;
+    /* A cursor of the wrong type (text in cursor_int: SQLite keeps 'abc'
+     * as TEXT in an INTEGER column) is not read as 0: r->invalid says so
+     * and the run is not resumed from it. */
+    rt__run_cursor_check(st, 8, 9, r->job, r->key, r->invalid,
+                         sizeof r->invalid);
+    r->has_cursor_bytes = o->column_type(st, 9) == RT_TBLOB;
     r->has_cursor = o->column_type(st, 8) != RT_TNULL || r->has_cursor_bytes;
-    r->cursor_int = run_int(st, 8, 0);
+    r->cursor_int = o->column_type(st, 8) == RT_TINT ? o->column_int64(st, 8) : 0;
     if (r->has_cursor_bytes) {
         size_t n = 0;
         const void *p = o->column_blob(st, 9, &n);
@@ -199,7 +252,7 @@ void rt__run_from_row(rt_stmt *st, rt__run *r) {
     r->step_items = run_int(st, 11, 0);
     r->step_total = run_int(st, 12, -1);
     r->epoch = run_int(st, 13, 0);
-    r->attempt = (int)run_int(st, 14, 0);
+    r->attempt = rt__count_clamp(run_int(st, 14, 0));
     r->error = run_text(st, 15);
     r->created_ms = run_int(st, 16, 0);
     r->started_ms = run_int(st, 17, -1);
@@ -209,9 +262,9 @@ void rt__run_from_row(rt_stmt *st, rt__run *r) {
     r->queued = run_int(st, 21, 0) != 0;
     r->priority = run_int(st, 22, 0);
     r->run_at_ms = run_int(st, 23, -1);
-    r->max_attempts = (int)run_int(st, 24, 0);
+    r->max_attempts = rt__int_clamp(run_int(st, 24, 0));
     r->cancel_requested = run_int(st, 25, 0) != 0;
-    r->failures = (int)run_int(st, 26, 0);
+    r->failures = rt__count_clamp(run_int(st, 26, 0));
 }
 
 int rt__run_load_params(rt_store *s, rt__run *r) {

@@ -329,13 +329,23 @@ static int runner_find(runner *r, const rt__run_opts *o) {
 
 static int runner_set_status(runner *r, rt__event ev, const char *error);
 
-/* The progress the claim returned, into r->run. */
-static void runner_claimed_row(runner *r, rt_stmt *st) {
+/* The progress the claim returned, into r->run: RT_OK, or RT_INVALID (st
+ * reset, s->errmsg naming the run and the column) when a cursor column
+ * holds a value of the wrong type: text or a real in cursor_int is not
+ * read as 0, which would start the step over. attempt is clamped (one below
+ * INT_MAX: a worker adds one), not truncated. */
+static int runner_claimed_row(runner *r, rt_stmt *st) {
     const rt_store_ops *ops = r->s->ops;
     rt__run *run = &r->run;
+    char err[RT_ERRMSG_MAX];
+    if (rt__run_cursor_check(st, 4, 5, r->job->name, run->key, err,
+                             sizeof err) != RT_OK) {
+        ops->reset(st);
+        return rt__store_fail(r->s, RT_INVALID, "%s", err);
+    }
     run->epoch = ops->column_int64(st, 0);
-    run->attempt = (int)ops->column_int64(st, 1);
-    run->step_index = (int)ops->column_int64(st, 2);
+    run->attempt = rt__count_clamp(ops->column_int64(st, 1));
+    run->step_index = rt__count_clamp(ops->column_int64(st, 2));
     free(run->step_name);
     run->step_name = ops->column_type(st, 3) == RT_TNULL
                          ? NULL
@@ -358,6 +368,7 @@ static void runner_claimed_row(runner *r, rt_stmt *st) {
     run->step_total = ops->column_type(st, 8) == RT_TNULL
                           ? -1
                           : ops->column_int64(st, 8);
+    return RT_OK;
 }
 
 /* The run is at a step its job does not have (only a row written by hand
@@ -433,8 +444,8 @@ static int runner_claim(runner *r, bool adopt, int restart_at) {
         rc = rt__store_query(s, RUNNER_CLAIM_SQL, 8, args, &st);
     }
     if (rc == RT_ROW) {
-        runner_claimed_row(r, st);
-        rc = s->ops->step(st);
+        rc = runner_claimed_row(r, st);
+        if (rc == RT_OK) rc = s->ops->step(st);
     } else if (rc == RT_DONE) {
         rc = rt__store_fail(s, RT_NOTFOUND,
                             "run finished, was claimed by another process "
@@ -572,7 +583,7 @@ static int runner_commit(runner *r, bool step_done) {
         !step_done && c->has_cursor_bytes
             ? rt_blob(c->cursor_bytes, c->cursor_len)
             : rt_null(),
-        rt_int(r->run.items + c->chunk_items),
+        rt_int(rt__add_sat(r->run.items, c->chunk_items)),
         rt_int(step_done ? 0 : c->step_items),
         !step_done && c->total >= 0 ? rt_int(c->total) : rt_null(),
         rt_text(rt__status_name(last       ? RT__ST_DONE
@@ -630,7 +641,7 @@ static int runner_commit(runner *r, bool step_done) {
     /* Committed: the run in memory follows the database. */
     if (chained) r->chain->committed = true;
     if (ending && r->lease) r->lease->released = true;
-    r->run.items += c->chunk_items;
+    r->run.items = rt__add_sat(r->run.items, c->chunk_items);
     if (step_done) {
         r->run.step_index = next;
         r->run.has_cursor = r->run.has_cursor_bytes = false;
@@ -1415,7 +1426,10 @@ int rt__runner_run_claimed(rt_store *s, const rt_job *job,
     memset(run, 0, sizeof *run);
     r.lease = lease;
     r.chain = o->chain;
-    int code = runner_drive(&r, o, fresh, false, -1);
+    /* A cursor of the wrong type (rt__run_from_row): a failed attempt
+     * saying so, not a step started over from cursor 0. */
+    int code = r.run.invalid[0] ? runner_attempt_failed(&r, r.run.invalid)
+                                : runner_drive(&r, o, fresh, false, -1);
     rt__lease_release(lease);
     free(r.ctx.cursor_bytes);
     rt__run_free(&r.run);

@@ -33,7 +33,7 @@ static void status_read(rt_stmt *st, status_row *r) {
     r->job = o->column_text(st, 1);
     r->key = o->column_text(st, 2);
     r->status = o->column_text(st, 3);
-    r->step_index = (int)o->column_int64(st, 4);
+    r->step_index = rt__count_clamp(o->column_int64(st, 4));
     r->step = o->column_text(st, 5);
     r->items = o->column_int64(st, 6);
     r->step_items = o->column_int64(st, 7);
@@ -120,24 +120,35 @@ void rt__status_age(char *out, size_t n, int64_t ms) {
     else snprintf(out, n, "%lldd", (long long)(ms / 86400000));
 }
 
+/* A line of the table: every text from the database escaped for the
+ * terminal (rt__buf_text), so a key or an error stays on its line. */
 static void status_text(rt__buf *b, const status_row *r) {
     char step[96];
+    char *sstep = rt__text_safe(r->step ? r->step : "-");
     if (!strcmp(r->status, "done"))
         snprintf(step, sizeof step, "%d/%d -", r->nsteps, r->nsteps);
     else
         snprintf(step, sizeof step, "%d/%d %s", r->step_index + 1, r->nsteps,
-                 r->step ? r->step : "-");
+                 sstep);
+    free(sstep);
     char progress[24], holder[200] = "-";
     rt__status_age(progress, sizeof progress, r->since_progress);
     if (r->holder) {
         char hb[24];
+        char *sholder = rt__text_safe(r->holder);
         rt__status_age(hb, sizeof hb, r->heartbeat_age);
-        snprintf(holder, sizeof holder, "%s (beat %s ago)", r->holder, hb);
+        snprintf(holder, sizeof holder, "%s (beat %s ago)", sholder, hb);
+        free(sholder);
     }
+    char *sjob = rt__text_safe(r->job), *skey = rt__text_safe(r->key);
+    char *sstatus = rt__text_safe(r->status), *serror = rt__text_safe(r->error);
     rt__buf_printf(b, "%-12s %-26s %-11s %-18s %10lld %9.0f %5lld %9s  %-40s %s\n",
-                   r->job, r->key, r->status, step, (long long)r->items,
-                   r->rate, (long long)r->epoch, progress, holder,
-                   r->error ? r->error : "");
+                   sjob, skey, sstatus, step, (long long)r->items, r->rate,
+                   (long long)r->epoch, progress, holder, serror);
+    free(sjob);
+    free(skey);
+    free(sstatus);
+    free(serror);
 }
 
 int rt__status_rows(rt_store *s, const char *sql, int nargs,

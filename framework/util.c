@@ -1,13 +1,17 @@
 /*
  * util.c — small helpers shared by the library: allocation that aborts on
  * exhaustion, clocks, strict number parsing, a growable string with JSON
- * escaping, and ISO-8601 formatting.
+ * escaping, and ISO-8601 formatting. Text from outside (run keys, a
+ * database's rows) is checked here: a run key is UTF-8 without control
+ * characters (rt__key_check), and every JSON string or line for a terminal
+ * shows what is not so escaped or replaced, never raw.
  */
 #define _POSIX_C_SOURCE 200809L
 #include <ctype.h>
 #include <errno.h>
 #include <unistd.h>
 #include <fcntl.h>
+#include <limits.h>
 #include <math.h>
 #include <stdarg.h>
 #include <stdlib.h>
@@ -144,33 +148,153 @@ void rt__buf_printf(rt__buf *b, const char *fmt, ...) {
     free(big);
 }
 
+size_t rt__utf8_seq(const char *s, size_t n, uint32_t *cp) {
+    const unsigned char *p = (const unsigned char *)s;
+    if (!n) return 0;
+    if (p[0] < 0x80) {
+        if (cp) *cp = p[0];
+        return 1;
+    }
+    size_t len;
+    uint32_t c, min;
+    if (p[0] >= 0xc2 && p[0] <= 0xdf) len = 2, c = p[0] & 0x1f, min = 0x80;
+    else if (p[0] >= 0xe0 && p[0] <= 0xef) len = 3, c = p[0] & 0x0f, min = 0x800;
+    else if (p[0] >= 0xf0 && p[0] <= 0xf4) len = 4, c = p[0] & 0x07, min = 0x10000;
+    else return 0; /* a continuation byte, 0xc0/0xc1 (overlong) or > 0xf4 */
+    if (n < len) return 0;
+    for (size_t i = 1; i < len; i++) {
+        if ((p[i] & 0xc0) != 0x80) return 0;
+        c = c << 6 | (p[i] & 0x3f);
+    }
+    /* overlong, a UTF-16 surrogate, or beyond U+10FFFF */
+    if (c < min || (c >= 0xd800 && c <= 0xdfff) || c > 0x10ffff) return 0;
+    if (cp) *cp = c;
+    return len;
+}
+
+/* C0, DEL and C1: what a terminal may act on rather than show. */
+static bool util_control(uint32_t c) {
+    return c < 0x20 || (c >= 0x7f && c <= 0x9f);
+}
+
+int rt__key_check(const char *key, char *err, size_t errlen) {
+    size_t n = key ? strlen(key) : 0;
+    if (!n) {
+        snprintf(err, errlen, "a run key must not be empty");
+        return RT_INVALID;
+    }
+    if (n > RT__KEY_MAX) {
+        snprintf(err, errlen, "a run key is at most %d bytes; this one is %zu",
+                 RT__KEY_MAX, n);
+        return RT_INVALID;
+    }
+    for (size_t i = 0; i < n;) {
+        uint32_t c;
+        size_t len = rt__utf8_seq(key + i, n - i, &c);
+        if (!len) {
+            snprintf(err, errlen, "a run key must be valid UTF-8; byte %zu "
+                     "(0x%02x) is not", i + 1, (unsigned char)key[i]);
+            return RT_INVALID;
+        }
+        if (util_control(c)) {
+            snprintf(err, errlen, "a run key must not hold control characters; "
+                     "byte %zu is U+%04X", i + 1, (unsigned)c);
+            return RT_INVALID;
+        }
+        i += len;
+    }
+    return RT_OK;
+}
+
 void rt__buf_json(rt__buf *b, const char *s) {
     rt__buf_add(b, "\"", 1);
     if (!s) s = "";
-    const char *run = s;
-    for (const unsigned char *p = (const unsigned char *)s; *p; p++) {
+    size_t n = strlen(s);
+    const char *run = s; /* copied as it is, up to p */
+    for (size_t i = 0; i < n;) {
+        uint32_t c = 0;
+        size_t len = rt__utf8_seq(s + i, n - i, &c);
         const char *esc = NULL;
         char u[8];
-        switch (*p) {
-        case '"': esc = "\\\""; break;
-        case '\\': esc = "\\\\"; break;
-        case '\n': esc = "\\n"; break;
-        case '\r': esc = "\\r"; break;
-        case '\t': esc = "\\t"; break;
-        default:
-            if (*p < 0x20) {
-                snprintf(u, sizeof u, "\\u%04x", *p);
-                esc = u;
-            }
+        if (!len) {
+            esc = "\\ufffd"; /* not UTF-8: the replacement character */
+            len = 1;
+        } else if (c == '"') {
+            esc = "\\\"";
+        } else if (c == '\\') {
+            esc = "\\\\";
+        } else if (c == '\n') {
+            esc = "\\n";
+        } else if (c == '\r') {
+            esc = "\\r";
+        } else if (c == '\t') {
+            esc = "\\t";
+        } else if (util_control(c)) {
+            snprintf(u, sizeof u, "\\u%04x", (unsigned)c);
+            esc = u;
         }
         if (esc) {
-            rt__buf_add(b, run, (size_t)((const char *)p - run));
+            rt__buf_add(b, run, (size_t)(s + i - run));
             rt__buf_puts(b, esc);
-            run = (const char *)p + 1;
+            run = s + i + len;
         }
+        i += len;
     }
     rt__buf_puts(b, run);
     rt__buf_add(b, "\"", 1);
+}
+
+void rt__buf_text(rt__buf *b, const char *s) {
+    if (!s) return;
+    size_t n = strlen(s);
+    const char *run = s;
+    for (size_t i = 0; i < n;) {
+        uint32_t c = 0;
+        size_t len = rt__utf8_seq(s + i, n - i, &c);
+        char esc[12] = "";
+        if (!len) {
+            snprintf(esc, sizeof esc, "\\x%02x", (unsigned char)s[i]);
+            len = 1;
+        } else if (c == '\n') {
+            strcpy(esc, "\\n");
+        } else if (c == '\r') {
+            strcpy(esc, "\\r");
+        } else if (c == '\t') {
+            strcpy(esc, "\\t");
+        } else if (c < 0x80 && util_control(c)) {
+            snprintf(esc, sizeof esc, "\\x%02x", (unsigned)c);
+        } else if (util_control(c)) {
+            snprintf(esc, sizeof esc, "\\u%04x", (unsigned)c);
+        }
+        if (esc[0]) {
+            rt__buf_add(b, run, (size_t)(s + i - run));
+            rt__buf_puts(b, esc);
+            run = s + i + len;
+        }
+        i += len;
+    }
+    rt__buf_puts(b, run);
+}
+
+char *rt__text_safe(const char *s) {
+    rt__buf b = {0};
+    rt__buf_text(&b, s ? s : "");
+    rt__buf_add(&b, "", 0);
+    return b.p;
+}
+
+int64_t rt__add_sat(int64_t a, int64_t b) {
+    if (b > 0 && a > INT64_MAX - b) return INT64_MAX;
+    if (b < 0 && a < INT64_MIN - b) return INT64_MIN;
+    return a + b;
+}
+
+int rt__int_clamp(int64_t v) {
+    return v > INT_MAX ? INT_MAX : v < INT_MIN ? INT_MIN : (int)v;
+}
+
+int rt__count_clamp(int64_t v) {
+    return v < 0 ? 0 : v >= INT_MAX ? INT_MAX - 1 : (int)v;
 }
 
 void rt__buf_free(rt__buf *b) {

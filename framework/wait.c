@@ -39,6 +39,7 @@ int rt_wait(const char *db_url, const char *job, const char *key,
         snprintf(err, errlen, "rt_wait: db_url and job are required");
         return RT_MISUSE;
     }
+    if (key && rt__key_check(key, err, errlen) != RT_OK) return RT_INVALID;
     rt_store *s = NULL;
     int rc = rt__store_open(db_url, &s, err, errlen);
     if (rc != RT_OK) return rc;

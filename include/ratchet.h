@@ -184,7 +184,8 @@ RT_API int rt_main(int argc, char **argv, const rt_job *const *jobs);
  * is going (a web request that needs a batch's result). Opens its own
  * connection to db_url (a URL as for --db). timeout_s < 0 waits for ever.
  * Returns RT_OK (done), RT_ERROR (failed: err holds the run's error),
- * RT_TIMEOUT, RT_NOTFOUND (no such run), or the error of opening db_url.
+ * RT_TIMEOUT, RT_NOTFOUND (no such run), RT_INVALID (key is not a valid
+ * run key: see rt_enqueue_opts), or the error of opening db_url.
  * err (may be NULL) receives a one-line message.
  */
 RT_API int rt_wait(const char *db_url, const char *job, const char *key,
@@ -195,7 +196,8 @@ RT_API int rt_wait(const char *db_url, const char *job, const char *key,
 /* What rt_enqueue* inserts besides the job. Zero-initialise it. */
 typedef struct rt_enqueue_opts {
     const char *key;            /* NULL: a unique key (time + random); at
-                                   most 255 bytes (else RT_INVALID) */
+                                   most 255 bytes of UTF-8, no control
+                                   character (else RT_INVALID) */
     const char *const *params;  /* NULL-ended "NAME=VALUE" strings, or NULL */
     int64_t run_at_ms;          /* not before (ms since the epoch); 0 = now */
     int priority;               /* higher is claimed first */
@@ -239,7 +241,8 @@ typedef struct rt_run_info {
     const char *error;  /* NULL when none */
 } rt_run_info;
 
-/* The state of run (job, key): RT_OK, RT_NOTFOUND, or an error. */
+/* The state of run (job, key): RT_OK, RT_NOTFOUND, RT_INVALID (not a valid
+ * run key), or an error. */
 RT_API int rt_run_status(const char *db_url, const char *job, const char *key,
                          rt_run_info *info, char *err, size_t errlen);
 
@@ -299,7 +302,8 @@ RT_API bool rt_continue(rt_ctx *ctx);
 RT_API bool rt_stop_requested(const rt_ctx *ctx);
 /* Items this chunk may still take (INT64_MAX when unbounded); for LIMITs. */
 RT_API int64_t rt_chunk_left(const rt_ctx *ctx);
-/* Count n finished items; committed with the chunk. */
+/* Count n finished items; committed with the chunk. Counts saturate at
+ * INT64_MAX (and INT64_MIN) rather than overflow. */
 RT_API void rt_add_items(rt_ctx *ctx, int64_t n);
 /* Items the step has done so far, committed or not. */
 RT_API int64_t rt_items(const rt_ctx *ctx);

@@ -20,6 +20,7 @@ Suite *pooler_suite(void);
 Suite *clock_suite(void);
 Suite *states_suite(void);
 Suite *signals_suite(void);
+Suite *input_suite(void);
 /* The fault suite's tcase of network faults (check_pgproxy.c). */
 TCase *pgproxy_tcase(void);
 
