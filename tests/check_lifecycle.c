@@ -25,6 +25,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include "harness.h"
@@ -65,6 +66,51 @@ static void lc_touch(const char *path) {
     int fd = open(path, O_WRONLY | O_CREAT, 0600);
     ck_assert_msg(fd >= 0, "cannot create %s", path);
     close(fd);
+}
+
+/*
+ * The processes a test started and has not reaped: at its exit, a test
+ * that failed (Check ends it with exit()) SIGKILLs them, so no worker
+ * outlives it to spin on a dropped database. Each is still our child, so
+ * its pid cannot have been reused.
+ */
+#define LC_MAX_KIDS 32
+static pid_t lc_kids[LC_MAX_KIDS];
+static pid_t lc_kids_owner;
+
+static void lc_kill_kids(void) {
+    if (lc_kids_owner != getpid()) return;
+    for (int i = 0; i < LC_MAX_KIDS; i++)
+        if (lc_kids[i] > 0) {
+            kill(lc_kids[i], SIGKILL);
+            waitpid(lc_kids[i], NULL, 0);
+            lc_kids[i] = 0;
+        }
+}
+
+static pid_t lc_spawn(const char *bin, const char *url, const char *const *argv,
+                      const char *const *env) {
+    if (lc_kids_owner != getpid()) {
+        lc_kids_owner = getpid();
+        memset(lc_kids, 0, sizeof lc_kids);
+        atexit(lc_kill_kids);
+    }
+    pid_t pid = h_spawn(bin, url, argv, env);
+    for (int i = 0; i < LC_MAX_KIDS; i++)
+        if (lc_kids[i] == 0) {
+            lc_kids[i] = pid;
+            return pid;
+        }
+    ck_abort_msg("more than %d processes at once", LC_MAX_KIDS);
+    return pid;
+}
+
+/* h_wait, and the process is no longer ours to kill. */
+static int lc_wait(pid_t pid, int timeout_ms) {
+    int code = h_wait(pid, timeout_ms);
+    for (int i = 0; i < LC_MAX_KIDS; i++)
+        if (lc_kids[i] == pid) lc_kids[i] = 0;
+    return code;
 }
 
 /* The last lines of what pid wrote on stderr, at most 1500 bytes: Check's
@@ -158,8 +204,8 @@ static void lc_enqueue_span(const char *url, const char *key, const char *file, 
     }
     for (int i = 0; extra && extra[i] && n < 23; i++) argv[n++] = extra[i];
     argv[n] = NULL;
-    pid_t e = h_spawn(h_test_bin(), url, argv, NULL);
-    EXPECT_EXIT(e, h_wait(e, 20000), 0);
+    pid_t e = lc_spawn(h_test_bin(), url, argv, NULL);
+    EXPECT_EXIT(e, lc_wait(e, 20000), 0);
 }
 
 static int64_t lc_int(const char *url, const char *fmt, const char *key) {
@@ -204,7 +250,7 @@ static void lc_assert_done_clean(const char *url, const char *key, pid_t a, pid_
 
 static void lc_stop(pid_t pid) {
     ck_assert_int_eq(kill(pid, SIGTERM), 0);
-    EXPECT_EXIT(pid, h_wait(pid, 15000), 0);
+    EXPECT_EXIT(pid, lc_wait(pid, 15000), 0);
 }
 
 /* No lease row of a run that is finished (done, failed, cancelled, skipped). */
@@ -235,17 +281,17 @@ START_TEST(test_pg_advisory_sessions_terminated) {
     h_migrate(url);
     const char *log = lc_path("span.log");
     lc_enqueue_span(url, "f1", log, "4000", NULL, ARGS("--max-attempts", "1"));
-    pid_t a = h_spawn(h_test_bin(), url, ARGS("worker"), NULL);
-    pid_t b = h_spawn(h_test_bin(), url, ARGS("worker"), NULL);
+    pid_t a = lc_spawn(h_test_bin(), url, ARGS("worker"), NULL);
+    pid_t b = lc_spawn(h_test_bin(), url, ARGS("worker"), NULL);
     ck_assert_msg(lc_await_status(url, "f1", "'running'", 20000), "not claimed:\n%s",
                   lc_err(a));
     /* Both workers hold their liveness lock. */
     ck_assert_msg(h_await_int(url, "SELECT count(*) " LC_ADVISORY, 2, 20000),
                   "the workers took no liveness locks:\n%s", lc_err(a));
-    pid_t w = h_spawn(h_test_bin(), url, ARGS("wait", "span", "--key", "f1", "--timeout", "40"),
+    pid_t w = lc_spawn(h_test_bin(), url, ARGS("wait", "span", "--key", "f1", "--timeout", "40"),
                       NULL);
     ck_assert_int_ge(h_query_int(url, "SELECT count(pg_terminate_backend(pid)) " LC_ADVISORY), 2);
-    int code = h_wait(w, 45000);
+    int code = lc_wait(w, 45000);
     ck_assert_msg(code == 0,
                   "ratchet wait exited %d, want 0 (the run finishes); wait said:\n%s\n"
                   "worker A:\n%s\nworker B:\n%s",
@@ -270,12 +316,12 @@ START_TEST(test_pg_holder_session_terminated) {
     h_migrate(url);
     const char *log = lc_path("span.log");
     lc_enqueue_span(url, "a1", log, "4000", NULL, NULL);
-    pid_t a = h_spawn(h_test_bin(), url, ARGS("worker"), NULL);
+    pid_t a = lc_spawn(h_test_bin(), url, ARGS("worker"), NULL);
     ck_assert_msg(lc_await_status(url, "a1", "'running'", 20000), "not claimed:\n%s",
                   lc_err(a));
     /* A's sessions are those that began before B was started. */
     char *b_started = h_query_text(url, "SELECT clock_timestamp()::text");
-    pid_t b = h_spawn(h_test_bin(), url, ARGS("worker"), NULL);
+    pid_t b = lc_spawn(h_test_bin(), url, ARGS("worker"), NULL);
     ck_assert_msg(h_await_int(url, "SELECT count(*) " LC_ADVISORY, 2, 20000),
                   "the workers took no liveness locks:\n%s", lc_err(b));
     char sql[600];
@@ -322,8 +368,8 @@ static void lc_server_restarts(int restarts) {
     /* A TTL of 10 s: a holder beats every 3.3 s, so it is back well within
      * the await below, and a heal that judges a free liveness lock death
      * (today's) has seconds to do so. */
-    pid_t w = h_spawn(h_test_bin(), url, ARGS("worker", "--lease-ttl", "10"), NULL);
-    pid_t d = h_spawn(h_test_bin(), url,
+    pid_t w = lc_spawn(h_test_bin(), url, ARGS("worker", "--lease-ttl", "10"), NULL);
+    pid_t d = lc_spawn(h_test_bin(), url,
                       ARGS("daemon", "--only", "span", "--schedule", "span=* * * * * *",
                            "--param", file_param, "--param", "span.ms=200", "--lease-ttl",
                            "10"),
@@ -404,14 +450,14 @@ START_TEST(test_expired_lease_does_not_block) {
     h_migrate(url);
     const char *log = lc_path("span.log");
     lc_enqueue_span(url, "e1", log, "0", NULL, NULL);
-    pid_t e = h_spawn(h_test_bin(), url,
+    pid_t e = lc_spawn(h_test_bin(), url,
                       ARGS("enqueue", "keyed", "--key", "k1", "--param", "rows=1", "--param",
                            "item_ms=0"),
                       NULL);
-    EXPECT_EXIT(e, h_wait(e, 20000), 0);
+    EXPECT_EXIT(e, lc_wait(e, 20000), 0);
     lc_insert_lease(url, "span", "span", "e1", "gone-host:999999:0badf00d", -30000);
     lc_insert_lease(url, "keyed/k1", "keyed", "k1", "gone-host:999998:0badf00d", -30000);
-    pid_t w = h_spawn(h_test_bin(), url, ARGS("worker"), NULL);
+    pid_t w = lc_spawn(h_test_bin(), url, ARGS("worker"), NULL);
     ck_assert_msg(lc_await_status(url, "e1", "'done'", 5000),
                   "run e1 (span) was not claimed past an expired lease of a dead owner "
                   "within 5 s: it is %s; worker:\n%s",
@@ -436,17 +482,17 @@ START_TEST(test_finished_run_lease_does_not_block) {
     h_migrate(url);
     const char *log = lc_path("span.log");
     char f[700];
-    pid_t r = h_spawn(h_test_bin(), url,
+    pid_t r = lc_spawn(h_test_bin(), url,
                       ARGS("run", "span", "--key", "d1", "--param",
                            lc_kv(f, sizeof f, "file", log), "--param", "ms=0"),
                       NULL);
-    EXPECT_EXIT(r, h_wait(r, 20000), 0);
-    r = h_spawn(h_test_bin(), url,
+    EXPECT_EXIT(r, lc_wait(r, 20000), 0);
+    r = lc_spawn(h_test_bin(), url,
                 ARGS("run", "span", "--key", "x1", "--param", lc_kv(f, sizeof f, "file", log),
                      "--param", "ms=0", "--param", "fail=true"),
                 NULL);
-    EXPECT_EXIT(r, h_wait(r, 20000), 1);
-    pid_t w = h_spawn(h_test_bin(), url, ARGS("worker"), NULL);
+    EXPECT_EXIT(r, lc_wait(r, 20000), 1);
+    pid_t w = lc_spawn(h_test_bin(), url, ARGS("worker"), NULL);
 
     /* A lease of the done run, ten minutes from expiring. */
     lc_insert_lease(url, "span", "span", "d1", "elsewhere:4242:00c0ffee", 600000);
@@ -483,7 +529,7 @@ START_TEST(test_final_failure_leaves_no_lease) {
     const char *log = lc_path("span.log");
     lc_enqueue_span(url, "ff", log, "0", NULL,
                     ARGS("--param", "fail=true", "--max-attempts", "1"));
-    pid_t w = h_spawn(h_hooks_bin(), url, ARGS("worker"),
+    pid_t w = lc_spawn(h_hooks_bin(), url, ARGS("worker"),
                       ARGS("RATCHET_FAILPOINT=lease.release:ioerr"));
     ck_assert_msg(lc_await_status(url, "ff", "'failed'", 10000),
                   "run ff did not fail: it is %s; worker:\n%s", lc_status(url, "ff"),
@@ -516,17 +562,20 @@ static void lc_sigkill_holder(int backend, bool last_attempt) {
     const char *release = lc_path("release");
     lc_enqueue_span(url, "v1", log, "30000", release,
                     ARGS("--max-attempts", last_attempt ? "1" : "3"));
-    pid_t a = h_spawn(h_test_bin(), url, ARGS("worker"), NULL);
+    /* A short TTL: however the survivor makes sure the holder is dead (its
+     * lock free and no renewal since, or its lease expired), it knows
+     * within seconds. */
+    pid_t a = lc_spawn(h_test_bin(), url, ARGS("worker", "--lease-ttl", "3"), NULL);
     ck_assert_msg(lc_await_status(url, "v1", "'running'", 20000), "not claimed:\n%s",
                   lc_err(a));
     int64_t held = lc_int(url, "SELECT epoch FROM rt_run WHERE run_key = '%s'", "v1");
-    pid_t b = h_spawn(h_test_bin(), url, ARGS("worker"), NULL);
+    pid_t b = lc_spawn(h_test_bin(), url, ARGS("worker", "--lease-ttl", "3"), NULL);
     ck_assert_int_eq(kill(a, SIGKILL), 0);
-    EXPECT_EXIT(a, h_wait(a, 10000), EXIT_SIGKILL);
+    EXPECT_EXIT(a, lc_wait(a, 10000), EXIT_SIGKILL);
     int64_t killed_ns = lc_mono_ns();
     char sql[300];
     if (last_attempt) {
-        ck_assert_msg(lc_await_status(url, "v1", "'failed'", 10000),
+        ck_assert_msg(lc_await_status(url, "v1", "'failed'", 15000),
                       "the dead holder's run is %s; B:\n%s", lc_status(url, "v1"),
                       lc_err(b));
         int64_t now = lc_int(url, "SELECT epoch FROM rt_run WHERE run_key = '%s'", "v1");
@@ -543,7 +592,7 @@ static void lc_sigkill_holder(int backend, bool last_attempt) {
                  "('pending', 'interrupted') AND epoch > %lld) OR (status = 'running' AND "
                  "epoch >= %lld))",
                  (long long)held, (long long)held + 2);
-        bool fenced = h_await_int(url, sql, 1, 8000);
+        bool fenced = h_await_int(url, sql, 1, 15000);
         int64_t now = lc_int(url, "SELECT epoch FROM rt_run WHERE run_key = '%s'", "v1");
         char *st = lc_status(url, "v1");
         ck_assert_msg(fenced,
