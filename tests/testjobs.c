@@ -1,10 +1,13 @@
 /*
  * testjobs.c — build/ratchet-test: the example jobs plus jobs that only tests
  * need (a step that hangs, a job whose definition changes, a failing step, a
- * byte cursor, a pipelined statement that fails). It is a real rt_main() program, like a user's.
+ * byte cursor, a pipelined statement that fails, a step that logs when its
+ * body begins and ends). It is a real rt_main() program, like a user's.
  */
 #define _POSIX_C_SOURCE 200809L
+#include <fcntl.h>
 #include <signal.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
@@ -279,6 +282,72 @@ static const rt_param_def pipefail_params[] = {
 static const rt_job pipefail_job = {.name = "pipefail", .steps = pipefail_steps,
                                     .params = pipefail_params};
 
+/* ---- span: one atomic step whose body's begin and end are appended to a
+ * file outside any transaction, so a test sees whether two executions of a
+ * run's step (or of the job's runs: span is job-scoped) overlapped in time.
+ * Each line is "B|E PID KEY NS", NS on CLOCK_MONOTONIC (one clock for every
+ * process of the machine), written with one write() to a file opened
+ * O_APPEND. Params: file (the log), ms (how long the body works, default
+ * 1000), until (a path: the body ends early once it exists), fail (true: the
+ * step fails after its end line). A stop request ends the body early; the
+ * step then returns RT_STOPPED and rolls back. It inserts (run key, pid) into
+ * span_rows in its transaction after the wait. */
+
+static int64_t testjobs_mono_ns(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
+}
+
+static void span_mark(const char *file, char what, const char *key) {
+    char line[400];
+    int n = snprintf(line, sizeof line, "%c %ld %s %lld\n", what, (long)getpid(), key,
+                     (long long)testjobs_mono_ns());
+    int fd = open(file, O_WRONLY | O_APPEND | O_CREAT, 0600);
+    if (fd < 0) return;
+    if (n > 0 && write(fd, line, (size_t)n) != n) {
+        /* nothing to do: the test reads what is there */
+    }
+    close(fd);
+}
+
+static int span_step(rt_ctx *ctx) {
+    const char *file = rt_param(ctx, "file", NULL);
+    const char *until = rt_param(ctx, "until", "");
+    int64_t ms;
+    bool fail;
+    int rc = rt_param_int64(ctx, "ms", 1000, &ms);
+    if (rc == RT_OK) rc = rt_param_bool(ctx, "fail", false, &fail);
+    if (rc != RT_OK) return rc;
+    if (!file || !*file) return rt_fail(ctx, "span: param file is required");
+    span_mark(file, 'B', rt_key(ctx));
+    int64_t end = testjobs_mono_ns() + ms * 1000000;
+    while (testjobs_mono_ns() < end && !rt_stop_requested(ctx) &&
+           !(until && *until && access(until, F_OK) == 0))
+        testjobs_sleep_ms(5);
+    if (rt_stop_requested(ctx)) {
+        span_mark(file, 'E', rt_key(ctx));
+        return RT_STOPPED;
+    }
+    rc = rt_exec(ctx, "CREATE TABLE IF NOT EXISTS span_rows (run_key TEXT, pid BIGINT)", 0,
+                 NULL);
+    if (rc == RT_OK)
+        rc = RT_EXEC(ctx, "INSERT INTO span_rows (run_key, pid) VALUES ($1, $2)",
+                     rt_text(rt_key(ctx)), rt_int(getpid()));
+    span_mark(file, 'E', rt_key(ctx));
+    if (rc != RT_OK) return rc;
+    return fail ? rt_fail(ctx, "span: failing on purpose") : RT_DONE;
+}
+
+static const rt_step span_steps[] = {{"span", span_step}, {NULL, NULL}};
+static const rt_param_def span_params[] = {
+    {"file", RT_PARAM_TEXT, NULL, "where begin and end lines are appended"},
+    {"ms", RT_PARAM_INT, "1000", "how long the step's body works"},
+    {"until", RT_PARAM_TEXT, "", "a path: the body ends once it exists"},
+    {"fail", RT_PARAM_BOOL, "false", "fail the step after its end line"},
+    {NULL, 0, NULL, NULL}};
+static const rt_job span_job = {.name = "span", .steps = span_steps, .params = span_params};
+
 /* ---- tick_keyed: the tick job with a declared schedule, exclusive per key */
 
 static rt_job tick_keyed_job;
@@ -296,6 +365,6 @@ int main(int argc, char **argv) {
     const rt_job *const jobs[] = {&rowcopy_job, &aggregate_job, &hang_job, &shape_job,
                                   &fail_job, &cursorbytes_job, &looseparams_job, &longsql_job,
                                   &pgsettings_job, &slowstep_job, &keyed_job, &tick_keyed_job,
-                                  &tick_job, &noop_job, &flaky_job, &pipefail_job, NULL};
+                                  &tick_job, &noop_job, &flaky_job, &pipefail_job, &span_job, NULL};
     return rt_main(argc, argv, jobs);
 }
