@@ -36,8 +36,8 @@
  * Violations are counted, not fatal at once: each is printed with its
  * sequence's seed (MODEL_SEED=S replays that sequence; its events are in
  * the scratch directory), and the scenario fails at the end if there was
- * any. MODEL_SEQUENCES (default 3 x TORTURE_SCALE per backend) and
- * MODEL_EVENTS (default 12) size it.
+ * any. MODEL_SEQUENCES (default 6 x TORTURE_SCALE per backend) and
+ * MODEL_EVENTS (default 16) size it.
  */
 #define _GNU_SOURCE
 #include <errno.h>
@@ -807,7 +807,7 @@ void t_model(const t_env *env, int backend, t_rng *rng) {
     M.self.bin = self;
     M.backend = backend;
     t_db_create(env, backend, "model", &M.db);
-    int sequences = m_env_int("MODEL_SEQUENCES", t_count(env, 3));
+    int sequences = m_env_int("MODEL_SEQUENCES", t_count(env, 6));
     int nevents = m_env_int("MODEL_EVENTS", 16);
     const char *replay = getenv("MODEL_SEED");
     if (replay && *replay) sequences = 1;
