@@ -192,8 +192,8 @@ void t_drops(const t_env *env, int backend, t_rng *rng) {
     snprintf(err_worker, sizeof err_worker, "%s/drops-worker.err", env->dir);
     static const char *const daemon_argv[] = {
         "daemon", "--schedule", "mjob=* * * * * *", "--param", "mjob.items=6",
-        "--workers", "2", "--grace", "3", "--lease-ttl", "5", "--chunk-items", "3", NULL};
-    static const char *const worker_argv[] = {"worker", "--grace", "3", "--lease-ttl", "5",
+        "--workers", "2", "--grace", "3", "--lease-ttl", "8", "--chunk-items", "3", NULL};
+    static const char *const worker_argv[] = {"worker", "--grace", "3", "--lease-ttl", "8",
                                               "--chunk-items", "3", NULL};
     pid_t daemon = d_spawn(&D, err_daemon, daemon_argv);
     pid_t worker = d_spawn(&D, err_worker, worker_argv);
@@ -245,7 +245,7 @@ void t_drops(const t_env *env, int backend, t_rng *rng) {
         int64_t now = t_now_ms();
         if (ok) orphan_since = 0;
         else if (!orphan_since) orphan_since = now;
-        else if (now - orphan_since > 5000 + 3000)
+        else if (now - orphan_since > 8000 + 3000)
             d_violation(&D, DV_ORPHAN, "%s for %lld ms after the last fault", orphan,
                         (long long)(now - orphan_since));
         int64_t left = d_int(&D, "SELECT count(*) FROM rt_run WHERE queued = 1 AND "

@@ -50,8 +50,8 @@
 
 #include "torture.h"
 
-#define M_TTL "5"
-#define M_TTL_MS 5000
+#define M_TTL "8"
+#define M_TTL_MS 8000
 #define M_GRACE "2"
 #define M_GRACE_MS 2000
 #define M_KEYS 6
@@ -197,6 +197,8 @@ static int m_command(model *M, const char *const *argv, char *errpath, size_t n)
     return code;
 }
 
+static void m_status(model *M, int k, char *out, size_t n);
+
 /* May p end with code? */
 static bool m_exit_ok(model *M, const mproc *p, int code) {
     if (p->killed && code == 128 + SIGKILL) return true;
@@ -207,8 +209,10 @@ static bool m_exit_ok(model *M, const mproc *p, int code) {
         if (code == 1) {            /* its run was failed or cancelled, or the
                                        server was away as it started */
             if (faulted) return true;
-            const mkey *k = &M->keys[p->key];
-            return k->terminal[0] && strcmp(k->terminal, "done") != 0;
+            char status[16];
+            m_status(M, p->key, status, sizeof status);
+            return !strcmp(status, "failed") || !strcmp(status, "cancelled") ||
+                   !strcmp(status, "skipped");
         }
         return false;
     }
@@ -402,6 +406,7 @@ static void m_check(model *M) {
 typedef struct m_blame_arg {
     model *M;
     pid_t pid;
+    bool *held; /* [M_KEYS] */
 } m_blame_arg;
 
 static bool m_blame_row(void *arg, int ncols, const char *const *c) {
@@ -410,14 +415,15 @@ static bool m_blame_row(void *arg, int ncols, const char *const *c) {
     const char *colon = strchr(c[0], ':'); /* owner: host:pid:nonce */
     if (!colon || atoi(colon + 1) != (int)b->pid) return true;
     int k = m_key_of(b->M, c[1], c[2]);
-    if (k >= 0) b->M->keys[k].crashes++;
+    if (k >= 0) b->held[k] = true;
     return true;
 }
 
-static void m_blame(model *M, pid_t pid) {
+/* The runs pid holds now (its lease rows), into held. */
+static void m_held(model *M, pid_t pid, bool *held) {
     inv_db *c = t_db_check(&M->db);
     if (!c) return;
-    m_blame_arg b = {M, pid};
+    m_blame_arg b = {M, pid, held};
     char err[512];
     inv_each(c, "SELECT owner, job, run_key FROM rt_lease", m_blame_row, &b, err, sizeof err);
     t_db_release(&M->db, c);
@@ -428,15 +434,21 @@ static void m_signal(model *M, mproc *p, int sig) {
         for (int64_t until = t_now_ms() + 5000;
              t_alive(p->pid) && !t_catches(p->pid, SIGTERM) && t_now_ms() < until;)
             t_sleep_us(1000);
-    m_blame(M, p->pid);
+    /* Each run it holds may count a failed attempt: those it held just
+     * before the signal, and (a claim may commit meanwhile) just after. */
+    bool held[M_KEYS] = {false};
+    m_held(M, p->pid, held);
     if (sig == SIGKILL) {
         p->killed = true;
         if (M->nkilled < 64) M->killed[M->nkilled++] = p->pid;
+    } else {
+        p->termed = true;
     }
-    else p->termed = true;
     kill(p->pid, sig);
     if (sig == SIGKILL && !t_await_death(p->pid, 10000))
         t_fail("process %d alive 10 s after SIGKILL", (int)p->pid);
+    m_held(M, p->pid, held);
+    for (int k = 0; k < M_KEYS; k++) M->keys[k].crashes += held[k];
 }
 
 /* Stop every process: SIGTERM, then each must end within the grace. */
