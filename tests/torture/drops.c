@@ -208,7 +208,8 @@ void t_drops(const t_env *env, int backend, t_rng *rng) {
 
     /* Faults while the batch and the schedule go. */
     int max_restarts = env->pg_dir && env->pg_server ? t_count(env, 2) : 0;
-    for (int64_t until = t_now_ms() + t_count(env, 8000); t_now_ms() < until;) {
+    int64_t fault_ms = t_count(env, 8000) < 4000 ? 4000 : t_count(env, 8000);
+    for (int64_t until = t_now_ms() + fault_ms; t_now_ms() < until;) {
         t_sleep_us(t_between(rng, 200000, 900000));
         if (D.restarts < max_restarts && t_between(rng, 0, 4) == 0) {
             t_pg_restart(env);

@@ -7,7 +7,10 @@
  * The driver (make check runs it at TORTURE_SCALE=1, make torture at 10)
  * prints one line per scenario and a final PASS or FAIL. A violated
  * invariant ends it at once with one line naming the seed and the invariant;
- * TORTURE_SEED=N reproduces the random instants (timing permitting).
+ * TORTURE_SEED=N reproduces the random instants (timing permitting). The
+ * model and drops scenarios count their violations, print each, and fail
+ * at their end. Started with TORTURE_RATCHET=1 the driver is ratchet itself
+ * over the jobs of mjob.c (for those two scenarios).
  */
 #ifndef RATCHET_TORTURE_H
 #define RATCHET_TORTURE_H
