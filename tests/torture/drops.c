@@ -10,7 +10,8 @@
  * allows no verdict: every queued run ends done with no failed attempt, a
  * finished run stays finished, never are two processes inside a step of one
  * lease scope at once (mjob.c's flock, outside the transaction), no lease
- * names a finished run, every done run wrote its rows once, and the
+ * names a finished run, every running run has its lease, every done run
+ * wrote its rows once, and the
  * processes stop with exit 0 on SIGTERM, leaving no lease.
  *
  * Every violation is printed (the first of each kind); the scenario fails at
@@ -31,11 +32,11 @@
 
 enum {
     DV_OVERLAP, DV_TERMINAL, DV_FAILED, DV_ATTEMPTS, DV_LEASE, DV_DRAIN, DV_ORPHAN,
-    DV_STOP, DV_LEFT, DV_DATA, DV_EXIT, DV_KINDS
+    DV_STOP, DV_LEFT, DV_DATA, DV_EXIT, DV_UNLEASED, DV_KINDS
 };
 static const char *const dv_names[DV_KINDS] = {
     "overlap", "terminal", "failed", "attempts", "lease", "drain", "orphan",
-    "stop", "leases-left", "data", "exit"};
+    "stop", "leases-left", "data", "exit", "unleased"};
 
 typedef struct drops {
     const t_env *env;
@@ -110,6 +111,13 @@ static bool d_lease_row(void *arg, int ncols, const char *const *c) {
     return false;
 }
 
+static bool d_unleased_row(void *arg, int ncols, const char *const *c) {
+    drops *D = arg;
+    if (ncols >= 2)
+        d_violation(D, DV_UNLEASED, "%s/%s is 'running' with no lease row", c[0], c[1]);
+    return false;
+}
+
 /* One snapshot of rt_run and rt_lease against what may be. */
 static void d_check(drops *D) {
     char err[512];
@@ -122,7 +130,12 @@ static void d_check(drops *D) {
                   inv_each(c, "SELECT l.scope, l.owner, r.run_key, r.status FROM rt_lease l "
                               "JOIN rt_run r ON r.job = l.job AND r.run_key = l.run_key "
                               "WHERE r.status IN ('done', 'failed', 'cancelled', 'skipped')",
-                           d_lease_row, D, err, sizeof err) == INV_VALUE;
+                           d_lease_row, D, err, sizeof err) == INV_VALUE &&
+                  inv_each(c, "SELECT r.job, r.run_key FROM rt_run r WHERE r.status = "
+                              "'running' AND NOT EXISTS (SELECT 1 FROM rt_lease l WHERE "
+                              "l.job = r.job AND (l.scope = r.job || '/' || r.run_key OR "
+                              "(l.scope = r.job AND l.run_key = r.run_key)))",
+                           d_unleased_row, D, err, sizeof err) == INV_VALUE;
         char e2[256];
         inv_exec(c, ok ? "COMMIT" : "ROLLBACK", e2, sizeof e2);
         if (ok) break;

@@ -19,6 +19,8 @@
  *                reset;
  *   epoch        a run's epoch only grows;
  *   lease        no rt_lease row names a finished run;
+ *   unleased     every 'running' run has its lease row (its scope's, naming
+ *                it): a run and its lease never disagree;
  *   failed       no run fails (the steps never fail) but a queued one whose
  *                holders were killed as often as its max attempts (2 for a
  *                third of them, else 1000);
@@ -82,11 +84,11 @@ typedef struct mkey {
 
 enum {
     V_OVERLAP, V_TERMINAL, V_EPOCH, V_LEASE, V_FAILED, V_ATTEMPTS, V_RESET,
-    V_EXIT, V_VANISHED, V_ORPHAN, V_DRAIN, V_LEFT, V_DATA, V_STOP, V_KINDS
+    V_EXIT, V_VANISHED, V_ORPHAN, V_DRAIN, V_LEFT, V_DATA, V_STOP, V_UNLEASED, V_KINDS
 };
 static const char *const v_names[V_KINDS] = {
     "overlap", "terminal", "epoch", "lease", "failed", "attempts", "reset",
-    "exit", "vanished", "orphan", "drain", "leases-left", "data", "stop"};
+    "exit", "vanished", "orphan", "drain", "leases-left", "data", "stop", "unleased"};
 
 enum {
     E_ENQUEUE, E_RUN, E_SECOND, E_WORKER, E_TIME, E_TERM, E_KILL, E_PGTERM,
@@ -283,6 +285,7 @@ typedef struct m_snap {
     m_row rows[M_KEYS];
     int nrows;
     char lease_terminal[400]; /* a lease naming a finished run */
+    char unleased[200];       /* a running run without a lease */
     int leases;
 } m_snap;
 
@@ -300,6 +303,14 @@ static bool m_run_row(void *arg, int ncols, const char *const *c) {
     snprintf(r->error, sizeof r->error, "%s", c[6] ? c[6] : "");
     r->cancel_requested = c[7] && strcmp(c[7], "0") != 0;
     return true;
+}
+
+static bool m_unleased_row(void *arg, int ncols, const char *const *c) {
+    m_snap *S = arg;
+    if (ncols >= 2 && !S->unleased[0])
+        snprintf(S->unleased, sizeof S->unleased, "%s/%s is 'running' with no lease row",
+                 c[0] ? c[0] : "?", c[1] ? c[1] : "?");
+    return false;
 }
 
 static bool m_lease_row(void *arg, int ncols, const char *const *c) {
@@ -321,6 +332,7 @@ static bool m_snapshot(model *M, m_snap *S) {
         memset(S->rows, 0, sizeof S->rows);
         S->nrows = 0;
         S->lease_terminal[0] = '\0';
+        S->unleased[0] = '\0';
         inv_db *c = t_db_check(&M->db);
         if (!c) return false;
         int64_t leases = 0;
@@ -334,6 +346,11 @@ static bool m_snapshot(model *M, m_snap *S) {
                         "JOIN rt_run r ON r.job = l.job AND r.run_key = l.run_key "
                         "WHERE r.status IN ('done', 'failed', 'cancelled', 'skipped')",
                      m_lease_row, S, err, sizeof err) == INV_VALUE &&
+            inv_each(c, "SELECT r.job, r.run_key FROM rt_run r WHERE r.status = 'running' "
+                        "AND NOT EXISTS (SELECT 1 FROM rt_lease l WHERE l.job = r.job AND "
+                        "(l.scope = r.job || '/' || r.run_key OR "
+                        "(l.scope = r.job AND l.run_key = r.run_key)))",
+                     m_unleased_row, S, err, sizeof err) == INV_VALUE &&
             inv_int(c, "SELECT count(*) FROM rt_lease", &leases, err, sizeof err) ==
                 INV_VALUE;
         char err2[256];
@@ -394,6 +411,8 @@ static void m_check(model *M) {
             M->keys[i].id = 0;
         }
     if (S.lease_terminal[0]) m_violation(M, V_LEASE, "%s", S.lease_terminal);
+    /* A run and its lease never disagree: 'running' is held. */
+    if (S.unleased[0]) m_violation(M, V_UNLEASED, "%s", S.unleased);
     char first[600];
     int overlaps = t_mjob_overlaps(M->log, first, sizeof first);
     if (overlaps > M->overlaps_seen) {
