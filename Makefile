@@ -133,8 +133,10 @@ $(BUILD)/check_ratchet: $(TEST_OBJ) $(BUILD)/libratchet.a
 TORTURE_SRC := $(wildcard tests/torture/*.c) tests/invariants.c
 TORTURE_OBJ := $(TORTURE_SRC:tests/%.c=$(BUILD)/obj/tests/%.o)
 
-$(BUILD)/torture: $(TORTURE_OBJ)
-	$(CC) -o $@ $(TORTURE_OBJ) $(LDFLAGS_ALL) $(DEP_LIBS) $(PQ_LIBS)
+# It links the library: started with TORTURE_RATCHET=1 it is rt_main() over
+# jobs of its own (tests/torture/mjob.c), for the model scenarios.
+$(BUILD)/torture: $(TORTURE_OBJ) $(BUILD)/libratchet.a
+	$(CC) -o $@ $(TORTURE_OBJ) $(BUILD)/libratchet.a $(LDFLAGS_ALL) $(DEP_LIBS) $(PQ_LIBS)
 
 torture: all $(BUILD)/torture $(BUILD)/ratchet-test $(BUILD)/check_ratchet
 	RATCHET_BIN=$(abspath $(BUILD)/ratchet) TORTURE_SCALE=$${TORTURE_SCALE:-10} \

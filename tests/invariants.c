@@ -111,8 +111,6 @@ bool inv_exec(inv_db *db, const char *sql, char *err, size_t errlen) {
 }
 
 /* Each row of sql (text columns, NULL as NULL) to fn; false stops early. */
-typedef bool inv_row_fn(void *arg, int ncols, const char *const *cols);
-
 static int inv_rows(inv_db *db, const char *sql, inv_row_fn *fn, void *arg,
                     char *err, size_t errlen) {
     const char *cols[16];
@@ -149,6 +147,11 @@ static int inv_rows(inv_db *db, const char *sql, inv_row_fn *fn, void *arg,
     }
     PQclear(r);
     return INV_VALUE;
+}
+
+int inv_each(inv_db *db, const char *sql, inv_row_fn *fn, void *arg, char *err,
+             size_t errlen) {
+    return inv_rows(db, sql, fn, arg, err, errlen);
 }
 
 typedef struct inv_first {

@@ -39,6 +39,14 @@ int inv_int(inv_db *db, const char *sql, int64_t *out, char *err, size_t errlen)
 int inv_text(inv_db *db, const char *sql, char *out, size_t outlen, char *err,
              size_t errlen);
 
+/*
+ * Each row of sql to fn (columns as text, NULL as NULL, at most 16); fn
+ * returns false to stop early. INV_VALUE, or INV_ERROR (message in err).
+ */
+typedef bool inv_row_fn(void *arg, int ncols, const char *const *cols);
+int inv_each(inv_db *db, const char *sql, inv_row_fn *fn, void *arg, char *err,
+             size_t errlen);
+
 /* A run's row as committed. schema: the schema exists; exists: so does
  * the run's row. */
 typedef struct inv_run {

@@ -16,6 +16,9 @@
  *   TORTURE_ONLY      comma-separated scenario names (default: all)
  *   TORTURE_KEEP=1    keep the scratch directory (each child's stderr) after
  *                     a PASS too
+ *   MODEL_SEQUENCES, MODEL_EVENTS, MODEL_SEED
+ *                     the model scenario's sequences per backend, events
+ *                     per sequence, and one sequence to replay (model.c)
  *   TORTURE_SERIAL=1  one backend after the other; by default the
  *                     PostgreSQL scenarios run in a forked copy of the
  *                     driver alongside the SQLite ones (they share no
@@ -48,6 +51,8 @@ static const struct {
     {"sqlite-lock", t_sqlite_lock, true, false},
     {"daemon", t_daemon, true, true},
     {"queue", t_queue, true, true},
+    {"model", t_model, true, true},
+    {"drops", t_drops, false, true},
 };
 
 static t_env env;
@@ -160,7 +165,10 @@ static uint64_t torture_seed(void) {
     return seed % 1000000000000ULL; /* short enough to type */
 }
 
-int main(void) {
+int main(int argc, char **argv) {
+    /* Started by a model scenario as ratchet itself (mjob.c). */
+    const char *as_ratchet = getenv("TORTURE_RATCHET");
+    if (as_ratchet && !strcmp(as_ratchet, "1")) return t_ratchet_main(argc, argv);
     setvbuf(stdout, NULL, _IOLBF, 0);
     signal(SIGPIPE, SIG_IGN);
     signal(SIGTERM, torture_stop);

@@ -7,7 +7,10 @@
  * The driver (make check runs it at TORTURE_SCALE=1, make torture at 10)
  * prints one line per scenario and a final PASS or FAIL. A violated
  * invariant ends it at once with one line naming the seed and the invariant;
- * TORTURE_SEED=N reproduces the random instants (timing permitting).
+ * TORTURE_SEED=N reproduces the random instants (timing permitting). The
+ * model and drops scenarios count their violations, print each, and fail
+ * at their end. Started with TORTURE_RATCHET=1 the driver is ratchet itself
+ * over the jobs of mjob.c (for those two scenarios).
  */
 #ifndef RATCHET_TORTURE_H
 #define RATCHET_TORTURE_H
@@ -160,6 +163,20 @@ void t_pg_restarts(const t_env *env, int backend, t_rng *rng); /* faults.c */
 void t_sqlite_lock(const t_env *env, int backend, t_rng *rng); /* faults.c */
 void t_daemon(const t_env *env, int backend, t_rng *rng);   /* sched.c */
 void t_queue(const t_env *env, int backend, t_rng *rng);    /* sched.c */
+void t_model(const t_env *env, int backend, t_rng *rng);    /* model.c */
+void t_drops(const t_env *env, int backend, t_rng *rng);    /* drops.c */
+
+/* ------------------------------------------------------------ mjob.c */
+
+/* The driver as ratchet (TORTURE_RATCHET=1): rt_main() over mjob and mkey. */
+int t_ratchet_main(int argc, char **argv);
+/* Create m_items, the table the model jobs write (before any run). */
+void t_mjob_prepare(t_db *db);
+/* OVERLAP lines in the model jobs' log (TORTURE_MJOB_LOG): two processes
+ * inside a step of one lease scope at once. first gets the first one. */
+int t_mjob_overlaps(const char *log, char *first, size_t n);
+/* Every done run of the model jobs has exactly its rows in m_items. */
+bool t_mjob_data(inv_db *c, char *msg, size_t n);
 
 /* ------------------------------------------------------------ jobs.c */
 
