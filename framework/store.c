@@ -48,6 +48,7 @@ void rt__store_close(rt_store *s) {
 }
 
 int rt__store_fail(rt_store *s, int rc, const char *fmt, ...) {
+    s->refused = false; /* a backend's mapping sets it after, when it is */
     va_list ap;
     va_start(ap, fmt);
     vsnprintf(s->errmsg, sizeof s->errmsg, fmt, ap);
