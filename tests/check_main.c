@@ -19,6 +19,7 @@ int main(void) {
     srunner_add_suite(sr, diskfull_suite());
     srunner_add_suite(sr, pooler_suite());
     srunner_add_suite(sr, clock_suite());
+    srunner_add_suite(sr, errors_suite());
     srunner_run_all(sr, CK_NORMAL);
     int failed = srunner_ntests_failed(sr);
     srunner_free(sr);

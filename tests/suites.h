@@ -18,6 +18,7 @@ Suite *failpoint_suite(void);
 Suite *diskfull_suite(void);
 Suite *pooler_suite(void);
 Suite *clock_suite(void);
+Suite *errors_suite(void);
 /* The fault suite's tcase of network faults (check_pgproxy.c). */
 TCase *pgproxy_tcase(void);
 
