@@ -105,8 +105,10 @@ int rt__store_rollback(rt_store *s) {
 int rt__store_abort(rt_store *s, int rc) {
     char keep[RT_ERRMSG_MAX];
     memcpy(keep, s->errmsg, sizeof keep);
+    bool refused = s->refused;
     rt__store_rollback(s);
     memcpy(s->errmsg, keep, sizeof keep);
+    s->refused = refused;
     return rc;
 }
 

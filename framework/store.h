@@ -187,7 +187,8 @@ int rt__store_exec_script(rt_store *s, const char *sql);
 int rt__store_begin(rt_store *s);
 int rt__store_commit(rt_store *s);
 int rt__store_rollback(rt_store *s);
-/* Roll back, keeping the message of the error that caused it; returns rc. */
+/* Roll back, keeping the message of the error that caused it (and
+ * s->refused); returns rc. */
 int rt__store_abort(rt_store *s, int rc);
 int rt__store_prepare(rt_store *s, const char *sql, rt_stmt **out);
 int rt__store_step(rt_stmt *st);
