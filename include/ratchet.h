@@ -93,7 +93,8 @@ typedef struct rt_ctx rt_ctx;
  *   other    an error: the transaction is rolled back, and the code says
  *            what happens next (one meaning each):
  *     RT_BUSY     transient (busy, serialization failure, deadlock, lock
- *                 timeout): the chunk is redone, up to 10 times;
+ *                 timeout): the chunk is redone, 10 times at most
+ *                 (then the run fails, as below);
  *     RT_CONN     the connection was lost: reconnect and redo the chunk,
  *                 or exit 75 after a minute without the database;
  *     RT_STOPPED  after a stop request: exit 75, progress kept;
