@@ -8,6 +8,9 @@
  * asked is atomic: from the stop on, each of its SQL calls fails with
  * RT_STOPPED (the signal handler also interrupts the call in flight), so its
  * transaction rolls back right away instead of finishing doomed work.
+ *
+ * A job's params check (rt_job.check) gets an rt_ctx too, with no store and
+ * no step: the param getters work, SQL answers RT_MISUSE.
  */
 #define _POSIX_C_SOURCE 200809L
 #include <stdarg.h>
@@ -41,18 +44,24 @@ const char *rt_strerror(int rc) {
 const char *rt_job_name(const rt_ctx *ctx) { return ctx->job->name; }
 const char *rt_key(const rt_ctx *ctx) { return ctx->run->key; }
 int64_t rt_run_id(const rt_ctx *ctx) { return ctx->run->id; }
-const char *rt_step_name(const rt_ctx *ctx) { return ctx->step->name; }
+const char *rt_step_name(const rt_ctx *ctx) {
+    return ctx->step ? ctx->step->name : NULL;
+}
 int rt_attempt(const rt_ctx *ctx) { return ctx->attempt; }
-const char *rt_backend(const rt_ctx *ctx) { return ctx->store->ops->name; }
+const char *rt_backend(const rt_ctx *ctx) {
+    return ctx->store ? ctx->store->ops->name : NULL;
+}
 
 struct sqlite3 *rt_sqlite3(rt_ctx *ctx) {
-    return ctx->store->ops == &rt__sqlite_ops ? ctx->store->ops->handle(ctx->store)
-                                              : NULL;
+    return ctx->store && ctx->store->ops == &rt__sqlite_ops
+               ? ctx->store->ops->handle(ctx->store)
+               : NULL;
 }
 
 struct pg_conn *rt_pgconn(rt_ctx *ctx) {
-    return ctx->store->ops == &rt__pg_ops ? ctx->store->ops->handle(ctx->store)
-                                          : NULL;
+    return ctx->store && ctx->store->ops == &rt__pg_ops
+               ? ctx->store->ops->handle(ctx->store)
+               : NULL;
 }
 
 /* -------------------------------------------------------------- params */
@@ -95,6 +104,28 @@ int rt_param_bool(rt_ctx *ctx, const char *name, bool def, bool *out) {
     return rt__parse_bool(v, out)
                ? RT_OK
                : ctx_bad_param(ctx, name, v, "a boolean (true/false)");
+}
+
+int rt__job_check(const rt_job *job, const char *key, const rt__params *params,
+                  char *err, size_t errlen) {
+    if (!job->check) return RT_OK;
+    /* A run that is not stored yet: its key and params, nothing else. */
+    rt__run run;
+    memset(&run, 0, sizeof run);
+    run.job = (char *)job->name;
+    run.key = (char *)(key ? key : "");
+    if (params) run.params = *params; /* borrowed: not freed here */
+    rt_ctx ctx;
+    memset(&ctx, 0, sizeof ctx);
+    ctx.job = job;
+    ctx.run = &run;
+    ctx.total = -1;
+    int rc = job->check(&ctx);
+    free(ctx.cursor_bytes);
+    if (rc == RT_OK) return RT_OK;
+    snprintf(err, errlen, "job %s refuses these params: %s", job->name,
+             ctx.errmsg[0] ? ctx.errmsg : rt_strerror(rc));
+    return RT_INVALID;
 }
 
 /* -------------------------------------------------------------- cursor */
@@ -193,9 +224,16 @@ int64_t rt_items(const rt_ctx *ctx) { return ctx->step_items; }
 void rt_set_total(rt_ctx *ctx, int64_t total) { ctx->total = total; }
 
 int rt__ctx_check_stop(rt_ctx *ctx) {
+    if (!ctx->store) { /* a job's params check (rt_job.check) */
+        snprintf(ctx->errmsg, sizeof ctx->errmsg,
+                 "no SQL in a job's params check: it runs before the run "
+                 "exists");
+        return RT_MISUSE;
+    }
     int rc = RT_FAILPOINT_ARMED(ctx->store); /* test builds: see rt_continue */
     if (rc != RT_OK) {
         memcpy(ctx->errmsg, ctx->store->errmsg, sizeof ctx->errmsg);
+        ctx->sql_refused = false; /* an injected I/O error */
         return rc;
     }
     if (!rt__signals_atomic_stopped()) return RT_OK;
@@ -230,10 +268,13 @@ void rt_log(rt_ctx *ctx, int level, const char *fmt, ...) {
 }
 
 int rt_fail(rt_ctx *ctx, const char *fmt, ...) {
+    /* Formatted aside, then copied: an argument may be rt_errmsg(ctx). */
+    char msg[sizeof ctx->errmsg];
     va_list ap;
     va_start(ap, fmt);
-    vsnprintf(ctx->errmsg, sizeof ctx->errmsg, fmt, ap);
+    vsnprintf(msg, sizeof msg, fmt, ap);
     va_end(ap);
+    memcpy(ctx->errmsg, msg, sizeof msg);
     return RT_ERROR;
 }
 
@@ -241,10 +282,13 @@ const char *rt_errmsg(const rt_ctx *ctx) { return ctx->errmsg; }
 
 /* ----------------------------------------------------------------- SQL */
 
-/* Copy the store's message to the step's context; returns rc. */
+/* Copy the store's message to the step's context, and whether the
+ * database refused the statement (the runner fails the run then, should
+ * the step return the code); returns rc. */
 static int ctx_sql_error(rt_store *s, int rc) {
     if (s->ctx && rc != RT_ROW && rc != RT_DONE && rc != RT_OK) {
         memcpy(s->ctx->errmsg, s->errmsg, sizeof s->ctx->errmsg);
+        s->ctx->sql_refused = rc == RT_DBERR && s->refused;
         if (rc == RT_STOPPED) s->ctx->sql_stopped = true;
     }
     return rc;
@@ -340,4 +384,6 @@ int rt_query_int64(rt_ctx *ctx, const char *sql, int nargs,
     return ctx_sql_error(ctx->store, rc);
 }
 
-int64_t rt_changes(rt_ctx *ctx) { return ctx->store->ops->changes(ctx->store); }
+int64_t rt_changes(rt_ctx *ctx) {
+    return ctx->store ? ctx->store->ops->changes(ctx->store) : 0;
+}

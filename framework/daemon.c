@@ -203,6 +203,12 @@ static int daemon_policies(scheduler *d) {
             return rt__usage_error("daemon: %s", err);
         rt__params_set(&sc->params, name, eq + 1);
     }
+    /* The slots' runs get these params: the jobs' own rules now. */
+    for (int i = 0; i < d->n; i++) {
+        char err[RT_ERRMSG_MAX];
+        if (rt__job_check(d->v[i].job, NULL, &d->v[i].params, err, sizeof err))
+            return rt__usage_error("daemon: %s", err);
+    }
     for (int k = 0; k < o->noverlaps; k++) {
         if ((code = daemon_split(d, "--overlap", o->overlaps[k], '=', &sc, &v)))
             return code;

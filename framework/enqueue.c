@@ -34,7 +34,8 @@ int rt__enqueue_params(const rt_job *job, const rt_enqueue_opts *o,
         free(name);
         if (rc != RT_OK) return rc;
     }
-    return RT_OK;
+    /* The job's own rules, before anything is stored. */
+    return rt__job_check(job, o->key, out, err, errlen);
 }
 
 int rt__enqueue(rt_store *s, bool own_tx, const rt_job *job,

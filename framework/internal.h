@@ -227,6 +227,7 @@ bool rt__status_terminal(rt__status st);
     X(STOP, "stop")                                                            \
     X(CANCEL_SEEN, "cancel_seen")                                              \
     X(REFUSE, "refuse")                                                        \
+    X(FORGET, "forget")                                                        \
     X(STEP_ERROR, "step_error")                                                \
     X(FAIL, "fail")                                                            \
     X(HOLDER_DEAD, "holder_dead")                                              \
@@ -671,7 +672,8 @@ void rt__lease_bg_end(rt__lease_bg *b);
  * Enqueue on store s: in a transaction of its own (own_tx) or in the
  * caller's. See rt_enqueue; err gets a one-line message.
  */
-/* o->params ("NAME=VALUE") checked against the job, into out. */
+/* o->params ("NAME=VALUE") checked against the job (declared types, then
+ * rt_job.check), into out. */
 int rt__enqueue_params(const rt_job *job, const rt_enqueue_opts *o,
                        rt__params *out, char *err, size_t errlen);
 int rt__enqueue(rt_store *s, bool own_tx, const rt_job *job,
@@ -772,6 +774,8 @@ struct rt_ctx {
     bool asked;   /* the step asked rt_continue during this call */
     bool stopped; /* rt_continue answered no because of a stop */
     bool sql_stopped; /* an SQL call of this step failed with RT_STOPPED */
+    bool sql_refused; /* its last SQL error was the database refusing the
+                         statement (rt_store.refused): permanent */
     volatile sig_atomic_t *cancel; /* set when `ratchet cancel` asked (the
                                       lease's heartbeat thread sees it) */
     char errmsg[RT_ERRMSG_MAX];
@@ -779,6 +783,13 @@ struct rt_ctx {
 
 /* Fill the log fields of ctx. */
 void rt__ctx_fields(const rt_ctx *ctx, rt__log_fields *f);
+/*
+ * The job's own check of a new run's params (rt_job.check), run before the
+ * run is stored; key may be NULL (not chosen yet). RT_OK when the job has
+ * none or it passes; else RT_INVALID with one line in err naming the job.
+ */
+int rt__job_check(const rt_job *job, const char *key, const rt__params *params,
+                  char *err, size_t errlen);
 /* RT_STOPPED when a stop was requested and the step is atomic. */
 int rt__ctx_check_stop(rt_ctx *ctx);
 

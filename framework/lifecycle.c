@@ -73,6 +73,8 @@ const char *rt__event_name(rt__event ev) {
  *   stop         the holder stops on a signal, resumable         (holder)
  *   cancel_seen  the holder's commit finds a cancel asked        (holder)
  *   refuse       the holder's step refuses its input             (holder)
+ *   forget       ... and the run, created by this very start, has
+ *                done nothing: it is deleted, its key free again (holder)
  *   step_error   a queued run's attempt failed: queued again     (holder)
  *   fail         a permanent error, or the last attempt          (holder)
  *   holder_dead  a worker finds a queued run's holder dead:
@@ -99,6 +101,7 @@ static const rt__move lc_table[RT__ST_COUNT][RT__EV_COUNT] = {
                         [RT__EV_STOP] = H(INTERRUPTED),
                         [RT__EV_CANCEL_SEEN] = H(CANCELLED),
                         [RT__EV_REFUSE] = H(INTERRUPTED),
+                        [RT__EV_FORGET] = H(GONE),
                         [RT__EV_STEP_ERROR] = H(PENDING),
                         [RT__EV_FAIL] = H(FAILED),
                         [RT__EV_HOLDER_DEAD] = O(INTERRUPTED),
@@ -206,7 +209,7 @@ static int lc_settle_lease(rt_store *s, const rt__verdict *v, bool *gone) {
 static int lc_act(rt_store *s, const rt__verdict *v, rt__move m,
                   int64_t *changes) {
     const char *from = rt__status_name(v->from);
-    if (m.to == RT__ST_GONE) { /* reset, prune */
+    if (m.to == RT__ST_GONE) { /* forget, reset, prune */
         /* Params first (they reference the run); if the fence does not
          * hold, the transaction is rolled back with them. */
         rt_value args[] = {rt_int(v->id), rt_text(from), rt_int(v->epoch)};

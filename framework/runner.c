@@ -41,6 +41,8 @@ typedef struct runner {
     bool redo;               /* the chained claim failed: redo the chunk */
     bool prepared_ahead;     /* the commit's statements were sent to parse */
     bool read_early;         /* run read before its lease was ours */
+    bool created;            /* this start inserted the run */
+    bool touched;            /* a commit of this process was attempted */
 } runner;
 
 static void runner_fields(const runner *r, rt__log_fields *f) {
@@ -285,6 +287,16 @@ static int runner_check_params(runner *r, const rt__params *given) {
     return RT_OK;
 }
 
+/* A new run's params by the job's own rules (rt_job.check), before it is
+ * stored: RT_INVALID with the reason in s->errmsg when they are refused. */
+static int runner_check_new(runner *r, const char *key,
+                            const rt__params *params) {
+    char err[RT_ERRMSG_MAX];
+    if (rt__job_check(r->job, key, params, err, sizeof err) == RT_OK)
+        return RT_OK;
+    return rt__store_fail(r->s, RT_INVALID, "%s", err);
+}
+
 static int runner_find(runner *r, const rt__run_opts *o) {
     rt_store *s = r->s;
     int rc;
@@ -296,7 +308,10 @@ static int runner_find(runner *r, const rt__run_opts *o) {
                                   "--restart-step continues an unfinished run",
                                   o->key, r->job->name);
         if (rc == RT_NOTFOUND) {
-            rc = rt__run_insert(s, r->job, o->key, &o->params, &r->run);
+            rc = runner_check_new(r, o->key, &o->params);
+            if (rc == RT_OK)
+                rc = rt__run_insert(s, r->job, o->key, &o->params, &r->run);
+            if (rc == RT_OK) r->created = true;
             if (rc == RT_HELD) /* created by another process just now */
                 rc = rt__run_load(s, r->job->name, o->key, &r->run);
         } else if (rc == RT_OK) {
@@ -314,8 +329,10 @@ static int runner_find(runner *r, const rt__run_opts *o) {
                               r->job->name);
     char key[64];
     rt__iso8601_ms(rt__wall_ms(), key, sizeof key);
+    if ((rc = runner_check_new(r, key, &o->params)) != RT_OK) return rc;
     for (int i = 2; i < 100; i++) {
         rc = rt__run_insert(s, r->job, key, &o->params, &r->run);
+        r->created = rc == RT_OK;
         if (rc != RT_HELD) return rc;
         char base[40];
         rt__iso8601_ms(rt__wall_ms(), base, sizeof base);
@@ -711,12 +728,13 @@ static int runner_fenced(runner *r);
 
 /*
  * A queued run's attempt failed (its transaction is rolled back): it goes
- * back to the queue after a backoff, or, after its last attempt, fails.
+ * back to the queue after a backoff, or, after its last attempt or when
+ * another cannot go better (final: its input is refused), fails.
  */
-static int runner_attempt_failed(runner *r, const char *error) {
+static int runner_attempt_failed(runner *r, const char *error, bool final) {
     int max = rt__run_max_attempts(&r->run, r->job);
     int failures = r->run.failures + 1;
-    bool again = failures < max;
+    bool again = failures < max && !final;
     int64_t delay = again ? rt__retry_backoff_ms(r->job, failures) : 0;
     /* Its lease goes in the same transaction: a lease left behind would
      * keep the run from its next attempt. */
@@ -766,6 +784,7 @@ static void runner_prepare_ctx(runner *r, bool chunked_before) {
     c->asked = chunked_before;
     c->stopped = false;
     c->sql_stopped = false;
+    c->sql_refused = false;
     c->errmsg[0] = '\0';
     c->chunk_start_ns = rt__mono_ns();
 }
@@ -957,6 +976,106 @@ static int runner_call(runner *r, bool *chunked, int *step_rc) {
     return RT_ERROR;
 }
 
+/*
+ * What a failed chunk means, decided here once (DESIGN.md, "The run's
+ * lifecycle"). rc is the step's return code when by_step, else the code of
+ * the chunk's transaction (its BEGIN, or the COMMIT a step's RT_DONE or
+ * RT_MORE asked for, where a deferred constraint or a pipelined statement
+ * of the step fails too); refused: the database refused the statement that
+ * failed (rt_store.refused), which no second try mends.
+ */
+typedef enum {
+    RUNNER_RETRY,   /* transient (busy, serialization failure, deadlock,
+                       lock timeout): redo the chunk */
+    RUNNER_LOST,    /* the connection is gone: reconnect, or exit 75 */
+    RUNNER_TROUBLE, /* the store failed to carry it out (an I/O error, a
+                       full disk): exit 75, run again to resume */
+    RUNNER_STOP,    /* a stop request: exit 75 */
+    RUNNER_FENCED,  /* another process took the run over: exit 3 */
+    RUNNER_INVALID, /* the step refused its input: exit 2 */
+    RUNNER_FAIL     /* anything else: the run fails with the message */
+} runner_verdict;
+
+static runner_verdict runner_classify(int rc, bool by_step, bool broken,
+                                      bool refused) {
+    if (broken) return RUNNER_LOST;
+    switch (rc) {
+    case RT_BUSY: return RUNNER_RETRY;
+    case RT_STOPPED: return !by_step || rt__stop_flag ? RUNNER_STOP : RUNNER_FAIL;
+    case RT_FENCED: return by_step ? RUNNER_FAIL : RUNNER_FENCED;
+    case RT_INVALID: return by_step ? RUNNER_INVALID : RUNNER_TROUBLE;
+    case RT_DBERR: return refused ? RUNNER_FAIL : RUNNER_TROUBLE;
+    case RT_CONN: return RUNNER_TROUBLE; /* said lost, yet not broken */
+    default: return by_step ? RUNNER_FAIL : RUNNER_TROUBLE;
+    }
+}
+
+/* The run fails for good (a queued one: a failed attempt, retried after
+ * its backoff while it has attempts left); msg says why. */
+static int runner_failed(runner *r, const char *msg) {
+    char error[RT_ERRMSG_MAX + 64];
+    snprintf(error, sizeof error, "step %s: %s", r->ctx.step->name, msg);
+    if (r->run.queued) return runner_attempt_failed(r, error, false);
+    int frc = runner_set_status(r, RT__EV_FAIL, error);
+    if (frc == RT_FENCED) return runner_fenced(r);
+    runner_log(r, RT_LOG_ERROR, "failed", runner_elapsed_ms(r->started_ns),
+               "%s", error);
+    return RT_EXIT_FAILED;
+}
+
+/*
+ * A run that this start created and that has done nothing (no commit was
+ * tried, no other start ever claimed it) is deleted, with its params and
+ * our lease, in one transaction fenced by its epoch: RT_FENCED when the
+ * epoch moved on (nothing is deleted then).
+ */
+static int runner_forget(runner *r) {
+    int rc = rt__store_begin(r->s);
+    if (rc != RT_OK) return rc;
+    rt__verdict v = {.event = RT__EV_FORGET, .id = r->run.id,
+                     .job = r->job->name, .key = r->run.key,
+                     .from = r->run.status, .epoch = r->run.epoch,
+                     .who = r->lease ? r->lease->owner : NULL,
+                     .why = "its start was refused before it did anything",
+                     .failures = -1, .delay_ms = -1};
+    bool moved = false;
+    rc = rt__transition(r->s, &v, &moved);
+    if (rc == RT_OK && !moved) rc = RT_FENCED;
+    bool give_up = r->lease && !r->lease->lost && !r->lease->released;
+    if (rc == RT_OK && give_up) rc = runner_release_later(r);
+    if (rc == RT_OK) rc = rt__store_commit(r->s);
+    if (rc != RT_OK) return rt__store_abort(r->s, rc);
+    if (give_up) r->lease->released = true;
+    return RT_OK;
+}
+
+/*
+ * The step refused its input (RT_INVALID): exit 2. A queued run fails, at
+ * once (its params cannot change; another attempt would meet the same):
+ * exit 1. A run this
+ * start created and that has done nothing is deleted, so that its key is
+ * free for a start with other params; any other keeps its progress,
+ * 'interrupted' with msg as its error.
+ */
+static int runner_invalid(runner *r, const char *msg) {
+    if (r->run.queued) {
+        char error[RT_ERRMSG_MAX + 64];
+        snprintf(error, sizeof error, "step %s: %s", r->ctx.step->name, msg);
+        return runner_attempt_failed(r, error, true);
+    }
+    bool forget = r->created && !r->touched && r->run.attempt == 1;
+    if (forget && runner_forget(r) == RT_OK) {
+        runner_log(r, RT_LOG_ERROR, "invalid", -1,
+                   "%s; the run was not kept (it had done nothing): its key "
+                   "is free for a start with other params", msg);
+        return RT_EXIT_USAGE;
+    }
+    runner_set_status(r, RT__EV_REFUSE, msg);
+    runner_log(r, RT_LOG_ERROR, "invalid", -1,
+               "%s; the run keeps its progress, with this as its error", msg);
+    return RT_EXIT_USAGE;
+}
+
 static int runner_loop(runner *r) {
     bool chunked = false;
     int busy_retries = 0;
@@ -965,19 +1084,12 @@ static int runner_loop(runner *r) {
     while (r->run.step_index < r->nsteps) {
         int src = RT_OK;
         int rc = runner_call(r, &chunked, &src);
+        bool committing = src == RT_DONE || src == RT_MORE;
+        r->touched |= committing;
         if (r->redo && !rt__store_broken(r->s)) {
             r->redo = false;
             continue;
         }
-        if (rc != RT_OK && rt__store_broken(r->s)) {
-            rc = runner_recover(r);
-            if (rc == RT_OK) continue;
-            if (rc == RT_FENCED) return runner_fenced(r);
-            if (rc == RT_STOPPED) return runner_interrupted(r);
-            return runner_db_error(r, "database connection lost");
-        }
-        if (rc == RT_STOPPED) return runner_interrupted(r);
-        if (rc == RT_FENCED) return runner_fenced(r);
         if (rc == RT_OK) {
             busy_retries = 0;
             rt__log_fields f;
@@ -1012,36 +1124,44 @@ static int runner_loop(runner *r) {
             }
             continue;
         }
-        if (rc != RT_ERROR) return runner_db_error(r, "commit failed");
-
-        /* The step returned an error; its transaction is rolled back. */
+        /* The chunk did not commit: it is rolled back. What went wrong is
+         * the step's return code (RT_ERROR from runner_call), else the
+         * code of the chunk's transaction. */
+        bool by_step = rc == RT_ERROR && !committing;
+        int code = by_step ? src : rc;
+        const char *msg = !by_step ? r->s->errmsg
+                          : r->ctx.errmsg[0] ? r->ctx.errmsg
+                                             : rt_strerror(src);
+        runner_verdict v = runner_classify(
+            code, by_step, rt__store_broken(r->s),
+            by_step ? r->ctx.sql_refused : r->s->refused);
+        if (v == RUNNER_LOST) {
+            rc = runner_recover(r);
+            if (rc == RT_OK) continue;
+            if (rc == RT_FENCED) return runner_fenced(r);
+            if (rc == RT_STOPPED) return runner_interrupted(r);
+            return runner_db_error(r, "database connection lost");
+        }
+        if (v == RUNNER_STOP) return runner_interrupted(r);
+        if (v == RUNNER_FENCED) return runner_fenced(r);
         rt__progress_clear();
-        if (src == RT_STOPPED && rt__stop_flag) return runner_interrupted(r);
-        const char *msg = r->ctx.errmsg[0] ? r->ctx.errmsg : rt_strerror(src);
-        if (src == RT_BUSY && ++busy_retries <= 10) {
+        if (v == RUNNER_RETRY && ++busy_retries <= 10) {
             runner_log(r, RT_LOG_WARN, "retry", -1,
                        "transient error, retrying the chunk: %s", msg);
+            /* A next run claimed with the failed COMMIT was not claimed:
+             * the chunk is redone without it (see runner_commit). */
+            if (!by_step) r->chain = NULL;
             struct timespec ts = {0, 10000000L * busy_retries};
             nanosleep(&ts, NULL);
             continue;
         }
-        if (src == RT_INVALID) {
-            runner_log(r, RT_LOG_ERROR, "invalid", -1, "%s", msg);
-            runner_set_status(r, RT__EV_REFUSE, NULL);
-            return RT_EXIT_USAGE;
-        }
-        if (src == RT_CONN || src == RT_DBERR) {
-            snprintf(r->s->errmsg, sizeof r->s->errmsg, "%s", msg);
-            return runner_db_error(r, "database error in step");
-        }
-        char error[RT_ERRMSG_MAX + 64];
-        snprintf(error, sizeof error, "step %s: %s", r->ctx.step->name, msg);
-        if (r->run.queued) return runner_attempt_failed(r, error);
-        int frc = runner_set_status(r, RT__EV_FAIL, error);
-        if (frc == RT_FENCED) return runner_fenced(r);
-        runner_log(r, RT_LOG_ERROR, "failed", runner_elapsed_ms(r->started_ns),
-                   "%s", error);
-        return RT_EXIT_FAILED;
+        if (v == RUNNER_INVALID) return runner_invalid(r, msg);
+        if (v == RUNNER_FAIL || (v == RUNNER_RETRY && by_step))
+            return runner_failed(r, msg);
+        /* RUNNER_TROUBLE (or a COMMIT still busy after its retries). */
+        if (by_step) snprintf(r->s->errmsg, sizeof r->s->errmsg, "%s", msg);
+        return runner_db_error(r, by_step ? "database error in step"
+                                          : "commit failed");
     }
     rt__progress_clear();
     rt__log_fields f;
@@ -1428,7 +1548,7 @@ int rt__runner_run_claimed(rt_store *s, const rt_job *job,
     r.chain = o->chain;
     /* A cursor of the wrong type (rt__run_from_row): a failed attempt
      * saying so, not a step started over from cursor 0. */
-    int code = r.run.invalid[0] ? runner_attempt_failed(&r, r.run.invalid)
+    int code = r.run.invalid[0] ? runner_attempt_failed(&r, r.run.invalid, true)
                                 : runner_drive(&r, o, fresh, false, -1);
     rt__lease_release(lease);
     free(r.ctx.cursor_bytes);

@@ -48,6 +48,7 @@ void rt__store_close(rt_store *s) {
 }
 
 int rt__store_fail(rt_store *s, int rc, const char *fmt, ...) {
+    s->refused = false; /* a backend's mapping sets it after, when it is */
     va_list ap;
     va_start(ap, fmt);
     vsnprintf(s->errmsg, sizeof s->errmsg, fmt, ap);
@@ -109,8 +110,10 @@ int rt__store_rollback(rt_store *s) {
 int rt__store_abort(rt_store *s, int rc) {
     char keep[RT_ERRMSG_MAX];
     memcpy(keep, s->errmsg, sizeof keep);
+    bool refused = s->refused;
     rt__store_rollback(s);
     memcpy(s->errmsg, keep, sizeof keep);
+    s->refused = refused;
     return rc;
 }
 

@@ -10,7 +10,9 @@
  * store->errmsg. Backends map native codes at this edge: SQLITE_BUSY and
  * SQLSTATE 40001/40P01 -> RT_BUSY; an interrupt or cancel -> RT_STOPPED; a
  * connection the server dropped -> RT_CONN; anything else -> RT_DBERR with
- * the native detail kept in the message.
+ * the native detail kept in the message, and store->refused set when the
+ * database refused the statement itself (permanent) rather than failed to
+ * carry it out (an I/O error, a full disk: temporary).
  */
 #ifndef RT_STORE_H
 #define RT_STORE_H
@@ -48,6 +50,14 @@ struct rt_store {
                              the CLI exits 75. Sticky for the connection */
     int64_t sessions;     /* reconnects so far: a session lock taken
                              before the last one is gone */
+    bool refused;         /* the last error was the database refusing
+                             the statement itself (a constraint, a syntax
+                             error, bad data: SQLite's SQLITE_CONSTRAINT,
+                             SQLITE_ERROR ...; PostgreSQL's SQLSTATE outside
+                             the classes of server trouble), which running
+                             it again cannot mend: a step that meets it fails
+                             its run. Set by the backends' error mapping,
+                             cleared by rt__store_fail */
     int64_t item;         /* the step's item a pipelined statement is
                              sent for (its error names it); 0: none */
     char errmsg[RT_ERRMSG_MAX];
@@ -187,7 +197,8 @@ int rt__store_exec_script(rt_store *s, const char *sql);
 int rt__store_begin(rt_store *s);
 int rt__store_commit(rt_store *s);
 int rt__store_rollback(rt_store *s);
-/* Roll back, keeping the message of the error that caused it; returns rc. */
+/* Roll back, keeping the message of the error that caused it (and
+ * s->refused); returns rc. */
 int rt__store_abort(rt_store *s, int rc);
 int rt__store_prepare(rt_store *s, const char *sql, rt_stmt **out);
 int rt__store_step(rt_stmt *st);
@@ -236,7 +247,7 @@ int rt__store_reconnect(rt_store *s);
 void rt__store_trouble(rt_store *s, int64_t *logged_ns, const char *what);
 /* Label new connections with the job (PostgreSQL application_name). */
 void rt__store_set_label(const char *label);
-/* printf into s->errmsg; returns rc. */
+/* printf into s->errmsg (s->refused cleared); returns rc. */
 int rt__store_fail(rt_store *s, int rc, const char *fmt, ...) RT_PRINTF(3, 4);
 
 /* Parse "$N" placeholders: the highest N used in sql (0 if none). */

@@ -35,7 +35,9 @@
  * SQLSTATE (a backend killed by the server often reports none): CONNECTION_BAD
  * is RT_CONN, and rt__store_reconnect() makes a new session on the same
  * store. 40001/40P01/55P03 are RT_BUSY; 57014 during a stop is RT_STOPPED.
- * Passwords never reach a message: every URL and libpq text shown passes
+ * Any other SQLSTATE is RT_DBERR, marked refused (base.refused: the statement
+ * itself is wrong, a step that meets it fails its run) unless its class
+ * says the server is in trouble (pg_refused). Passwords never reach a message: every URL and libpq text shown passes
  * through rt__mask_secrets().
  *
  * libpq is not linked: pq_loader.c loads it when a PostgreSQL URL is first
@@ -188,6 +190,23 @@ static void pg_hint_pooler(pg_store *s) {
              "the server? add pool_mode=transaction to the database URL)");
 }
 
+/*
+ * Did the server refuse the statement itself (a UNIQUE violation 23505, a
+ * syntax error 42601, bad data 22xxx, a RAISE P0001, a statement timeout
+ * 57014 ...)? Running it again gives the same answer. Not so the classes
+ * of server trouble, which may pass: 53 insufficient resources (a full
+ * disk, out of memory), 57P0x the server shutting down, 58 system (I/O)
+ * errors, F0 configuration, XX internal errors, and an idle transaction
+ * timed out (25P03, the session ends with it).
+ */
+static bool pg_refused(const char *state) {
+    static const char *const trouble[] = {"53", "57P", "58", "F0", "XX",
+                                          "25P03", NULL};
+    for (const char *const *t = trouble; *t; t++)
+        if (!strncmp(state, *t, strlen(*t))) return false;
+    return true;
+}
+
 /* Map a failed result (or none) to an RT code with a message. */
 static int pg_result_error(pg_store *s, PGresult *res) {
     const char *state = res ? PQresultErrorField(res, PG_DIAG_SQLSTATE) : NULL;
@@ -213,6 +232,7 @@ static int pg_result_error(pg_store *s, PGresult *res) {
     char what[16];
     snprintf(what, sizeof what, "%s", state ? state : "error");
     pg_fail_native(s, rc, what, msg);
+    s->base.refused = rc == RT_DBERR && state && pg_refused(state);
     /* Our named statement missing (26000) or taken (42P05): another server
      * session answers than the one it was prepared on. */
     if (state && !s->base.pooled && strstr(msg, "\"rt_") &&

@@ -116,7 +116,17 @@ static int sqlite_map_rc(sqlite_store *s, int native) {
         return rt__store_fail(&s->base, RT_STOPPED, "interrupted (%s)", msg);
     case SQLITE_NOMEM:
         return rt__store_fail(&s->base, RT_NOMEM, "out of memory");
-    default:
+    case SQLITE_ERROR:      /* a syntax error, no such table ... */
+    case SQLITE_CONSTRAINT: /* UNIQUE, NOT NULL, CHECK, FOREIGN KEY */
+    case SQLITE_MISMATCH:
+    case SQLITE_RANGE:
+    case SQLITE_TOOBIG:
+    case SQLITE_AUTH:
+        /* The statement itself is wrong: again, it fails again. */
+        rt__store_fail(&s->base, RT_DBERR, "sqlite: %s", msg);
+        s->base.refused = true;
+        return RT_DBERR;
+    default: /* I/O errors and the like: the file's trouble, not the SQL's */
         return rt__store_fail(&s->base, RT_DBERR, "sqlite: %s", msg);
     }
 }

@@ -90,9 +90,30 @@ typedef struct rt_ctx rt_ctx;
  * A step. Called inside an open transaction. Returns:
  *   RT_DONE  the step is finished: commit, then go to the next step;
  *   RT_MORE  commit this chunk (work + cursor + items), then call again;
- *   other    an error: the transaction is rolled back. RT_INVALID (a bad
- *            parameter) exits 2 and leaves the run as it was; RT_BUSY is
- *            retried; anything else fails the run with rt_errmsg(ctx).
+ *   other    an error: the transaction is rolled back, and the code says
+ *            what happens next (one meaning each):
+ *     RT_BUSY     transient (busy, serialization failure, deadlock, lock
+ *                 timeout): the chunk is redone, 10 times at most
+ *                 (then the run fails, as below);
+ *     RT_CONN     the connection was lost: reconnect and redo the chunk,
+ *                 or exit 75 after a minute without the database;
+ *     RT_STOPPED  after a stop request: exit 75, progress kept;
+ *     RT_INVALID  bad input (a parameter): exit 2; a run this start
+ *                 created and never committed is deleted (its key is free
+ *                 again), any other keeps its progress, with the message
+ *                 as its error; a queued run fails;
+ *     RT_DBERR    returned from a failed SQL call: when the database
+ *                 refused the statement (a UNIQUE violation, a syntax
+ *                 error, a constraint) the run fails, as below; when it
+ *                 failed to carry it out (an I/O error, a full disk) exit
+ *                 75 and run again;
+ *     other      (RT_ERROR from rt_fail, ...) the run fails: `ratchet run`
+ *                 exits 1, the run is 'failed' with rt_errmsg(ctx) as its
+ *                 error (the database's own message when the step returns
+ *                 an SQL call's code as it is); a queued run counts a
+ *                 failed attempt and is retried after a backoff.
+ *   An error that surfaces at the chunk's COMMIT (a deferred constraint, a
+ *   pipelined rt_exec_later) is treated the same way.
  */
 typedef int (*rt_step_fn)(rt_ctx *ctx);
 
@@ -165,6 +186,21 @@ typedef struct rt_job {
      */
     int max_attempts;
     int64_t max_backoff_s;
+    /*
+     * Optional: the job's own rules for its params, beyond their declared
+     * types (a count that must not be negative, two params that go
+     * together). Called before a run is created — by `ratchet run`,
+     * `ratchet enqueue` and rt_enqueue*, and by `ratchet daemon` at its
+     * start for its --param values — with the new run's params; read them
+     * with rt_param* as a step does. Return RT_OK to accept them; anything
+     * else refuses them with rt_errmsg(ctx) as the reason (`return
+     * rt_fail(ctx, "rows must be 0 or more")`): `run` and `enqueue` exit 2,
+     * rt_enqueue* return RT_INVALID, the daemon does not start, and no run
+     * is stored. Only rt_param*, rt_job_name, rt_key ("" when the key is
+     * not chosen yet), rt_log, rt_fail and rt_errmsg may be used: there is
+     * no run, step or transaction yet (SQL calls return RT_MISUSE).
+     */
+    int (*check)(rt_ctx *ctx);
 } rt_job;
 
 /*
@@ -262,7 +298,9 @@ RT_API const char *rt_param(const rt_ctx *ctx, const char *name,
  * Typed parameters. On success *out is the value (or def when the parameter is
  * absent) and RT_OK is returned. A value that does not parse returns
  * RT_INVALID with a message naming the parameter; return it from the step and
- * the run stops with exit 2, untouched.
+ * the run stops with exit 2 (see rt_step_fn for what is kept). A declared
+ * param's type is checked before the run is created; rt_job.check can do
+ * the same for a job's own rules.
  */
 RT_API int rt_param_int64(rt_ctx *ctx, const char *name, int64_t def,
                           int64_t *out);
@@ -317,9 +355,16 @@ enum rt_log_level { RT_LOG_DEBUG = 0, RT_LOG_INFO, RT_LOG_WARN, RT_LOG_ERROR };
 /* Log a line tagged with the job, key and step. */
 RT_API void rt_log(rt_ctx *ctx, int level, const char *fmt, ...)
     RT_PRINTF(3, 4);
-/* Set the step's error message and return RT_ERROR: `return rt_fail(...)`. */
+/*
+ * Set the step's error message and return RT_ERROR: `return rt_fail(...)`.
+ * Its arguments may include rt_errmsg(ctx) (`rt_fail(ctx, "loading %s: %s",
+ * name, rt_errmsg(ctx))`): the message is formatted before it is replaced.
+ */
 RT_API int rt_fail(rt_ctx *ctx, const char *fmt, ...) RT_PRINTF(2, 3);
-/* The message of the last error on ctx ("" if none). */
+/* The message of the last error on ctx ("" if none): after a failed SQL
+ * call, the database's own message ("sqlite: UNIQUE constraint failed:
+ * ...", "postgres: 23505: duplicate key value violates unique constraint
+ * ..."). Valid until the next call on ctx. */
 RT_API const char *rt_errmsg(const rt_ctx *ctx);
 
 /* ------------------------------------------------------------------ SQL */

@@ -10,21 +10,29 @@
  *   report  records (run key, count, sum of ids) in rowcopy_report (atomic).
  *
  * However often the run is killed, a finished run leaves rowcopy_dst equal to
- * rowcopy_src.
+ * rowcopy_src. Its params check (rt_job.check) refuses a negative rows before
+ * a run is stored.
  */
 #define _POSIX_C_SOURCE 200809L
 #include <time.h>
 
 #include "jobs.h"
 
+/* rt_job.check: before a run is stored, its rows must not be negative. */
+static int rowcopy_check(rt_ctx *ctx) {
+    int64_t rows;
+    int rc = rt_param_int64(ctx, "rows", 100000, &rows);
+    if (rc != RT_OK) return rc;
+    if (rows < 0)
+        return rt_fail(ctx, "param rows: %lld is negative; give 0 or more",
+                       (long long)rows);
+    return RT_OK;
+}
+
 static int rowcopy_seed(rt_ctx *ctx) {
     int64_t rows, count = 0, max = 0;
     int rc = rt_param_int64(ctx, "rows", 100000, &rows);
     if (rc != RT_OK) return rc;
-    if (rows < 0) {
-        rt_fail(ctx, "param rows: %lld is negative", (long long)rows);
-        return RT_INVALID;
-    }
     rc = rt_exec(ctx,
                  "CREATE TABLE IF NOT EXISTS rowcopy_src ("
                  " id INTEGER PRIMARY KEY, payload TEXT NOT NULL);"
@@ -148,4 +156,5 @@ const rt_job rowcopy_job = {
     .description = "copy rowcopy_src into rowcopy_dst, one row per item",
     .steps = rowcopy_steps,
     .params = rowcopy_params,
+    .check = rowcopy_check,
 };

@@ -2,7 +2,8 @@
  * testjobs.c — build/ratchet-test: the example jobs plus jobs that only tests
  * need (a step that hangs, a job whose definition changes, a failing step, a
  * byte cursor, a pipelined statement that fails, a step that logs when its
- * body begins and ends). It is a real rt_main() program, like a user's.
+ * body begins and ends, a step that breaks a UNIQUE key). It is a real
+ * rt_main() program, like a user's.
  */
 #define _POSIX_C_SOURCE 200809L
 #include <fcntl.h>
@@ -347,6 +348,49 @@ static const rt_param_def span_params[] = {
     {"fail", RT_PARAM_BOOL, "false", "fail the step after its end line"},
     {NULL, 0, NULL, NULL}};
 static const rt_job span_job = {.name = "span", .steps = span_steps, .params = span_params};
+/* ---- uniq: the second step breaks a UNIQUE key; param mode says how it
+ * returns the error: rc (the SQL call's code, as it is), fail (`return
+ * rt_fail(ctx, "%s", rt_errmsg(ctx))`) or later (a pipelined INSERT, the
+ * error surfacing at the chunk's COMMIT on PostgreSQL). */
+
+static int uniq_check(rt_ctx *ctx) {
+    const char *mode = rt_param(ctx, "mode", "rc");
+    if (strcmp(mode, "rc") && strcmp(mode, "fail") && strcmp(mode, "later"))
+        return rt_fail(ctx, "param mode: '%s' is not rc, fail or later", mode);
+    return RT_OK;
+}
+
+static int uniq_insert(rt_ctx *ctx) {
+    return RT_EXEC(ctx, "INSERT INTO uniq_rows (run_key, k) VALUES ($1, 1)",
+                   rt_text(rt_key(ctx)));
+}
+
+static int uniq_make(rt_ctx *ctx) {
+    int rc = rt_exec(ctx, "CREATE TABLE IF NOT EXISTS uniq_rows (run_key TEXT NOT NULL, "
+                          "k BIGINT NOT NULL, PRIMARY KEY (run_key, k))", 0, NULL);
+    if (rc == RT_OK) rc = uniq_insert(ctx);
+    return rc == RT_OK ? RT_DONE : rc;
+}
+
+static int uniq_dup(rt_ctx *ctx) {
+    const char *mode = rt_param(ctx, "mode", "rc");
+    if (!strcmp(mode, "later")) {
+        int rc = RT_EXEC_LATER(ctx, "INSERT INTO uniq_rows (run_key, k) VALUES ($1, 1)",
+                               rt_text(rt_key(ctx)));
+        return rc == RT_OK ? RT_DONE : rc;
+    }
+    int rc = uniq_insert(ctx);
+    if (rc != RT_OK && !strcmp(mode, "fail")) return rt_fail(ctx, "%s", rt_errmsg(ctx));
+    if (rc != RT_OK) return rc;
+    return RT_DONE;
+}
+
+static const rt_step uniq_steps[] = {{"make", uniq_make}, {"dup", uniq_dup}, {NULL, NULL}};
+static const rt_param_def uniq_params[] = {
+    {"mode", RT_PARAM_TEXT, "rc", "how the error returns: rc, fail or later"},
+    {NULL, 0, NULL, NULL}};
+static const rt_job uniq_job = {.name = "uniq", .steps = uniq_steps, .params = uniq_params,
+                                .exclusive = RT_EXCLUSIVE_KEY, .check = uniq_check};
 
 /* ---- tick_keyed: the tick job with a declared schedule, exclusive per key */
 
@@ -365,6 +409,7 @@ int main(int argc, char **argv) {
     const rt_job *const jobs[] = {&rowcopy_job, &aggregate_job, &hang_job, &shape_job,
                                   &fail_job, &cursorbytes_job, &looseparams_job, &longsql_job,
                                   &pgsettings_job, &slowstep_job, &keyed_job, &tick_keyed_job,
-                                  &tick_job, &noop_job, &flaky_job, &pipefail_job, &span_job, NULL};
+                                  &tick_job, &noop_job, &flaky_job, &pipefail_job, &span_job,
+                                  &uniq_job, NULL};
     return rt_main(argc, argv, jobs);
 }
