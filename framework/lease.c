@@ -612,17 +612,24 @@ void rt__lease_release(rt__lease *l) {
     lease_stop_thread(l);
     l->s->finishing = true; /* give it up even while stopping */
     /* Failpoint lease.release (test builds); an ioerr leaves the row
-     * behind as a failed DELETE would. */
+     * behind as a failed DELETE would. A release that fails otherwise is
+     * tried again: on a connection the server dropped (a new session), or
+     * after other writers' chunks (SQLite: a longer wait for the lock). */
     if (!l->lost && !l->released && !l->keep &&
         RT_FAILPOINT(l->s, "lease.release") == RT_OK) {
         rt_value args[] = {rt_text(l->scope), rt_text(l->owner)};
-        if (rt__store_begin(l->s) == RT_OK) {
-            if (rt__store_exec(l->s, RT__LEASE_DELETE_SQL, 2, args, NULL) ==
-                RT_OK)
-                rt__store_commit(l->s);
-            else
-                rt__store_abort(l->s, RT_DBERR);
+        if (l->s->ops->set_busy_timeout) l->s->ops->set_busy_timeout(l->s, 5000);
+        for (int tries = 0; tries < 2; tries++) {
+            int rc = rt__store_begin(l->s);
+            if (rc == RT_OK)
+                rc = rt__store_exec(l->s, RT__LEASE_DELETE_SQL, 2, args, NULL);
+            rc = rc == RT_OK ? rt__store_commit(l->s)
+                             : rt__store_abort(l->s, rc);
+            if (rc == RT_OK || !rt__store_broken(l->s) ||
+                rt__store_reconnect(l->s) != RT_OK)
+                break;
         }
+        if (l->s->ops->set_busy_timeout) l->s->ops->set_busy_timeout(l->s, 200);
     }
     l->s->finishing = false;
 }

@@ -405,12 +405,15 @@ int rt__run_skip(rt_store *s, const char *job, const char *key,
 }
 
 int rt__run_delete(rt_store *s, const rt__run *run) {
-    /* Its lease goes with it: a --force reset of a running run leaves its
-     * holder nothing to renew or commit to. */
+    /* Its lease goes with it, but for a run still 'running' (--force):
+     * its holder may be inside a step until its next commit, which finds
+     * the run gone (it stops, exit 3, and gives the lease up); the lease
+     * keeps its scope's other runs out meanwhile. */
     rt__verdict v = {.event = RT__EV_RESET, .id = run->id, .job = run->job,
                      .key = run->key, .from = run->status,
                      .epoch = run->epoch, .who = "an operator",
-                     .why = "reset", .scope = run->job};
+                     .why = "reset",
+                     .scope = run->status == RT__ST_RUNNING ? NULL : run->job};
     bool moved = false;
     int rc = rt__transition(s, &v, &moved);
     /* Fenced: a run started, taken over or finished since it was read

@@ -41,6 +41,7 @@ typedef struct runner {
     bool redo;               /* the chained claim failed: redo the chunk */
     bool prepared_ahead;     /* the commit's statements were sent to parse */
     bool read_early;         /* run read before its lease was ours */
+    bool claimed;            /* this process moved the run's epoch */
     bool created;            /* this start inserted the run */
     bool touched;            /* a commit of this process was attempted */
 } runner;
@@ -505,6 +506,7 @@ static int runner_claim(runner *r, bool adopt, int restart_at) {
     /* Committed: the run in memory follows the database (its status too:
      * runner_interrupted trusts it to know whether 'interrupted' is saved). */
     r->run.status = RT__ST_RUNNING;
+    r->claimed = true;
     if (adopt) {
         free(r->run.steps);
         r->run.steps = steps;
@@ -523,9 +525,13 @@ static int runner_claim(runner *r, bool adopt, int restart_at) {
 #define RUNNER_PROGRESS_SQL RT__LC_COMMIT_SQL
 
 /* The same, failing in the server when the fence does not hold (no row:
- * a division by zero), returning cancel_requested. */
+ * a division by zero), returning cancel_requested. A commit that ends the
+ * run 'cancelled' deletes its lease ($11 scope, $12 owner) with it: a
+ * finished run keeps no lease. */
 #define RUNNER_FENCED_SQL                                                      \
-    "WITH u AS (" RUNNER_PROGRESS_SQL " RETURNING cancel_requested) SELECT "   \
+    "WITH u AS (" RUNNER_PROGRESS_SQL " RETURNING cancel_requested), d AS "    \
+    "(DELETE FROM rt_lease WHERE scope = $11 AND owner = $12 AND EXISTS "     \
+    "(SELECT 1 FROM u WHERE cancel_requested = 1)) SELECT "                    \
     "max(cancel_requested), 1 / count(*) FROM u"
 
 /* The same when the status stays (lifecycle.h). */
@@ -606,16 +612,25 @@ static int runner_commit(runner *r, bool step_done) {
         rt_text(rt__status_name(last       ? RT__ST_DONE
                                 : stopping ? RT__ST_INTERRUPTED
                                            : RT__ST_RUNNING)),
+        /* RUNNER_FENCED_SQL's: the lease a cancel takes with it */
+        r->lease && !r->lease->lost ? rt_text(r->lease->scope) : rt_null(),
+        r->lease && !r->lease->lost ? rt_text(r->lease->owner) : rt_null(),
     };
     bool cancel = false;
     /* Pipelining backends: the fence fails in the server, so COMMIT goes
      * out with the update and cancel_requested is read after it. */
     rt_stmt *fenced = NULL;
     int rc = r->s->ops->send && !r->s->in_process
-                 ? rt__store_send_kept(r->s, RUNNER_FENCED_SQL, 10, args,
+                 ? rt__store_send_kept(r->s, RUNNER_FENCED_SQL, 12, args,
                                        true, &fenced)
                  : runner_progress_update(r, args, &cancel);
     if (rc == RT_DONE) rc = RT_FENCED;
+    /* In process the cancel is known before COMMIT: a commit that ends the
+     * run 'cancelled' gives its lease up with it (a server does it in
+     * RUNNER_FENCED_SQL). */
+    bool cancel_release = cancel && !last && r->lease && !r->lease->lost &&
+                          !r->lease->cancel && !stopping;
+    if (rc == RT_OK && cancel_release) rc = runner_release_later(r);
     /* One writer at a time: the heartbeat thread cannot write while a
      * chunk's transaction is open, so each commit refreshes the lease. */
     if (rc == RT_OK && r->lease && r->s->single_writer)
@@ -654,6 +669,7 @@ static int runner_commit(runner *r, bool step_done) {
         r->s->ops->reset(fenced);
     }
     cancel = cancel && !last; /* the last commit finished the run anyway */
+    if (cancel && r->lease) r->lease->released = true; /* with the commit */
 
     /* Committed: the run in memory follows the database. */
     if (chained) r->chain->committed = true;
@@ -1529,6 +1545,11 @@ int rt__runner_run(rt_store *s, const rt_job *job, const rt__run_opts *given) {
         rt__log(RT_LOG_WARN, "lease", NULL, "could not record the run key "
                 "in the lease: %s", lease->s->errmsg);
     if (code < 0) code = runner_go(&r, &o);
+    /* A run left 'running' by a holder this process took the lease from,
+     * and did not claim after all (a stop, a busy database): its lease
+     * stays with it, to be taken over again, rather than a 'running' run
+     * without one. */
+    if (r.run.status == RT__ST_RUNNING && !r.claimed) lease->keep = true;
     rt__lease_release(lease);
     rt__lease_close(lease);
     if (o.key != given_key) free((char *)o.key);
