@@ -723,9 +723,19 @@ static int runner_set_status(runner *r, rt__event ev, const char *error) {
                      .key = r->run.key, .from = r->run.status,
                      .epoch = r->run.epoch,
                      .who = r->lease ? r->lease->owner : NULL, .why = error,
-                     .failures = -1, .delay_ms = -1, .later = true};
-    rc = rt__transition(r->s, &v, NULL);
+                     .failures = -1, .delay_ms = -1};
+    /* Its answer is awaited (a round trip on a server): only a move that
+     * happened gives the lease up with it. */
+    bool moved = false;
+    rc = rt__transition(r->s, &v, &moved);
     bool give_up = r->lease && !r->lease->lost && !r->lease->released;
+    if (rc == RT_OK && !moved) {
+        if (give_up) r->lease->keep = true; /* the run stays as it was */
+        rt__store_abort(r->s, RT_OK);
+        return rt__store_fail(r->s, RT_FENCED,
+                              "run %s of %s moved on meanwhile; it stays as "
+                              "it is", r->run.key, r->job->name);
+    }
     if (rc == RT_OK && give_up) {
         rc = runner_release_later(r);
     }
