@@ -286,8 +286,6 @@ typedef struct rt__verdict {
                                seen when its holder was judged dead (it did
                                not renew since) */
     int64_t heartbeat;
-    bool later;             /* inside the caller's transaction: the write
-                               goes out with its COMMIT (*moved unknown) */
 } rt__verdict;
 
 /*

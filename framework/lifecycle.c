@@ -167,15 +167,6 @@ rt__move rt__lifecycle_move(rt__status from, rt__event ev) {
     "rt_now_ms() WHERE id = $1 AND epoch = $2 AND status = CAST($3 AS TEXT) " \
     "AND " RT__LC_EPOCH_LEFT
 
-static int lc_exec(rt_store *s, const rt__verdict *v, const char *sql,
-                   int nargs, const rt_value *args, int64_t *changes) {
-    if (v->later) {
-        *changes = 1;
-        return rt__store_exec_later(s, sql, nargs, args);
-    }
-    return rt__store_exec(s, sql, nargs, args, changes);
-}
-
 /* The lease of the run, settled with the verdict: its row deleted (for a
  * dead holder only while it has not renewed since it was judged: its
  * heartbeat is still the one seen). *gone: a row went. */
@@ -187,13 +178,11 @@ static int lc_settle_lease(rt_store *s, const rt__verdict *v, bool *gone) {
     if (v->owner) {
         rt_value args[] = {rt_text(v->scope), rt_text(v->owner),
                            v->unrenewed ? rt_int(v->heartbeat) : rt_null()};
-        rc = v->later && !v->unrenewed
-                 ? rt__store_exec_later(s, RT__LEASE_DELETE_SQL, 2, args)
-                 : rt__store_exec(s,
-                                  "DELETE FROM rt_lease WHERE scope = $1 AND "
-                                  "owner = $2 AND heartbeat_ms = "
-                                  "coalesce($3, heartbeat_ms)",
-                                  3, args, &changes);
+        rc = rt__store_exec(s,
+                            "DELETE FROM rt_lease WHERE scope = $1 AND owner "
+                            "= $2 AND heartbeat_ms = coalesce($3, "
+                            "heartbeat_ms)",
+                            3, args, &changes);
     } else { /* the run's own row, whichever scope its job uses */
         rt_value args[] = {rt_text(v->job), rt_text(v->key)};
         rc = rt__store_exec(s,
@@ -223,12 +212,12 @@ static int lc_act(rt_store *s, const rt__verdict *v, rt__move m,
     }
     if (v->event == RT__EV_RETRY) {
         rt_value args[] = {rt_int(v->id), rt_int(v->epoch), rt_text(from)};
-        return lc_exec(s, v, LC_RETRY_SQL, 3, args, changes);
+        return rt__store_exec(s, LC_RETRY_SQL, 3, args, changes);
     }
     if (v->event == RT__EV_CANCEL) {
         rt_value args[] = {rt_int(v->id), rt_int(v->epoch), rt_text(from),
                            rt_text(v->why ? v->why : RT_CANCELLED_ERROR)};
-        return lc_exec(s, v, LC_CANCEL_SQL, 4, args, changes);
+        return rt__store_exec(s, LC_CANCEL_SQL, 4, args, changes);
     }
     bool counts = v->event == RT__EV_STEP_ERROR || v->event == RT__EV_FAIL ||
                   v->event == RT__EV_HOLDER_DEAD ||
@@ -245,7 +234,7 @@ static int lc_act(rt_store *s, const rt__verdict *v, rt__move m,
         rt_int(counts && queued_again ? v->delay_ms : -1),
         rt_int(rt__status_terminal(m.to) ? 1 : 0),
         rt_text(from)};
-    return lc_exec(s, v, LC_MOVE_SQL, 9, args, changes);
+    return rt__store_exec(s, LC_MOVE_SQL, 9, args, changes);
 }
 
 static void lc_log(const rt__verdict *v, rt__move m) {
