@@ -525,6 +525,10 @@ void rt__lease_release(rt__lease *l);
  * it over since). In the holder's last transaction, or a dead holder's. */
 #define RT__LEASE_DELETE_SQL \
     "DELETE FROM rt_lease WHERE scope = $1 AND owner = $2"
+/* The same for a holder judged dead: only while it has not renewed since
+ * ($3, the heartbeat_ms seen then; NULL: whatever it is). */
+#define RT__LEASE_DELETE_UNRENEWED_SQL \
+    RT__LEASE_DELETE_SQL " AND heartbeat_ms = coalesce($3, heartbeat_ms)"
 void rt__lease_close(rt__lease *l);
 /* In a work transaction (single-writer backends): refresh the heartbeat. */
 int rt__lease_refresh_sql(rt__lease *l, rt_store *work);

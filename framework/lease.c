@@ -43,10 +43,16 @@ static uint64_t lease_hash(const char *s) {
     return h >> 1; /* fits a positive bigint */
 }
 
+/* This host's name, as owners carry it. */
+static void lease_host(char host[64]) {
+    snprintf(host, 64, "localhost");
+    gethostname(host, 63);
+    host[63] = '\0';
+}
+
 static void lease_owner_id(char *out, size_t n) {
-    char host[64] = "localhost";
-    gethostname(host, sizeof host - 1);
-    host[sizeof host - 1] = '\0';
+    char host[64];
+    lease_host(host);
     snprintf(out, n, "%s:%ld:%08x", host, (long)getpid(), rt__random_u32());
 }
 
@@ -147,9 +153,8 @@ static bool lease_owner_gone_here(const char *owner) {
     const char *pid_at = nonce - 1;
     while (pid_at > owner && *pid_at != ':') pid_at--;
     if (*pid_at != ':') return false;
-    char host[64] = "localhost";
-    gethostname(host, sizeof host - 1);
-    host[sizeof host - 1] = '\0';
+    char host[64];
+    lease_host(host);
     size_t hlen = (size_t)(pid_at - owner);
     if (hlen != strlen(host) || strncmp(owner, host, hlen) != 0) return false;
     char digits[24];

@@ -178,11 +178,8 @@ static int lc_settle_lease(rt_store *s, const rt__verdict *v, bool *gone) {
     if (v->owner) {
         rt_value args[] = {rt_text(v->scope), rt_text(v->owner),
                            v->unrenewed ? rt_int(v->heartbeat) : rt_null()};
-        rc = rt__store_exec(s,
-                            "DELETE FROM rt_lease WHERE scope = $1 AND owner "
-                            "= $2 AND heartbeat_ms = coalesce($3, "
-                            "heartbeat_ms)",
-                            3, args, &changes);
+        rc = rt__store_exec(s, RT__LEASE_DELETE_UNRENEWED_SQL, 3, args,
+                            &changes);
     } else { /* the run's own row, whichever scope its job uses */
         rt_value args[] = {rt_text(v->job), rt_text(v->key)};
         rc = rt__store_exec(s,

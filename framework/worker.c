@@ -258,10 +258,8 @@ static void worker_sweep(worker *w) {
         rt_value args[] = {rt_text(x->scope), rt_text(x->owner),
                            rt_int(x->heartbeat)};
         int64_t gone = 0;
-        rc = rt__store_exec(w->s,
-                            "DELETE FROM rt_lease WHERE scope = $1 AND owner "
-                            "= $2 AND heartbeat_ms = $3",
-                            3, args, &gone);
+        rc = rt__store_exec(w->s, RT__LEASE_DELETE_UNRENEWED_SQL, 3, args,
+                            &gone);
         rt__log_fields f = RT_LOG_FIELDS_NONE;
         f.job = x->job;
         f.key = x->key[0] ? x->key : NULL;
