@@ -57,10 +57,8 @@ static void d_violation(drops *D, int kind, const char *fmt, ...) {
     char msg[1024];
     va_list ap;
     va_start(ap, fmt);
-    vsnprintf(msg, sizeof msg, fmt, ap);
+    t_vline(msg, sizeof msg, fmt, ap);
     va_end(ap);
-    for (char *p = msg; *p; p++)
-        if (*p == '\n') *p = ' ';
     printf("torture: drops  postgres VIOLATION %s: %s\n", dv_names[kind], msg);
     fflush(stdout);
 }
@@ -177,12 +175,7 @@ void t_drops(const t_env *env, int backend, t_rng *rng) {
     static drops D;
     memset(&D, 0, sizeof D);
     D.env = env;
-    D.self = *env;
-    static char self[1024];
-    ssize_t n = readlink("/proc/self/exe", self, sizeof self - 1);
-    if (n <= 0) t_fail("readlink /proc/self/exe: %s", strerror(errno));
-    self[n] = '\0';
-    D.self.bin = self;
+    t_env_self(env, &D.self);
     t_db_create(env, backend, "drops", &D.db);
     snprintf(D.log, sizeof D.log, "%s/drops.log", env->dir);
     snprintf(D.env_log, sizeof D.env_log, "TORTURE_MJOB_LOG=%s", D.log);

@@ -138,10 +138,8 @@ static void m_violation(model *M, int kind, const char *fmt, ...) {
     char msg[1024];
     va_list ap;
     va_start(ap, fmt);
-    vsnprintf(msg, sizeof msg, fmt, ap);
+    t_vline(msg, sizeof msg, fmt, ap);
     va_end(ap);
-    for (char *p = msg; *p; p++)
-        if (*p == '\n') *p = ' ';
     if (M->events) fprintf(M->events, "  VIOLATION %s: %s\n", v_names[kind], msg);
     if (M->seen[kind]) return; /* once per kind and sequence */
     bool first = true;
@@ -848,12 +846,7 @@ void t_model(const t_env *env, int backend, t_rng *rng) {
     static model M; /* large; one per process (each backend has its own half) */
     memset(&M, 0, sizeof M);
     M.env = env;
-    M.self = *env;
-    static char self[1024];
-    ssize_t n = readlink("/proc/self/exe", self, sizeof self - 1);
-    if (n <= 0) t_fail("readlink /proc/self/exe: %s", strerror(errno));
-    self[n] = '\0';
-    M.self.bin = self;
+    t_env_self(env, &M.self);
     M.backend = backend;
     t_db_create(env, backend, "model", &M.db);
     int sequences = m_env_int("MODEL_SEQUENCES", t_count(env, 6));

@@ -112,14 +112,27 @@ void t_report(const char *fmt, ...) {
     fflush(stdout);
 }
 
+void t_vline(char *out, size_t n, const char *fmt, va_list ap) {
+    vsnprintf(out, n, fmt, ap);
+    for (char *p = out; *p; p++)
+        if (*p == '\n') *p = ' ';
+}
+
+void t_env_self(const t_env *given, t_env *out) {
+    static char self[1024];
+    *out = *given;
+    ssize_t n = readlink("/proc/self/exe", self, sizeof self - 1);
+    if (n <= 0) t_fail("readlink /proc/self/exe: %s", strerror(errno));
+    self[n] = '\0';
+    out->bin = self;
+}
+
 void t_fail(const char *fmt, ...) {
     char msg[2048];
     va_list ap;
     va_start(ap, fmt);
-    vsnprintf(msg, sizeof msg, fmt, ap);
+    t_vline(msg, sizeof msg, fmt, ap);
     va_end(ap);
-    for (char *p = msg; *p; p++)
-        if (*p == '\n') *p = ' ';
     printf("torture: FAIL seed=%llu scenario=%s backend=%s: %s (TORTURE_SEED=%llu "
            "TORTURE_SCALE=%g TORTURE_ONLY=%s to reproduce; files in %s)\n",
            (unsigned long long)env.seed, cur_name,

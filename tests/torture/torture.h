@@ -15,6 +15,7 @@
 #ifndef RATCHET_TORTURE_H
 #define RATCHET_TORTURE_H
 
+#include <stdarg.h>
 #include <stdbool.h>
 #include <stdint.h>
 #include <sys/types.h>
@@ -68,6 +69,10 @@ void t_sleep_us(int64_t us);
  * stop every child and exit 1.
  */
 void t_fail(const char *fmt, ...) T_PRINTF(1, 2) T_NORETURN;
+/* fmt and ap as one line (newlines made spaces) into out. */
+void t_vline(char *out, size_t n, const char *fmt, va_list ap) T_PRINTF(3, 0);
+/* env with bin = this program, run as ratchet over its own jobs (mjob.c). */
+void t_env_self(const t_env *env, t_env *out);
 /* A scenario's one line: "torture: NAME BACKEND: ..., S s". */
 void t_report(const char *fmt, ...) T_PRINTF(1, 2);
 const char *t_backend_name(int backend);
