@@ -465,7 +465,7 @@ static int runner_claim(runner *r, bool adopt, int restart_at) {
         rc = runner_claimed_row(r, st);
         if (rc == RT_OK) rc = s->ops->step(st);
     } else if (rc == RT_DONE) {
-        rc = rt__store_fail(s, RT_NOTFOUND,
+        rc = rt__store_fail(s, RT_FENCED,
                             "run finished, was claimed by another process "
                             "or was removed meanwhile; run again to see "
                             "where it stands");
@@ -718,7 +718,11 @@ static int runner_set_status(runner *r, rt__event ev, const char *error) {
     if (ev == RT__EV_STOP && r->s->ops->lax_transaction)
         r->s->ops->lax_transaction(r->s);
     int rc = rt__store_begin(r->s);
-    if (rc != RT_OK) return rc;
+    if (rc != RT_OK) { /* the run stays as it was: so does its lease */
+        if (r->lease && !r->lease->lost && !r->lease->released)
+            r->lease->keep = true;
+        return rc;
+    }
     rt__verdict v = {.event = ev, .id = r->run.id, .job = r->job->name,
                      .key = r->run.key, .from = r->run.status,
                      .epoch = r->run.epoch,
@@ -1206,6 +1210,9 @@ static int runner_refuse(runner *r, int rc) {
         rt__log(RT_LOG_ERROR, "refused", &f, "%s", r->s->errmsg);
         return RT_EXIT_USAGE;
     }
+    /* Another process (or an operator's reset) moved the run between its
+     * read and this start's claim: lost to it, as a fenced holder is. */
+    if (rc == RT_FENCED) return runner_fenced(r);
     rt__log(RT_LOG_ERROR, "db_error", &f, "%s", r->s->errmsg);
     /* The connection went away (a server restart, a terminated session),
      * the disk is full, or a lock was not had in time (lock_timeout, a
@@ -1445,7 +1452,7 @@ static int runner_go(runner *r, const rt__run_opts *o) {
                  r->run.step_index == 0 && !r->run.has_cursor;
     int rc = runner_check_definition(r, o->restart_step, &adopt, &restart_at);
     if (rc == RT_OK) rc = runner_claim(r, adopt, restart_at);
-    if ((rc == RT_NOTFOUND || rc == RT_CHANGED) && r->read_early) {
+    if ((rc == RT_FENCED || rc == RT_CHANGED) && r->read_early) {
         /* Read before the lease was ours, and something moved since (a
          * holder finished it, or adopted new steps): read it again. */
         r->read_early = false;
