@@ -9,6 +9,8 @@
 #   make fuzz       libFuzzer targets, FUZZ_SECONDS each (clang; not part of check)
 #   make install    library, header, CLI, pkg-config file and man pages under
 #                   $(DESTDIR)$(PREFIX) (default /usr/local); make uninstall
+#   make includes   which library file includes which (the layers, base < store
+#                   < core < service < cli, are checked by make check)
 #   make clean
 #
 # BUILD selects the output directory (make asan uses build/asan).
@@ -24,7 +26,7 @@ PKG_CONFIG ?= pkg-config
 need_pkg = $(shell $(PKG_CONFIG) --exists $(1) || echo $(1))
 MISSING  := $(strip $(call need_pkg,sqlite3) $(call need_pkg,libpq))
 DEP_CFLAGS := $(shell $(PKG_CONFIG) --cflags sqlite3 libpq 2>/dev/null)
-# The library and the CLI do not link libpq: framework/pq_loader.c loads it
+# The library and the CLI do not link libpq: framework/store/pq_loader.c loads it
 # with dlopen() for PostgreSQL URLs only (libpq-dev is still needed for its
 # header). dlopen is in libc from glibc 2.34 on; older ones need -ldl.
 DL_LIBS    := $(shell echo 'void *dlopen(const char *, int); int main(void) { return !dlopen(0, 0); }' | \
@@ -39,7 +41,7 @@ ALL_CFLAGS = $(WARN) $(CFLAGS) $(SAN) -fPIC -fvisibility=hidden \
              -Iinclude -Iframework -I$(BUILD) $(DEP_CFLAGS) -MMD -MP
 LDFLAGS_ALL = $(SAN) $(LDFLAGS)
 
-LIB_SRC  := $(wildcard framework/*.c)
+LIB_SRC  := $(wildcard framework/*/*.c)
 LIB_OBJ  := $(LIB_SRC:framework/%.c=$(BUILD)/obj/%.o) $(BUILD)/obj/migrations_gen.o
 JOB_SRC  := $(wildcard jobs/*.c)
 JOB_OBJ  := $(JOB_SRC:jobs/%.c=$(BUILD)/obj/jobs/%.o)
@@ -54,7 +56,7 @@ endif
 SONAME   := libratchet.so.$(VERSION_MAJOR)
 REALNAME := libratchet.so.$(VERSION)
 
-.PHONY: all deps demo check torture asan bench fuzz fuzz-run clean install uninstall FORCE
+.PHONY: all deps includes demo check torture asan bench fuzz fuzz-run clean install uninstall FORCE
 all: deps $(BUILD)/libratchet.a $(BUILD)/libratchet.so $(BUILD)/ratchet
 
 deps:
@@ -104,11 +106,11 @@ $(BUILD)/obj/tests/%.o: tests/%.c
 $(BUILD)/ratchet-test: $(TESTJOB_OBJ) $(BUILD)/libratchet.a
 	$(CC) -o $@ $(TESTJOB_OBJ) $(BUILD)/libratchet.a $(LDFLAGS_ALL) $(DEP_LIBS)
 
-# The test build with failpoints (framework/failpoint.h, docs/RELIABILITY.md):
+# The test build with failpoints (framework/store/failpoint.h, docs/RELIABILITY.md):
 # only the library files that use a hook are compiled again, with
 # -DRT_TEST_HOOKS, into obj-hooks/; the rest is shared with libratchet.a (no
 # struct differs between the two). build/ratchet itself has no hooks.
-HOOK_SRC := $(shell grep -l 'RT_FAILPOINT\|RT_UNFENCE\|RT_TEST_HOOKS' framework/*.c)
+HOOK_SRC := $(shell grep -l 'RT_FAILPOINT\|RT_UNFENCE\|RT_TEST_HOOKS' framework/*/*.c)
 HOOK_OBJ := $(HOOK_SRC:framework/%.c=$(BUILD)/obj-hooks/%.o)
 HOOKS_LIB_OBJ := $(filter-out $(HOOK_SRC:framework/%.c=$(BUILD)/obj/%.o),$(LIB_OBJ)) $(HOOK_OBJ)
 
@@ -153,6 +155,7 @@ MEMCHECK = $(if $(SAN),,$(abspath tests/memcheck.sh))
 
 check: all $(BUILD)/ratchet-test $(BUILD)/ratchet-hooks $(BUILD)/check_ratchet $(FUZZ_REPLAY) \
        $(BUILD)/torture
+	tools/includes.sh --check
 	CC="$(CC)" SAN="$(SAN)" tests/readme-example.sh $(BUILD)
 	tests/fuzz/replay.sh $(BUILD) $(FUZZ_NAMES)
 	tests/exports.sh $(BUILD)/libratchet.so include/ratchet.h
@@ -168,6 +171,11 @@ check: all $(BUILD)/ratchet-test $(BUILD)/ratchet-hooks $(BUILD)/check_ratchet $
 asan:
 	$(MAKE) BUILD=build/asan CC=clang CFLAGS="-O1 -g" TORTURE_SCALE=0.2 \
 	  SAN="-fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=all" check
+
+# Which library file includes which (tools/includes.sh; check fails when a
+# layer includes one above it).
+includes:
+	tools/includes.sh
 
 demo: all
 	sh tests/demo.sh $(BUILD)/ratchet

@@ -1,5 +1,5 @@
 /*
- * check_cron.c — cron expressions (framework/cron.c): tables of
+ * check_cron.c — cron expressions (framework/service/cron.c): tables of
  * {expression, after, expected next} in UTC and in zones across daylight
  * saving changes, chains of successive firings, schedules that never fire,
  * the far future, and a table of bad expressions with the position and
@@ -13,7 +13,7 @@
 #include <string.h>
 #include <time.h>
 
-#include "cron.h"
+#include "service/cron.h"
 #include "suites.h"
 
 /* ------------------------------------------------------------- helpers */

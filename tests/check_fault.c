@@ -19,7 +19,7 @@
 
 #include "fault_store.h"
 #include "harness.h"
-#include "internal.h"
+#include "cli/cli.h"
 #include "suites.h"
 
 /* ---- the job: a table, FK_ROWS items two per chunk, a closing marker */

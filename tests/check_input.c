@@ -18,7 +18,7 @@
 #include <string.h>
 
 #include "harness.h"
-#include "internal.h"
+#include "cli/cli.h"
 #include "suites.h"
 
 /* ------------------------------------------------ a strict JSON checker */

@@ -27,7 +27,7 @@
 #include <unistd.h>
 
 #include "harness.h"
-#include "http.h"
+#include "service/http.h"
 #include "suites.h"
 
 /* ----------------------------------------------------------- helpers */

@@ -18,7 +18,7 @@
 #include <time.h>
 
 #include "harness.h"
-#include "store.h"
+#include "store/store.h"
 #include "suites.h"
 
 #define SECRET "s3cret-Pw-4711"

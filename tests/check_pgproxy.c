@@ -38,7 +38,7 @@
 #include <libpq-fe.h>
 
 #include "harness.h"
-#include "internal.h"
+#include "cli/cli.h"
 #include "pgproxy.h"
 #include "suites.h"
 

@@ -1,5 +1,5 @@
 /*
- * check_states.c — the run's lifecycle table (framework/lifecycle.c), cell
+ * check_states.c — the run's lifecycle table (framework/core/lifecycle.c), cell
  * by cell: which events each state takes and where they lead, checked
  * against a spec written here independently; every cell carried out on a
  * real database on both backends (the status it leaves, the epoch it
@@ -14,7 +14,7 @@
 #include <string.h>
 
 #include "harness.h"
-#include "internal.h"
+#include "cli/cli.h"
 #include "suites.h"
 
 /* The spec: for each state, its events and where each leads ('-' the run
@@ -342,31 +342,36 @@ static char *states_literals(const char *path) {
 }
 
 START_TEST(test_only_lifecycle_writes_status) {
-    DIR *d = opendir("framework");
-    ck_assert_msg(d != NULL, "run from the source tree's root");
-    struct dirent *e;
+    static const char *const layers[] = {"base", "store", "core", "service", "cli"};
     int files = 0;
-    while ((e = readdir(d))) {
-        size_t n = strlen(e->d_name);
-        if (n < 3 || (strcmp(e->d_name + n - 2, ".c") && strcmp(e->d_name + n - 2, ".h")))
-            continue;
-        if (!strncmp(e->d_name, "lifecycle.", 10)) continue;
-        char path[512];
-        snprintf(path, sizeof path, "framework/%s", e->d_name);
-        char *sql = states_literals(path);
-        files++;
-        ck_assert_msg(!strstr(sql, "insert into rt_run "), "%s inserts runs", path);
-        for (const char *p = sql; (p = strstr(p, "update rt_run set")); p++) {
-            const char *where = strstr(p, " where ");
-            size_t len = where ? (size_t)(where - p) : strlen(p);
-            char set[2048];
-            snprintf(set, sizeof set, "%.*s", (int)(len < 2000 ? len : 2000), p);
-            ck_assert_msg(!strstr(set, "status"), "%s writes rt_run.status: %s", path, set);
+    for (size_t l = 0; l < sizeof layers / sizeof *layers; l++) {
+        char dir[64];
+        snprintf(dir, sizeof dir, "framework/%s", layers[l]);
+        DIR *d = opendir(dir);
+        ck_assert_msg(d != NULL, "%s: run from the source tree's root", dir);
+        struct dirent *e;
+        while ((e = readdir(d))) {
+            size_t n = strlen(e->d_name);
+            if (n < 3 || (strcmp(e->d_name + n - 2, ".c") && strcmp(e->d_name + n - 2, ".h")))
+                continue;
+            if (!strcmp(layers[l], "core") && !strncmp(e->d_name, "lifecycle.", 10)) continue;
+            char path[512];
+            snprintf(path, sizeof path, "%s/%s", dir, e->d_name);
+            char *sql = states_literals(path);
+            files++;
+            ck_assert_msg(!strstr(sql, "insert into rt_run "), "%s inserts runs", path);
+            for (const char *p = sql; (p = strstr(p, "update rt_run set")); p++) {
+                const char *where = strstr(p, " where ");
+                size_t len = where ? (size_t)(where - p) : strlen(p);
+                char set[2048];
+                snprintf(set, sizeof set, "%.*s", (int)(len < 2000 ? len : 2000), p);
+                ck_assert_msg(!strstr(set, "status"), "%s writes rt_run.status: %s", path, set);
+            }
+            free(sql);
         }
-        free(sql);
+        closedir(d);
     }
-    closedir(d);
-    ck_assert_int_gt(files, 20);
+    ck_assert_int_gt(files, 30);
 }
 END_TEST
 

@@ -15,7 +15,7 @@
 #include <string.h>
 
 #include "harness.h"
-#include "internal.h"
+#include "cli/cli.h"
 #include "suites.h"
 
 static rt_store *unit_open(const char *url) {

@@ -16,7 +16,7 @@
 #include <stdbool.h>
 #include <stdint.h>
 
-#include "store.h"
+#include "store/store.h"
 
 typedef enum fs_op {
     FS_BEGIN,      /* rt_store_ops.begin: fails without beginning */

@@ -1,6 +1,6 @@
 #!/bin/sh
 # libpq-loading.sh BUILD — libpq is loaded for PostgreSQL URLs only
-# (framework/pq_loader.c): neither BUILD/ratchet nor BUILD/libratchet.so
+# (framework/store/pq_loader.c): neither BUILD/ratchet nor BUILD/libratchet.so
 # needs libpq (readelf NEEDED) or leaves a PQ* symbol for the loader to bind;
 # a whole run on SQLite maps no libpq (the dynamic loader's LD_DEBUG=libs
 # trace), while opening a PostgreSQL URL does (the same trace must show it,

@@ -7,7 +7,7 @@
  *   baseline_pg copy CONNINFO ROWS CHUNK
  *       Seeds rowcopy_src with ids 1..ROWS exactly as jobs/rowcopy.c does
  *       (untimed), then copies it into rowcopy_dst doing what ratchet does on
- *       PostgreSQL (framework/store_pg.c, jobs/rowcopy.c): statements
+ *       PostgreSQL (framework/store/postgres.c, jobs/rowcopy.c): statements
  *       prepared once (PQprepare, parameter types inferred by the server),
  *       parameters sent as text, results fetched whole. Per transaction:
  *       "BEGIN" (PQexec); in the first one "SELECT count(*) FROM

@@ -29,7 +29,7 @@
  *       IMMEDIATE; SELECT the next row; INSERT it; UPDATE the run's cursor;
  *       COMMIT), print "committed" on stderr, and exit.
  *
- * The connection is set up like framework/store_sqlite.c: journal_mode=WAL,
+ * The connection is set up like framework/store/sqlite.c: journal_mode=WAL,
  * synchronous=FULL, foreign_keys=ON, extended result codes, statements
  * prepared once with SQLITE_PREPARE_PERSISTENT.
  */

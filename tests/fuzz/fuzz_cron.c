@@ -11,7 +11,7 @@
  */
 #include <stdbool.h>
 
-#include "cron.h"
+#include "service/cron.h"
 #include "fuzz.h"
 
 #define FUZZ_SLOTS 4

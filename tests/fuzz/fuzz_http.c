@@ -18,7 +18,7 @@
 #include <unistd.h>
 
 #include "fuzz.h"
-#include "http.h"
+#include "service/http.h"
 
 static int fuzz_handler(void *arg, rt__buf *body) {
     (void)arg;

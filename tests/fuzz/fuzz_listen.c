@@ -11,7 +11,7 @@
 #include <netinet/in.h>
 
 #include "fuzz.h"
-#include "http.h"
+#include "service/http.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
     if (size > 1024) return 0;

@@ -18,7 +18,7 @@
 #include <strings.h>
 
 #include "fuzz.h"
-#include "internal.h"
+#include "cli/cli.h"
 
 #define FUZZ_MAX_PARAMS 16
 

@@ -1,0 +1,836 @@
+/*
+ * worker.c — `ratchet worker`: claims queued runs and runs them.
+ *
+ * A worker process loops: claim the next due queued run (priority, then
+ * run_at, then age) whose scope no live process holds, and run it in this
+ * process. The claim is one transaction that takes the scope's lease and
+ * bumps the run's epoch: a claimed run is a held run, so claims compose
+ * with leases, fencing and takeover, on both backends alike. Two workers
+ * after the same run race for its lease row; the loser moves on. On
+ * PostgreSQL the pick is FOR UPDATE SKIP LOCKED, so they rarely meet. A run
+ * whose steps differ from its job's takes the ordinary start (runner.c),
+ * which adopts appended steps or refuses the run.
+ *
+ * On a busy queue the claim rides on the transaction that finishes the run
+ * before (rt__chain, runner.c): one commit per run, and on PostgreSQL one
+ * round trip, for the claim is a single statement sent with that COMMIT.
+ *
+ * A queued run whose holder died (its lease's liveness lock is free, or the
+ * lease expired) is taken over; that start counts as a failed attempt, so a
+ * run that crashes its process every time ends 'failed' after its attempts
+ * instead of looping for ever. A step's error is an attempt too: the run
+ * goes back to the queue with an exponential backoff (runner.c).
+ *
+ * With --concurrency N > 1 the process is a supervisor of N worker
+ * processes (prefork, before any connection is open): it passes SIGTERM on,
+ * restarts a worker that crashed, and exits 0 once they stopped, within the
+ * grace period.
+ */
+#define _GNU_SOURCE
+#include <errno.h>
+#include <signal.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "core/lifecycle.h"
+#include "service/metrics.h"
+
+#define WORKER_IDLE_MS 50
+#define WORKER_HEAL_MS 500
+#define WORKER_PICK 32 /* heal reads up to 32; claims 8 */
+
+typedef struct worker {
+    const rt__worker_opts *o;
+    const rt_job *const *jobs;
+    rt_store *s;
+    rt_store *lease;      /* the leases' connection, kept across runs */
+    int64_t trouble_logged_ns;
+    struct pick *refused;  /* runs this process will not pick again */
+    int nrefused;
+    rt__lease claim;       /* the lease of the claimed run, on w->lease */
+    rt__buf wanted;        /* PostgreSQL: the jobs it runs, a text[] */
+    rt__chain chain;       /* the next run, claimed with the last's commit */
+    rt_stmt *next_st;      /* PostgreSQL: that claim, its row kept */
+    rt__run next;          /* SQLite: that run */
+    const rt_job *next_job;
+    rt__buf job_scoped;    /* PostgreSQL: the job-scoped jobs, a text[] */
+    rt__buf fingerprints;  /* and each wanted job's fingerprint */
+} worker;
+
+static bool worker_wants(const worker *w, const char *job) {
+    return rt__job_find(w->jobs, job) && rt__job_listed(w->o->only, job);
+}
+
+
+typedef struct pick {
+    char job[128], key[256];
+    int64_t priority;
+    int64_t id;
+} pick;
+
+static bool worker_refused(const worker *w, const char *job, const char *key) {
+    for (int i = 0; i < w->nrefused; i++)
+        if (!strcmp(w->refused[i].job, job) && !strcmp(w->refused[i].key, key))
+            return true;
+    return false;
+}
+
+/* Up to WORKER_PICK - *n of the rows of st (rc: its first step) into out. */
+static int worker_pick_rows(worker *w, rt_store *s, rt_stmt *st, int rc,
+                            pick *out, int *n) {
+    while (rc == RT_ROW) {
+        const char *job = s->ops->column_text(st, 0);
+        const char *key = s->ops->column_text(st, 1);
+        if (*n < WORKER_PICK && job && key && worker_wants(w, job) &&
+            !worker_refused(w, job, key)) {
+            pick *p = &out[(*n)++];
+            snprintf(p->job, sizeof p->job, "%s", job);
+            snprintf(p->key, sizeof p->key, "%s", key);
+            p->priority = s->ops->column_int64(st, 2);
+            p->id = 0;
+        }
+        rc = s->ops->step(st);
+    }
+    return rc == RT_DONE ? RT_OK : rc;
+}
+
+/* Queued runs of job found 'running' (heal looks at their holders). The
+ * claim index holds only claimable runs; these are read by job. */
+static int worker_candidates_of(worker *w, rt_store *s, const char *job,
+                                pick *out, int *n) {
+    rt_stmt *st;
+    rt_value arg = rt_text(job);
+    int rc = rt__store_query(s,
+                             "SELECT job, run_key, priority FROM rt_run WHERE "
+                             "job = $1 AND status = 'running' AND queued = 1 "
+                             "ORDER BY id LIMIT 32",
+                             1, &arg, &st);
+    return worker_pick_rows(w, s, st, rc, out, n);
+}
+
+/* The next runs to try, best first; *n of them. */
+static int worker_candidates(worker *w, rt_store *s, pick *out, int *n,
+                             bool heal) {
+    rt_stmt *st;
+    *n = 0;
+    if (heal) { /* job by job, through rt_run_job_status */
+        int rc = RT_OK;
+        for (int i = 0; rc == RT_OK && w->jobs[i] && *n < WORKER_PICK; i++)
+            if (worker_wants(w, w->jobs[i]->name))
+                rc = worker_candidates_of(w, s, w->jobs[i]->name, out, n);
+        return rc;
+    }
+    /* The inner query walks rt_run_claim in claim order and skips jobs
+     * whose job-wide lease is held; the outer one skips keys held. Either
+     * way a claim reads a few rows. */
+    int rc = rt__store_query(
+        s,
+        "SELECT r.job, r.run_key, r.priority FROM (SELECT job, run_key, "
+        "priority, run_at_ms, created_ms, id FROM rt_run WHERE "
+        RT__LC_CLAIMABLE " AND (run_at_ms IS NULL OR run_at_ms <= rt_now_ms()) AND job NOT IN "
+        "(SELECT scope FROM rt_lease) ORDER BY priority DESC, "
+        "coalesce(run_at_ms, created_ms), id LIMIT 64) r WHERE NOT EXISTS "
+        "(SELECT 1 FROM rt_lease l WHERE l.scope = r.job || '/' || "
+        "r.run_key) ORDER BY r.priority DESC, coalesce(r.run_at_ms, "
+        "r.created_ms), r.id LIMIT 8",
+        0, NULL, &st);
+    return worker_pick_rows(w, s, st, rc, out, n);
+}
+
+/*
+ * A run found 'running' with its holder dead (lease.c, lease_judge): the
+ * verdict, fenced (the epoch moves, so a holder that comes back cannot
+ * commit) and, when the holder left a lease (dead_owner non-empty), only
+ * while that lease still says dead, deleted in the same transaction. A
+ * queued run's attempt counts: it is queued again after its backoff, or
+ * failed after its last; a run of `run` is left 'interrupted' for its next
+ * start. why says how the holder was found dead.
+ */
+static void worker_count_crash(worker *w, const rt_job *job, const char *key,
+                               const char *scope, const char *dead_owner,
+                               int64_t heartbeat, const char *why) {
+    rt__run run;
+    if (rt__run_load(w->s, job->name, key, &run) != RT_OK) return;
+    if (run.status != RT__ST_RUNNING) {
+        rt__run_free(&run);
+        return;
+    }
+    int failures = run.queued ? run.failures + 1 : -1;
+    bool again = !run.queued || failures < rt__run_max_attempts(&run, job);
+    char error[512], who[200];
+    snprintf(error, sizeof error,
+             "attempt %d ended without finishing (its process died: %s)%s",
+             run.attempt, why, again ? "" : "; no attempts left");
+    snprintf(who, sizeof who, "worker %s", w->claim.owner);
+    rt__verdict v = {
+        /* Asked to cancel while its holder died: it ends so. */
+        .event = run.cancel_requested ? RT__EV_CANCEL
+                 : again              ? RT__EV_HOLDER_DEAD
+                                      : RT__EV_HOLDER_DEAD_LAST,
+        .id = run.id, .job = job->name, .key = key, .from = run.status,
+        .epoch = run.epoch, .who = who, .why = error, .failures = failures,
+        .delay_ms = run.queued && again ? rt__retry_backoff_ms(job, failures)
+                                        : -1,
+        .scope = dead_owner[0] ? scope : NULL,
+        .owner = dead_owner[0] ? dead_owner : NULL,
+        .unrenewed = dead_owner[0] != '\0', .heartbeat = heartbeat};
+    if (rt__transition(w->s, &v, NULL) != RT_OK)
+        rt__store_trouble(w->s, &w->trouble_logged_ns,
+                          "recording a dead holder's verdict");
+    rt__run_free(&run);
+}
+
+/* The lease scope of a run: "JOB" for a job-scoped job, else "JOB/KEY". */
+static void worker_scope(const rt_job *job, const char *key, char *out,
+                         size_t n) {
+    if (job->exclusive == RT_EXCLUSIVE_JOB)
+        snprintf(out, n, "%s", job->name);
+    else
+        snprintf(out, n, "%.300s/%.255s", job->name, key);
+}
+
+/*
+ * Leases no live holder keeps: expired ones, and those of finished runs
+ * (taken more than 3 s ago: a take over a dead holder names the holder's
+ * run until its taker names its own, at once): a lease left behind (its
+ * release failed, its holder moved on) would keep every claim of its scope
+ * waiting. A finished run's holder is done with it: every way a run ends
+ * deletes its lease with it, so such a row is one a release missed. An
+ * expired lease
+ * of a run still 'running' is a dead holder's: that run gets its verdict
+ * with it (worker_count_crash). The rest go alone, each only while it is
+ * still what was read.
+ */
+static void worker_sweep(worker *w) {
+    rt_stmt *st;
+    int rc = rt__store_query(
+        w->s,
+        "SELECT l.scope, l.owner, l.job, coalesce(l.run_key, ''), CASE WHEN "
+        "l.expires_ms < rt_now_ms() THEN 1 ELSE 0 END, l.heartbeat_ms FROM "
+        "rt_lease l WHERE "
+        "l.expires_ms < rt_now_ms() OR (l.acquired_ms < rt_now_ms() - 3000 "
+        "AND EXISTS (SELECT 1 FROM rt_run "
+        "r WHERE r.job = l.job AND r.run_key = l.run_key AND r.status IN "
+        "('done', 'failed', 'skipped', 'cancelled'))) LIMIT 16",
+        0, NULL, &st);
+    struct stale {
+        char scope[600], owner[160], job[128], key[256];
+        bool expired;
+        int64_t heartbeat;
+    } stale[16];
+    int n = 0;
+    while (rc == RT_ROW) {
+        const rt_store_ops *o = w->s->ops;
+        if (n < 16) {
+            struct stale *x = &stale[n++];
+            snprintf(x->scope, sizeof x->scope, "%s", o->column_text(st, 0));
+            snprintf(x->owner, sizeof x->owner, "%s", o->column_text(st, 1));
+            snprintf(x->job, sizeof x->job, "%s", o->column_text(st, 2));
+            snprintf(x->key, sizeof x->key, "%s", o->column_text(st, 3));
+            x->expired = o->column_int64(st, 4) != 0;
+            x->heartbeat = o->column_int64(st, 5);
+        }
+        rc = o->step(st);
+    }
+    if (rc != RT_DONE) {
+        rt__store_trouble(w->s, &w->trouble_logged_ns, "looking for stale leases");
+        return;
+    }
+    for (int i = 0; i < n && !rt__stop_flag; i++) {
+        struct stale *x = &stale[i];
+        const rt_job *job = rt__job_find(w->jobs, x->job);
+        rt__run run;
+        bool running = false;
+        if (x->key[0] && rt__run_load(w->s, x->job, x->key, &run) == RT_OK) {
+            running = run.status == RT__ST_RUNNING;
+            rt__run_free(&run);
+        }
+        if (running && x->expired && job && worker_wants(w, x->job)) {
+            worker_count_crash(w, job, x->key, x->scope, x->owner,
+                               x->heartbeat, "its lease expired");
+            continue;
+        }
+        if (running) continue; /* a holder at work, or not ours to judge */
+        /* Only as it was read: not renewed since. */
+        rt_value args[] = {rt_text(x->scope), rt_text(x->owner),
+                           rt_int(x->heartbeat)};
+        int64_t gone = 0;
+        rc = rt__store_exec(w->s, RT__LEASE_DELETE_UNRENEWED_SQL, 3, args,
+                            &gone);
+        rt__log_fields f = RT_LOG_FIELDS_NONE;
+        f.job = x->job;
+        f.key = x->key[0] ? x->key : NULL;
+        if (rc == RT_OK && gone)
+            rt__log(RT_LOG_INFO, "lease_swept", &f,
+                    "lease of %s held by %s removed: %s", x->scope, x->owner,
+                    x->expired ? "it expired" : "its run is finished");
+        else if (rc != RT_OK)
+            rt__store_trouble(w->s, &w->trouble_logged_ns, "removing a stale lease");
+    }
+}
+
+/* Runs 'running' whose holder died or stalled: judge them; and the leases
+ * no live holder keeps. */
+static void worker_heal(worker *w) {
+    pick picks[WORKER_PICK];
+    int n = 0;
+    if (worker_candidates(w, w->s, picks, &n, true) != RT_OK) {
+        rt__store_trouble(w->s, &w->trouble_logged_ns, "looking for runs whose holder died");
+        return;
+    }
+    for (int i = 0; i < n && !rt__stop_flag; i++) {
+        const rt_job *job = rt__job_find(w->jobs, picks[i].job);
+        char scope[600], holder_key[256];
+        worker_scope(job, picks[i].key, scope, sizeof scope);
+        char owner[160];
+        bool free_now = false;
+        const char *why = NULL;
+        int64_t hb = -1;
+        if (rt__lease_peek(w->s, scope, &free_now, holder_key,
+                           sizeof holder_key, owner, sizeof owner, &why,
+                           &hb) != RT_OK) {
+            rt__store_trouble(w->s, &w->trouble_logged_ns, "reading a lease");
+            return;
+        }
+        /* A per-job scope held for another run says nothing of this one. */
+        bool other = job->exclusive == RT_EXCLUSIVE_JOB && !free_now &&
+                     strcmp(holder_key, picks[i].key) != 0;
+        if (free_now || other)
+            worker_count_crash(w, job, picks[i].key, scope,
+                               free_now ? owner : "", hb,
+                               other ? "its job's lease is another run's"
+                                     : why);
+    }
+    worker_sweep(w);
+}
+
+/*
+ * The claim, one transaction on the lease's connection: pick the next due
+ * run, take its lease (the row; this process's liveness lock is taken
+ * once, with its first lease) and bump its epoch. On
+ * PostgreSQL the pick is a row lock taken with SKIP LOCKED, so concurrent
+ * claims pass each other instead of queueing on the same row; on SQLite
+ * the transaction is the single writer's. The lease row is the arbiter:
+ * two claims of one scope cannot both insert it.
+ */
+/* Held jobs ($3: the job-scoped ones) are read once per claim, by key (a
+ * hashed NOT IN over an index scan): a probe per candidate row would be
+ * planned as a scan of rt_lease per row, and a busy queue leaves that table
+ * full of dead rows between two vacuums (a lease row per run, inserted and
+ * deleted): 53 runs/s instead of 550, measured. */
+#define WORKER_CLAIM_WHERE                                                     \
+    RT__LC_CLAIMABLE " AND (run_at_ms IS NULL OR run_at_ms <= "                \
+    "rt_now_ms()) AND NOT (id = ANY ($2::bigint[])) AND (cardinality("        \
+    "$3::text[]) = 0 OR job NOT IN (SELECT scope FROM rt_lease WHERE scope "   \
+    "= ANY ($3::text[]))) AND NOT EXISTS "                                     \
+    "(SELECT 1 FROM rt_lease l WHERE "                                          \
+    "l.scope = rt_run.job || '/' || rt_run.run_key) ORDER BY priority DESC, " \
+    "coalesce(run_at_ms, created_ms), id LIMIT 1 FOR UPDATE SKIP LOCKED"
+#define WORKER_CLAIM_PG                                                        \
+    "SELECT " RT__RUN_COLUMNS ", EXISTS (SELECT 1 FROM rt_param p WHERE "     \
+    "p.run_id = rt_run.id) FROM rt_run WHERE job = ANY ($1::text[]) AND "     \
+    WORKER_CLAIM_WHERE
+
+/*
+ * PostgreSQL: the whole claim in one statement, for runs whose steps are
+ * their job's ($1 jobs, $8 their fingerprints): the pick, the lease row
+ * ($3 the job-scoped jobs; $4-$7 owner, fast, live_key, TTL) and, if the
+ * row went in, the epoch. It answers the run's row, whether it has params,
+ * its scope and whether it was taken (no: its scope has a lease). Alone it
+ * needs no round trip of its own: it goes out with the COMMIT before it.
+ */
+#define WORKER_CLAIM_ONE_PG                                                    \
+    "WITH c AS (SELECT " RT__RUN_COLUMNS ", EXISTS (SELECT 1 FROM rt_param "  \
+    "p WHERE p.run_id = rt_run.id) AS has_params, CASE WHEN job = ANY "       \
+    "($3::text[]) THEN job ELSE job || '/' || run_key END AS scope FROM "     \
+    "rt_run WHERE (job, fingerprint) IN (SELECT * FROM unnest($1::text[], "   \
+    "$8::text[])) AND " WORKER_CLAIM_WHERE "), l AS (INSERT INTO rt_lease "   \
+    "(scope, job, run_key, owner, fast, live_key, acquired_ms, "              \
+    "heartbeat_ms, expires_ms) SELECT scope, job, run_key, $4::text, "        \
+    "$5::integer, $6::bigint, rt_now_ms(), rt_now_ms(), rt_now_ms() + "       \
+    "$7::bigint FROM c ON CONFLICT (scope) DO NOTHING RETURNING scope), u "   \
+    "AS (" RT__LC_CLAIM_CTE " AND EXISTS (SELECT 1 FROM l) RETURNING id) "    \
+    "SELECT " RT__RUN_COLUMNS ", has_params, "                                 \
+    "scope, EXISTS (SELECT 1 FROM u) FROM c"
+
+/* The refused runs' ids, a PostgreSQL bigint[] literal, into *ids. */
+static void worker_refused_ids(const worker *w, rt__buf *ids) {
+    rt__buf_puts(ids, "{");
+    for (int i = 0; i < w->nrefused; i++)
+        rt__buf_printf(ids, "%s%lld", i ? "," : "", (long long)w->refused[i].id);
+    rt__buf_puts(ids, "}");
+}
+
+/* Send (later: with the COMMIT, its row kept) or run WORKER_CLAIM_ONE_PG. */
+static int worker_claim_one(worker *w, rt_store *s, bool later,
+                            rt_stmt **st) {
+    rt__buf ids = {0};
+    worker_refused_ids(w, &ids);
+    rt__lease *l = &w->claim;
+    rt_value args[] = {rt_text(w->wanted.p),
+                       rt_text(ids.p),
+                       rt_text(w->job_scoped.p),
+                       rt_text(l->owner),
+                       rt_int(l->have_lock),
+                       l->have_lock ? rt_int((int64_t)l->key) : rt_null(),
+                       rt_int(l->ttl_ms),
+                       rt_text(w->fingerprints.p)};
+    int rc = later ? rt__store_send_kept(s, WORKER_CLAIM_ONE_PG, 8, args,
+                                         false, st)
+                   : rt__store_query(s, WORKER_CLAIM_ONE_PG, 8, args, st);
+    rt__buf_free(&ids);
+    return rc;
+}
+
+/*
+ * Its answer (rc: of stepping st onto its row): RT_OK, *run and *job are
+ * taken; RT_NOTFOUND: nothing due; RT_HELD: its scope has a lease. st is
+ * reset.
+ */
+static int worker_claim_one_row(worker *w, rt_store *s, rt_stmt *st, int rc,
+                                rt__run *run, const rt_job **job) {
+    memset(run, 0, sizeof *run);
+    if (rc != RT_ROW) {
+        if (rc == RT_DONE) rc = RT_NOTFOUND;
+        s->ops->reset(st);
+        return rc;
+    }
+    rt__run_from_row(st, run);
+    bool params = s->ops->column_int64(st, RT__RUN_NCOLUMNS) != 0;
+    bool taken = s->ops->column_int64(st, RT__RUN_NCOLUMNS + 2) != 0;
+    s->ops->reset(st);
+    *job = rt__job_find(w->jobs, run->job);
+    rc = taken && *job ? RT_OK : RT_HELD;
+    if (rc == RT_OK && params) rc = rt__run_load_params(s, run);
+    if (rc != RT_OK && taken && *job && !s->in_tx) {
+        /* Claimed, committed, but not to be run: give its lease up, so
+         * that a worker's heal takes it up again (as a crashed attempt). */
+        char scope[600];
+        worker_scope(*job, run->key, scope, sizeof scope);
+        rt__lease_target(&w->claim, (*job)->name, scope);
+        rt__lease_release(&w->claim);
+    }
+    if (rc != RT_OK) rt__run_free(run);
+    return rc;
+}
+
+/* The pick, on s: the run's row into *run, params included. */
+static int worker_pick(worker *w, rt_store *s, rt__run *run) {
+    if (!s->single_writer) {
+        rt__buf ids = {0};
+        worker_refused_ids(w, &ids);
+        rt_value args[] = {rt_text(w->wanted.p), rt_text(ids.p),
+                           rt_text(w->job_scoped.p)};
+        rt_stmt *st;
+        int rc = rt__store_query(s, WORKER_CLAIM_PG, 3, args, &st);
+        rt__buf_free(&ids);
+        if (rc == RT_DONE) return RT_NOTFOUND;
+        if (rc != RT_ROW) return rc;
+        rt__run_from_row(st, run);
+        bool params = s->ops->column_int64(st, RT__RUN_NCOLUMNS) != 0;
+        rc = s->ops->step(st);
+        if (rc == RT_DONE) rc = params ? rt__run_load_params(s, run) : RT_OK;
+        return rc;
+    }
+    pick picks[WORKER_PICK];
+    int n = 0;
+    int rc = worker_candidates(w, s, picks, &n, false);
+    if (rc != RT_OK) return rc;
+    return n ? rt__run_load(s, picks[0].job, picks[0].key, run) : RT_NOTFOUND;
+}
+
+/* Are the run's steps still its job's? Else the ordinary start decides. */
+static bool worker_same_steps(const rt_job *job, const rt__run *run) {
+    char fp[17];
+    rt__job_fingerprint(job, fp);
+    return !strcmp(fp, run->fingerprint) &&
+           run->step_index < rt__job_step_count(job) &&
+           (!run->step_name ||
+            !strcmp(run->step_name, job->steps[run->step_index].name));
+}
+
+/*
+ * Inside a transaction on s: pick the next due run, take its lease and bump
+ * its epoch (sent without waiting: it goes out with the COMMIT). RT_OK:
+ * *run is taken once the transaction commits; RT_NOTFOUND: nothing due;
+ * RT_HELD: its scope has a lease (a race lost); RT_CHANGED: the run's steps
+ * differ from its job's (*run and *job say which); nothing is taken then.
+ */
+static int worker_take(worker *w, rt_store *s, rt__run *run,
+                       const rt_job **job) {
+    memset(run, 0, sizeof *run);
+    int rc = worker_pick(w, s, run);
+    *job = rc == RT_OK ? rt__job_find(w->jobs, run->job) : NULL;
+    if (rc == RT_OK && !*job) rc = RT_NOTFOUND; /* not ours (SQL filtered) */
+    if (rc == RT_OK && !worker_same_steps(*job, run)) rc = RT_CHANGED;
+    if (rc == RT_OK) {
+        char scope[600];
+        worker_scope(*job, run->key, scope, sizeof scope);
+        rc = rt__lease_insert(&w->claim, s, (*job)->name, scope, run->key);
+    }
+    if (rc == RT_OK) {
+        rt_value args[] = {rt_int(run->id), rt_int(run->epoch)};
+        rc = rt__store_exec_later(s, RT__LC_CLAIM_SQL, 2, args);
+    }
+    if (rc != RT_OK && rc != RT_CHANGED) rt__run_free(run);
+    return rc;
+}
+
+/* The claim committed: w->claim points at the run, memory follows the
+ * database. */
+static void worker_taken(worker *w, const rt_job *job, rt__run *run,
+                         bool *fresh) {
+    char scope[600];
+    worker_scope(job, run->key, scope, sizeof scope);
+    rt__lease_target(&w->claim, job->name, scope);
+    *fresh = run->status == RT__ST_PENDING && run->items == 0 &&
+             run->step_index == 0 && !run->has_cursor;
+    run->epoch++;
+    if (run->attempt < INT32_MAX) run->attempt++;
+    run->status = RT__ST_RUNNING;
+}
+
+/*
+ * The claim, a transaction of its own on the lease's connection. RT_OK:
+ * *run is claimed, the lease w->claim is ours; else as worker_take, or an
+ * error. On PostgreSQL one statement claims a run whose steps are its
+ * job's; only when it finds none does the pick look at the others.
+ */
+static int worker_claim(worker *w, rt__run *run, bool *fresh,
+                        const rt_job **job) {
+    rt_store *s = w->lease;
+    memset(run, 0, sizeof *run);
+    *job = NULL;
+    int rc = rt__store_begin(s);
+    if (rc == RT_OK && !s->single_writer) {
+        rt_stmt *st;
+        rc = worker_claim_one(w, s, false, &st);
+        rc = worker_claim_one_row(w, s, st, rc, run, job);
+        if (rc == RT_NOTFOUND) rc = worker_take(w, s, run, job);
+    } else if (rc == RT_OK) {
+        rc = worker_take(w, s, run, job);
+    }
+    if (rc == RT_OK) {
+        rc = rt__store_commit(s);
+        if (rc != RT_OK) rt__run_free(run);
+    }
+    if (s->in_tx) rt__store_rollback(s);
+    if (rc == RT_OK) worker_taken(w, *job, run, fresh);
+    return rc;
+}
+
+/*
+ * The chained claim (rt__chain): inside the last transaction of the run
+ * before, on the work connection. On PostgreSQL its one statement goes
+ * out with that COMMIT and its answer is read after it (w->next_st); on
+ * SQLite the next run waits in w->next.
+ */
+static int worker_chain_claim(rt__chain *c, rt_store *s) {
+    worker *w = c->arg;
+    if (!s->single_writer && s->ops->send) {
+        int rc = worker_claim_one(w, s, true, &w->next_st);
+        if (rc == RT_OK) c->claimed = true;
+        else w->next_st = NULL;
+        return rc;
+    }
+    int rc = worker_take(w, s, &w->next, &w->next_job);
+    if (rc == RT_OK) c->claimed = true;
+    if (rc == RT_CHANGED) rt__run_free(&w->next); /* the ordinary claim's */
+    return rc == RT_NOTFOUND || rc == RT_HELD || rc == RT_CHANGED ? RT_OK : rc;
+}
+
+/* The run the last one's commit claimed: RT_OK (*run, *job), or
+ * RT_NOTFOUND when it claimed none (or did not commit). */
+static int worker_chained(worker *w, rt__run *run, const rt_job **job) {
+    int rc = RT_NOTFOUND;
+    bool ours = w->chain.claimed && w->chain.committed;
+    if (w->next_st) {
+        rt_stmt *st = w->next_st;
+        rc = ours ? worker_claim_one_row(w, w->s, st, rt__store_step(st), run,
+                                         job)
+                  : (w->s->ops->reset(st), RT_NOTFOUND);
+        if (rc != RT_OK && rc != RT_NOTFOUND && rc != RT_HELD)
+            rt__store_trouble(w->s, &w->trouble_logged_ns,
+                              "reading the run claimed with the last commit");
+    } else if (ours) {
+        *run = w->next;
+        *job = w->next_job;
+        rc = RT_OK;
+    } else if (w->chain.claimed) {
+        rt__run_free(&w->next); /* rolled back */
+    }
+    w->next_st = NULL;
+    w->chain.claimed = w->chain.committed = false;
+    memset(&w->next, 0, sizeof w->next);
+    return rc == RT_OK ? RT_OK : RT_NOTFOUND;
+}
+
+/* Run one queued run in this process. */
+static int worker_run(worker *w, const rt_job *job, const char *key) {
+    rt__run_opts ro;
+    memset(&ro, 0, sizeof ro);
+    ro.key = key;
+    ro.chunk_items = w->o->chunk_items;
+    ro.chunk_ms = w->o->chunk_ms;
+    ro.url = w->o->url;
+    ro.if_running = RT_IF_RUNNING_SKIP;
+    ro.lease_ttl_ms = w->o->lease_ttl_ms;
+    ro.quiet_skip = true;
+    ro.lease_store = w->lease;
+    rt__signals_store(w->s);
+    int code = rt__runner_run(w->s, job, &ro);
+    rt__signals_store(NULL);
+    return code;
+}
+
+/* Drive a claimed run in this process. */
+static void worker_run_claimed(worker *w, const rt_job *job, rt__run *run,
+                               bool fresh) {
+    rt__run_opts ro;
+    memset(&ro, 0, sizeof ro);
+    ro.key = run->key;
+    ro.chunk_items = w->o->chunk_items;
+    ro.chunk_ms = w->o->chunk_ms;
+    ro.url = w->o->url;
+    ro.lease_ttl_ms = w->o->lease_ttl_ms;
+    ro.chain = &w->chain;
+    w->chain.claimed = w->chain.committed = false;
+    rt__signals_store(w->s);
+    rt__runner_run_claimed(w->s, job, &ro, run, fresh, &w->claim);
+    rt__signals_store(NULL);
+}
+
+/* A run this process will not pick again. */
+static void worker_set_aside(worker *w, const rt__run *run) {
+    rt__log_fields f = RT_LOG_FIELDS_NONE;
+    f.job = run->job;
+    f.key = run->key;
+    rt__log(RT_LOG_ERROR, "set_aside", &f, "%s",
+            "this worker leaves the run alone from now on (see the line "
+            "above for what to do)");
+    w->refused = rt__xrealloc(w->refused,
+                              sizeof *w->refused * (size_t)(w->nrefused + 1));
+    pick *p = &w->refused[w->nrefused++];
+    snprintf(p->job, sizeof p->job, "%s", run->job);
+    snprintf(p->key, sizeof p->key, "%s", run->key);
+    p->id = run->id;
+}
+
+static void worker_sleep_ms(int64_t ms) {
+    struct timespec ts = {(time_t)(ms / 1000), (long)(ms % 1000) * 1000000L};
+    nanosleep(&ts, NULL); /* a stop signal cuts it short */
+}
+
+/* One worker process: claim and run until a stop is requested. */
+static int worker_loop(worker *w) {
+    int64_t next_heal_ns = 0;
+    /* A run claimed with the last one's commit is ours: it runs even after
+     * a stop request (its start records it interrupted, lease given up). */
+    while (!rt__stop_flag || w->chain.claimed) {
+        if (rt__mono_ns() >= next_heal_ns && !rt__stop_flag) {
+            worker_heal(w);
+            next_heal_ns = rt__mono_ns() + WORKER_HEAL_MS * 1000000LL;
+        }
+        rt__run run;
+        bool fresh = false;
+        const rt_job *job = NULL;
+        int rc = worker_chained(w, &run, &job);
+        if (rc == RT_OK) worker_taken(w, job, &run, &fresh);
+        else if (rt__stop_flag) break;
+        else rc = worker_claim(w, &run, &fresh, &job);
+        if (rc == RT_OK) {
+            worker_run_claimed(w, job, &run, fresh);
+        } else if (rc == RT_CHANGED) {
+            /* Steps appended (adopted) or changed (refused: not for a
+             * worker to fix, and its saved bytes stay as they are; an
+             * operator resets or restarts it). */
+            if (worker_run(w, job, run.key) == RT_EXIT_USAGE)
+                worker_set_aside(w, &run);
+            rt__run_free(&run);
+        } else if (rc == RT_NOTFOUND || rc == RT_BUSY) {
+            worker_sleep_ms(WORKER_IDLE_MS);
+        } else if (rc != RT_HELD) {
+            rt__store_trouble(w->lease, &w->trouble_logged_ns,
+                              "claiming a queued run");
+            worker_sleep_ms(500);
+        }
+    }
+    return RT_EXIT_OK;
+}
+
+/* Element n of a PostgreSQL array literal, quoted. */
+static void worker_array_add(rt__buf *b, int n, const char *text) {
+    rt__buf_puts(b, n ? ",\"" : "\"");
+    for (const char *c = text; *c; c++)
+        rt__buf_printf(b, "%s%c", *c == '"' || *c == '\\' ? "\\" : "", *c);
+    rt__buf_puts(b, "\"");
+}
+
+static int worker_process(const rt__worker_opts *o, const rt_job *const *jobs) {
+    worker w;
+    memset(&w, 0, sizeof w);
+    w.o = o;
+    w.jobs = jobs;
+    char err[RT_ERRMSG_MAX];
+    rt__store_set_label("ratchet-worker");
+    /* The claim connection (PostgreSQL) opens on a thread while the work
+     * one opens and migrates, as for `run`: each costs a server backend's
+     * start. */
+    rt__store_bg claim_bg;
+    rt__store_bg_start(&claim_bg, o->url);
+    int rc = rt__store_open(o->url, &w.s, err, sizeof err);
+    if (rc != RT_OK) {
+        rt__log(RT_LOG_ERROR, "db_open", NULL, "%s", err);
+        rt__store_close(rt__store_bg_join(&claim_bg));
+        return rc == RT_CONN ? RT_EXIT_FAILED : RT_EXIT_USAGE;
+    }
+    if ((rc = rt__migrate(w.s, NULL, NULL)) != RT_OK) {
+        rt__log(RT_LOG_ERROR, "migrate", NULL, "%s", w.s->errmsg);
+        rt__store_close(rt__store_bg_join(&claim_bg));
+        rt__store_close(w.s);
+        return rc == RT_SCHEMA ? RT_EXIT_USAGE : RT_EXIT_FAILED;
+    }
+    w.lease = rt__store_bg_join(&claim_bg);
+    if (!w.lease &&
+        (rc = rt__store_open(o->url, &w.lease, err, sizeof err)) != RT_OK) {
+        rt__log(RT_LOG_ERROR, "db_open", NULL, "%s", err);
+        rt__store_close(w.s);
+        return RT_EXIT_FAILED;
+    }
+    w.claim.s = w.lease;
+    w.chain.claim = worker_chain_claim;
+    w.chain.arg = &w;
+    rt__lease_open(&w.claim, o->url, "", "", o->lease_ttl_ms, err, sizeof err);
+    /* Its liveness lock, for every lease it will take. */
+    if (rt__lease_lock(&w.claim) != RT_OK)
+        rt__log(RT_LOG_WARN, "lease", NULL, "could not take the liveness "
+                "lock (%s); a crash of this worker is noticed after the "
+                "lease TTL", w.lease->errmsg);
+    /* The jobs it runs, their fingerprints and which of them are
+     * job-scoped, as PostgreSQL array literals. */
+    rt__buf_puts(&w.wanted, "{");
+    rt__buf_puts(&w.fingerprints, "{");
+    rt__buf_puts(&w.job_scoped, "{");
+    for (int i = 0, n = 0, scoped = 0; jobs[i]; i++) {
+        if (!worker_wants(&w, jobs[i]->name)) continue;
+        char fp[17];
+        rt__job_fingerprint(jobs[i], fp);
+        rt__buf_printf(&w.fingerprints, "%s%s", n ? "," : "", fp);
+        worker_array_add(&w.wanted, n++, jobs[i]->name);
+        if (jobs[i]->exclusive == RT_EXCLUSIVE_JOB)
+            worker_array_add(&w.job_scoped, scoped++, jobs[i]->name);
+    }
+    rt__buf_puts(&w.wanted, "}");
+    rt__buf_puts(&w.fingerprints, "}");
+    rt__buf_puts(&w.job_scoped, "}");
+    int code = worker_loop(&w);
+    rt__run run;
+    const rt_job *job;
+    if (worker_chained(&w, &run, &job) == RT_OK) rt__run_free(&run);
+    rt__lease_close(&w.claim);
+    rt__buf_free(&w.wanted);
+    rt__buf_free(&w.fingerprints);
+    rt__buf_free(&w.job_scoped);
+    rt__store_close(w.lease);
+    rt__store_close(w.s);
+    free(w.refused);
+    return code;
+}
+
+/* ----------------------------------------------------------- prefork */
+
+static pid_t worker_fork(const rt__worker_opts *o, const rt_job *const *jobs) {
+    pid_t pid = rt__fork_tied();
+    if (pid != 0) return pid;
+    /* Its own deadline (exit 0), the stop signals blocked until then. */
+    rt__signals_child(o->grace_ms * 8 / 10);
+    _exit(worker_process(o, jobs));
+}
+
+static int worker_supervise(const rt__worker_opts *o, const rt_job *const *jobs) {
+    int n = o->concurrency;
+    pid_t *kids = rt__xcalloc((size_t)n, sizeof *kids);
+    int64_t *restart_at = rt__xcalloc((size_t)n, sizeof *restart_at);
+    bool usage = false;
+    /* None forked once stopping: a stop may have come while it started. */
+    for (int i = 0; i < n && !rt__stop_flag; i++) kids[i] = worker_fork(o, jobs);
+    rt__log(RT_LOG_INFO, "worker_start", NULL, "%d worker processes", n);
+    rt__notify("READY=1");
+    while (!rt__stop_flag) {
+        int status;
+        pid_t pid = waitpid(-1, &status, WNOHANG);
+        for (int i = 0; pid > 0 && i < n; i++) {
+            if (kids[i] != pid) continue;
+            kids[i] = 0;
+            int code = WIFEXITED(status) ? WEXITSTATUS(status)
+                                         : 128 + WTERMSIG(status);
+            if (code == RT_EXIT_USAGE) { /* its configuration: all alike */
+                rt__log(RT_LOG_ERROR, "worker_exit", NULL,
+                        "worker process %d refused its configuration; "
+                        "stopping", (int)pid);
+                kill(getpid(), SIGTERM);
+                usage = true;
+                break;
+            }
+            rt__log(RT_LOG_ERROR, "worker_exit", NULL,
+                    "worker process %d exited with code %d; restarting it",
+                    (int)pid, code);
+            restart_at[i] = rt__mono_ns() + 1000000000LL; /* 1 s later */
+        }
+        for (int i = 0; i < n && !usage; i++)
+            if (!kids[i] && rt__mono_ns() >= restart_at[i])
+                kids[i] = worker_fork(o, jobs);
+        if (pid <= 0) worker_sleep_ms(20);
+    }
+    int64_t stop_ns = rt__mono_ns();
+    rt__notify("STOPPING=1");
+    for (int i = 0; i < n; i++)
+        if (kids[i]) kill(kids[i], SIGTERM);
+    int64_t deadline = stop_ns + (o->grace_ms - 200) * 1000000;
+    for (int left = n; left > 0;) {
+        left = 0;
+        for (int i = 0; i < n; i++) {
+            if (kids[i] && waitpid(kids[i], NULL, WNOHANG) == kids[i]) kids[i] = 0;
+            if (kids[i] && rt__mono_ns() >= deadline) {
+                kill(kids[i], SIGKILL);
+                waitpid(kids[i], NULL, 0);
+                kids[i] = 0;
+            }
+            left += kids[i] != 0;
+        }
+        if (left) worker_sleep_ms(5);
+    }
+    rt__log(RT_LOG_INFO, "stopped", NULL, "workers stopped after %lld ms",
+            (long long)((rt__mono_ns() - stop_ns) / 1000000));
+    free(kids);
+    free(restart_at);
+    return usage ? RT_EXIT_USAGE : RT_EXIT_OK;
+}
+
+int rt__worker(const rt_job *const *jobs, const rt__worker_opts *o) {
+    int code = rt__job_list_check(jobs, o->only, "worker");
+    if (code) return code;
+    /* Served by this process, the pool's supervisor: its children fork
+     * without exec, hence the fork guard. */
+    rt__metrics_server *metrics = NULL;
+    if (o->metrics_listen &&
+        (code = rt__metrics_serve_start(o->metrics_listen, o->url,
+                                        o->concurrency > 1, &metrics)))
+        return code;
+    /* The stop handlers are in since rt_main began (cli.c, exit 0 at the
+     * deadline): a stop that came while it started ends it at once. */
+    if (o->concurrency > 1) {
+        code = worker_supervise(o, jobs);
+    } else {
+        rt__notify("READY=1");
+        code = worker_process(o, jobs);
+        if (rt__stop_flag) rt__notify("STOPPING=1");
+    }
+    rt__metrics_serve_stop(metrics); /* still under the stop deadline */
+    /* The stop handlers stay until exit (see cli_run): another SIGTERM
+     * must not kill a worker that is finishing. */
+    return code;
+}
