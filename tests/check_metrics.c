@@ -712,8 +712,9 @@ START_TEST(test_http_pool) {
         snprintf(key, sizeof key, "p%d", i);
         met_run_ok(h_bin(), url, ARGS("enqueue", "noop", "--key", key), 0);
     }
-    ck_assert(h_await_int(url, "SELECT count(*) FROM rt_run WHERE status = 'done'", 10,
-                          30000));
+    ck_assert_msg(h_await_int(url, "SELECT count(*) FROM rt_run WHERE status = 'done'", 10,
+                              30000),
+                  "the pool did not finish 10 runs in 30 s:\n%s", h_stderr(w));
     char *body = met_get(AF_INET, port);
     met_expect(body, "ratchet_runs{job=\"noop\",status=\"done\"}", "10");
     free(body);
@@ -739,8 +740,9 @@ START_TEST(test_http_pool) {
         snprintf(key, sizeof key, "p%d", i);
         met_run_ok(h_bin(), url, ARGS("enqueue", "noop", "--key", key), 0);
     }
-    ck_assert(h_await_int(url, "SELECT count(*) FROM rt_run WHERE status = 'done'", 20,
-                          30000));
+    ck_assert_msg(h_await_int(url, "SELECT count(*) FROM rt_run WHERE status = 'done'", 20,
+                              30000),
+                  "the pool did not finish 20 runs in 30 s:\n%s", h_stderr(w));
     body = met_get(AF_INET, port);
     met_expect(body, "ratchet_runs{job=\"noop\",status=\"done\"}", "20");
     free(body);
