@@ -23,7 +23,7 @@ static void *store_bg_main(void *arg) {
 
 void rt__store_bg_start(rt__store_bg *bg, const char *url) {
     memset(bg, 0, sizeof *bg);
-    if (!rt__pg_ops.accepts(url)) return;
+    if (!rt__store_url_remote(url)) return;
     bg->url = url;
     /* The stop signals stay with the threads that act on them. */
     sigset_t all, old;
