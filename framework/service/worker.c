@@ -51,12 +51,12 @@ typedef struct worker {
     struct pick *refused;  /* runs this process will not pick again */
     int nrefused;
     rt__lease claim;       /* the lease of the claimed run, on w->lease */
-    rt__buf wanted;        /* PostgreSQL: the jobs it runs, a text[] */
+    rt__buf wanted;        /* batched claim: the jobs it runs, a list */
     rt__chain chain;       /* the next run, claimed with the last's commit */
-    rt_stmt *next_st;      /* PostgreSQL: that claim, its row kept */
-    rt__run next;          /* SQLite: that run */
+    rt_stmt *next_st;      /* batched (PostgreSQL): that claim, its row kept */
+    rt__run next;          /* else (SQLite): that run */
     const rt_job *next_job;
-    rt__buf job_scoped;    /* PostgreSQL: the job-scoped jobs, a text[] */
+    rt__buf job_scoped;    /* batched claim: the job-scoped jobs, a list */
     rt__buf fingerprints;  /* and each wanted job's fingerprint */
 } worker;
 

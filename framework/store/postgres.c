@@ -1,5 +1,5 @@
 /*
- * store_pg.c — the PostgreSQL backend (libpq), for runs shared by replicas.
+ * postgres.c — the PostgreSQL backend (libpq), for runs shared by replicas.
  *
  * URL: postgresql://... or postgres://... (libpq URI), or a libpq conninfo
  * string ("host=... dbname=..."). Our session defaults come before the URL
@@ -39,6 +39,10 @@
  * itself is wrong, a step that meets it fails its run) unless its class
  * says the server is in trouble (pg_refused). Passwords never reach a message: every URL and libpq text shown passes
  * through rt__mask_secrets().
+ *
+ * The queue's batched claim is this backend's (pg_claim_sql): one
+ * statement picks a due run FOR UPDATE SKIP LOCKED, inserts its lease row
+ * and bumps its epoch, around the parts the core gives it.
  *
  * libpq is not linked: pq_loader.c loads it when a PostgreSQL URL is first
  * checked (rt__pg_parse_url, so also pg_open) or a connection wrapped.

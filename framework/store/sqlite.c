@@ -1,5 +1,5 @@
 /*
- * store_sqlite.c — the SQLite backend, the embedded default.
+ * sqlite.c — the SQLite backend, the embedded default.
  *
  * URL: sqlite:PATH[?synchronous=full|normal|off&busy_timeout=MS].
  * The database runs in WAL mode with synchronous=FULL by default, so a

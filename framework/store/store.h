@@ -4,7 +4,9 @@
  * A backend is a `static const rt_store_ops` table (like SQLite's
  * sqlite3_io_methods) plus its own struct whose first member is `rt_store`.
  * Everything above this interface — the runner, migrations, the CLI — is
- * backend-free; it calls the rt__store_* wrappers below, never a pointer.
+ * backend-free; it calls the rt__store_* wrappers below, never a pointer,
+ * and never names a backend: what differs between backends is a store
+ * operation or a capability flag (tools/seam.sh, run by make check).
  *
  * Errors: every call returns an RT_* code and leaves a one-line message in
  * store->errmsg. Backends map native codes at this edge: SQLITE_BUSY and
@@ -75,7 +77,8 @@ struct rt_stmt {
 };
 
 struct rt_store_ops {
-    const char *name; /* "sqlite", "postgres" */
+    const char *name; /* "sqlite", "postgres": a key (migrations), never
+                         compared above store/ to pick a behaviour */
     /* Does this backend handle the URL? */
     bool (*accepts)(const char *url);
     /*
@@ -382,7 +385,7 @@ void rt__store_list_end(rt__buf *b, int n);
 /* Parse "$N" placeholders: the highest N used in sql (0 if none). */
 int rt__sql_max_placeholder(const char *sql);
 
-/* ------------------------------------- store_sqlite.c, store_pg.c: URLs */
+/* ----------------------------------------------- sqlite.c, postgres.c: URLs */
 
 /*
  * sqlite:PATH[?synchronous=full|normal|off&busy_timeout=MS]: *path
@@ -400,7 +403,7 @@ int rt__sqlite_parse_url(const char *url, char **path, int *sync,
 int rt__pg_parse_url(const char *given, char **conninfo, bool *fast,
                      char *err, size_t errlen);
 
-/* ---------------------------------------------------------- store_bg.c */
+/* ----------------------------------------------------------- open_bg.c */
 
 /* A connection opened on a thread of its own (PostgreSQL URLs only). */
 typedef struct rt__store_bg {
@@ -410,8 +413,8 @@ typedef struct rt__store_bg {
     rt_store *s;
 } rt__store_bg;
 
-/* Start opening url beside the caller's work (a no-op for other than
- * PostgreSQL URLs); every start needs its join. */
+/* Start opening url beside the caller's work (a no-op unless
+ * rt__store_url_remote(url)); every start needs its join. */
 void rt__store_bg_start(rt__store_bg *bg, const char *url);
 /* Wait for it: the open store (the caller's to close), or NULL when it was
  * not started or failed — the caller then opens it the usual way, which
