@@ -156,6 +156,7 @@ MEMCHECK = $(if $(SAN),,$(abspath tests/memcheck.sh))
 check: all $(BUILD)/ratchet-test $(BUILD)/ratchet-hooks $(BUILD)/check_ratchet $(FUZZ_REPLAY) \
        $(BUILD)/torture
 	tools/includes.sh --check
+	tools/seam.sh
 	CC="$(CC)" SAN="$(SAN)" tests/readme-example.sh $(BUILD)
 	tests/fuzz/replay.sh $(BUILD) $(FUZZ_NAMES)
 	tests/exports.sh $(BUILD)/libratchet.so include/ratchet.h

@@ -13,7 +13,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include <sqlite3.h>
 
 #include "cli/cli.h"
 #include "service/metrics.h"
@@ -768,7 +767,8 @@ static int cli_migrate(const cli *c) {
     bool full = rc != RT_OK && (s->disk_full || rc == RT_BUSY);
     if (rc == RT_OK)
         printf("%s: schema version %d%s (latest %d)\n", s->url_display, to,
-               from == to ? ", up to date" : "", rt__schema_latest(s->ops->name));
+               from == to ? ", up to date" : "",
+               rt__schema_latest(rt__store_name(s)));
     else
         rt__log(RT_LOG_ERROR, rc == RT_SCHEMA ? "schema" : "migrate", NULL,
                 "%s: %s", s->url_display, s->errmsg);
@@ -1097,9 +1097,7 @@ static const cli_command *cli_find(const char *name) {
 }
 
 static int cli_version(void) {
-    /* libpq is loaded for PostgreSQL URLs only (pq_loader.c), not for this. */
-    printf("ratchet %s (sqlite %s, libpq loaded on demand)\n", RT_VERSION,
-           sqlite3_libversion());
+    printf("ratchet %s (%s)\n", RT_VERSION, rt__store_versions());
     return RT_EXIT_OK;
 }
 

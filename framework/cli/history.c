@@ -8,12 +8,13 @@
 #include "cli/cli.h"
 
 static void history_row(rt__buf *out, rt_stmt *st, bool json) {
-    const rt_store_ops *o = st->store->ops;
-    int64_t id = o->column_int64(st, 0);
-    const char *job = o->column_text(st, 1), *key = o->column_text(st, 2);
-    const char *status = o->column_text(st, 3), *error = o->column_text(st, 8);
-    long long attempts = (long long)o->column_int64(st, 4);
-    long long items = (long long)o->column_int64(st, 5);
+    int64_t id = rt__store_column_int64(st, 0);
+    const char *job = rt__store_column_text(st, 1);
+    const char *key = rt__store_column_text(st, 2);
+    const char *status = rt__store_column_text(st, 3);
+    const char *error = rt__store_column_text(st, 8);
+    long long attempts = (long long)rt__store_column_int64(st, 4);
+    long long items = (long long)rt__store_column_int64(st, 5);
     int64_t started = rt__status_int(st, 6), finished = rt__status_int(st, 7);
     int64_t took = started >= 0 && finished >= started ? finished - started : -1;
     if (json) {

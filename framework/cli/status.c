@@ -23,32 +23,32 @@ typedef struct status_row {
 } status_row;
 
 int64_t rt__status_int(rt_stmt *st, int col) {
-    const rt_store_ops *o = st->store->ops;
-    return o->column_type(st, col) == RT_TNULL ? -1 : o->column_int64(st, col);
+    return rt__store_column_type(st, col) == RT_TNULL
+               ? -1
+               : rt__store_column_int64(st, col);
 }
 
 static void status_read(rt_stmt *st, status_row *r) {
-    const rt_store_ops *o = st->store->ops;
-    r->id = o->column_int64(st, 0);
-    r->job = o->column_text(st, 1);
-    r->key = o->column_text(st, 2);
-    r->status = o->column_text(st, 3);
-    r->step_index = rt__count_clamp(o->column_int64(st, 4));
-    r->step = o->column_text(st, 5);
-    r->items = o->column_int64(st, 6);
-    r->step_items = o->column_int64(st, 7);
+    r->id = rt__store_column_int64(st, 0);
+    r->job = rt__store_column_text(st, 1);
+    r->key = rt__store_column_text(st, 2);
+    r->status = rt__store_column_text(st, 3);
+    r->step_index = rt__count_clamp(rt__store_column_int64(st, 4));
+    r->step = rt__store_column_text(st, 5);
+    r->items = rt__store_column_int64(st, 6);
+    r->step_items = rt__store_column_int64(st, 7);
     r->step_total = rt__status_int(st, 8);
-    r->epoch = o->column_int64(st, 9);
-    r->attempt = o->column_int64(st, 10);
-    r->error = o->column_text(st, 11);
+    r->epoch = rt__store_column_int64(st, 9);
+    r->attempt = rt__store_column_int64(st, 10);
+    r->error = rt__store_column_text(st, 11);
     r->created = rt__status_int(st, 12);
     r->started = rt__status_int(st, 13);
     r->updated = rt__status_int(st, 14);
     r->finished = rt__status_int(st, 15);
-    const char *steps = o->column_text(st, 16);
+    const char *steps = rt__store_column_text(st, 16);
     r->nsteps = 1;
     for (const char *p = steps ? steps : ""; *p; p++) r->nsteps += *p == '\n';
-    r->holder = o->column_text(st, 17);
+    r->holder = rt__store_column_text(st, 17);
     r->heartbeat_age = rt__status_int(st, 18);
     r->since_progress = rt__status_int(st, 19);
     int64_t end = r->finished >= 0 ? r->finished : r->updated;
@@ -163,7 +163,7 @@ int rt__status_rows(rt_store *s, const char *sql, int nargs,
         row(out, st, json);
         if (json) rt__buf_puts(out, "}");
         first = false;
-        rc = s->ops->step(st);
+        rc = rt__store_step(st);
     }
     if (json) rt__buf_puts(out, first ? "]}\n" : "\n]}\n");
     return rc == RT_DONE ? RT_OK : rc;

@@ -49,19 +49,15 @@ const char *rt_step_name(const rt_ctx *ctx) {
 }
 int rt_attempt(const rt_ctx *ctx) { return ctx->attempt; }
 const char *rt_backend(const rt_ctx *ctx) {
-    return ctx->store ? ctx->store->ops->name : NULL;
+    return ctx->store ? rt__store_name(ctx->store) : NULL;
 }
 
 struct sqlite3 *rt_sqlite3(rt_ctx *ctx) {
-    return ctx->store && ctx->store->ops == &rt__sqlite_ops
-               ? ctx->store->ops->handle(ctx->store)
-               : NULL;
+    return rt__store_sqlite_db(ctx->store);
 }
 
 struct pg_conn *rt_pgconn(rt_ctx *ctx) {
-    return ctx->store && ctx->store->ops == &rt__pg_ops
-               ? ctx->store->ops->handle(ctx->store)
-               : NULL;
+    return rt__store_pg_conn(ctx->store);
 }
 
 /* -------------------------------------------------------------- params */
@@ -301,8 +297,7 @@ int rt_prepare(rt_ctx *ctx, const char *sql, rt_stmt **stmt) {
 }
 
 int rt_bind(rt_stmt *stmt, int idx, rt_value value) {
-    return ctx_sql_error(stmt->store,
-                         stmt->store->ops->bind(stmt, idx, &value));
+    return ctx_sql_error(stmt->store, rt__store_bind(stmt, idx, &value));
 }
 
 int rt_bind_int64(rt_stmt *stmt, int idx, int64_t value) {
@@ -315,36 +310,36 @@ int rt_bind_text(rt_stmt *stmt, int idx, const char *text) {
 
 int rt_next(rt_stmt *stmt) {
     if (rt__stop_flag && stmt->store->ctx && rt__signals_atomic_stopped()) {
-        stmt->store->ops->reset(stmt);
+        rt__store_reset(stmt);
         return rt__ctx_check_stop(stmt->store->ctx);
     }
     return ctx_sql_error(stmt->store, rt__store_step(stmt));
 }
 
-int rt_reset(rt_stmt *stmt) { return stmt->store->ops->reset(stmt); }
+int rt_reset(rt_stmt *stmt) { return rt__store_reset(stmt); }
 
 int rt_column_count(rt_stmt *stmt) {
-    return stmt->store->ops->column_count(stmt);
+    return rt__store_column_count(stmt);
 }
 
 rt_type rt_column_type(rt_stmt *stmt, int col) {
-    return stmt->store->ops->column_type(stmt, col);
+    return rt__store_column_type(stmt, col);
 }
 
 int64_t rt_column_int64(rt_stmt *stmt, int col) {
-    return stmt->store->ops->column_int64(stmt, col);
+    return rt__store_column_int64(stmt, col);
 }
 
 double rt_column_double(rt_stmt *stmt, int col) {
-    return stmt->store->ops->column_double(stmt, col);
+    return rt__store_column_double(stmt, col);
 }
 
 const char *rt_column_text(rt_stmt *stmt, int col) {
-    return stmt->store->ops->column_text(stmt, col);
+    return rt__store_column_text(stmt, col);
 }
 
 const void *rt_column_blob(rt_stmt *stmt, int col, size_t *len) {
-    return stmt->store->ops->column_blob(stmt, col, len);
+    return rt__store_column_blob(stmt, col, len);
 }
 
 int rt_exec(rt_ctx *ctx, const char *sql, int nargs, const rt_value *args) {
@@ -373,8 +368,8 @@ int rt_query_int64(rt_ctx *ctx, const char *sql, int nargs,
     rt_stmt *st;
     rc = rt__store_query(ctx->store, sql, nargs, args, &st);
     if (rc == RT_ROW) {
-        *out = ctx->store->ops->column_int64(st, 0);
-        ctx->store->ops->reset(st);
+        *out = rt__store_column_int64(st, 0);
+        rt__store_reset(st);
         return RT_OK;
     }
     if (rc == RT_DONE) {
@@ -385,5 +380,5 @@ int rt_query_int64(rt_ctx *ctx, const char *sql, int nargs,
 }
 
 int64_t rt_changes(rt_ctx *ctx) {
-    return ctx->store ? ctx->store->ops->changes(ctx->store) : 0;
+    return ctx->store ? rt__store_changes(ctx->store) : 0;
 }

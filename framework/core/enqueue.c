@@ -75,12 +75,13 @@ int rt__enqueue(rt_store *s, bool own_tx, const rt_job *job,
     return RT_OK;
 }
 
-static int enqueue_on(const char *backend, void *handle, const rt_job *job,
-                      const rt_enqueue_opts *o, char *key_out, size_t key_len,
-                      bool *created, char *err, size_t errlen) {
+static int enqueue_on(int (*wrap)(void *, rt_store **), void *handle,
+                      const rt_job *job, const rt_enqueue_opts *o,
+                      char *key_out, size_t key_len, bool *created, char *err,
+                      size_t errlen) {
     err = rt__err_out(err, &errlen);
     rt_store *s;
-    if (!job || rt__store_wrap(backend, handle, &s) != RT_OK) {
+    if (!job || wrap(handle, &s) != RT_OK) {
         snprintf(err, errlen, "rt_enqueue_*: a connection and a job are required");
         return RT_MISUSE;
     }
@@ -93,15 +94,15 @@ static int enqueue_on(const char *backend, void *handle, const rt_job *job,
 int rt_enqueue_sqlite(struct sqlite3 *db, const rt_job *job,
                       const rt_enqueue_opts *o, char *key_out, size_t key_len,
                       bool *created, char *err, size_t errlen) {
-    return enqueue_on("sqlite", db, job, o, key_out, key_len, created, err,
-                      errlen);
+    return enqueue_on(rt__store_wrap_sqlite_db, db, job, o, key_out, key_len,
+                      created, err, errlen);
 }
 
 int rt_enqueue_pg(struct pg_conn *conn, const rt_job *job,
                   const rt_enqueue_opts *o, char *key_out, size_t key_len,
                   bool *created, char *err, size_t errlen) {
-    return enqueue_on("postgres", conn, job, o, key_out, key_len, created, err,
-                      errlen);
+    return enqueue_on(rt__store_wrap_pg_conn, conn, job, o, key_out, key_len,
+                      created, err, errlen);
 }
 
 /* Open db_url and bring its schema up to date; err gets the reason. */

@@ -69,17 +69,17 @@ int rt__lease_open(rt__lease *l, const char *url, const char *job,
         rc = rt__store_open(url, &l->s, err, errlen);
         /* Ours, for lease rows only: their commits need not be durable
          * (store.h, lax_commits): one fsync less for a start (SQLite). */
-        if (rc == RT_OK && l->s->ops->lax_commits) l->s->ops->lax_commits(l->s);
+        if (rc == RT_OK) rt__store_lax_commits(l->s);
     }
     if (rc != RT_OK) return rc;
-    if (l->s->ops->set_busy_timeout) l->s->ops->set_busy_timeout(l->s, 200);
+    rt__store_set_busy_timeout(l->s, 200);
     snprintf(l->job, sizeof l->job, "%s", job);
     snprintf(l->scope, sizeof l->scope, "%s", scope);
     lease_owner_id(l->owner, sizeof l->owner);
     l->key = lease_hash(l->owner);
     l->ttl_ms = ttl_ms;
-    l->fast = l->s->fast_takeover && l->s->ops->liveness_try != NULL;
-    l->session = l->s->ops->session_id ? l->s->ops->session_id(l->s) : -1;
+    l->fast = rt__store_fast_takeover(l->s);
+    l->session = rt__store_session_id(l->s);
     pthread_mutex_init(&l->mu, NULL);
     /* The heartbeat thread's waits run on the monotonic clock: on the
      * default (CLOCK_REALTIME) an absolute timeout follows the wall clock,
@@ -94,7 +94,7 @@ int rt__lease_open(rt__lease *l, const char *url, const char *job,
 }
 
 static void lease_unlock(rt__lease *l) {
-    if (l->have_lock && l->s) l->s->ops->liveness_release(l->s, l->key);
+    if (l->have_lock && l->s) rt__store_liveness_release(l->s, l->key);
     l->have_lock = false;
 }
 
@@ -107,15 +107,15 @@ int rt__lease_lock(rt__lease *l) {
     if (l->have_lock && l->lock_session != l->s->sessions) l->have_lock = false;
     if (!l->fast || l->have_lock) return RT_OK;
     l->lock_session = l->s->sessions;
-    return l->s->ops->liveness_try(l->s, l->key, &l->have_lock);
+    return rt__store_liveness_try(l->s, l->key, &l->have_lock);
 }
 
 /* Is the liveness lock `key` free? (Probed: taken and let go at once.) */
 static int lease_lock_free(rt_store *s, uint64_t key, bool *free) {
     *free = false;
-    if (!s->fast_takeover || !s->ops->liveness_try) return RT_OK;
-    int rc = s->ops->liveness_try(s, key, free);
-    if (*free) s->ops->liveness_release(s, key);
+    if (!rt__store_fast_takeover(s)) return RT_OK;
+    int rc = rt__store_liveness_try(s, key, free);
+    if (*free) rt__store_liveness_release(s, key);
     return rc;
 }
 
@@ -213,16 +213,15 @@ static int lease_read(rt__lease *l, lease_row *h) {
         1, &arg, &st);
     h->exists = rc == RT_ROW;
     if (rc != RT_ROW) return rc == RT_DONE ? RT_OK : rc;
-    const rt_store_ops *o = l->s->ops;
-    snprintf(h->owner, sizeof h->owner, "%s", o->column_text(st, 0));
-    const char *key = o->column_text(st, 1);
+    snprintf(h->owner, sizeof h->owner, "%s", rt__store_column_text(st, 0));
+    const char *key = rt__store_column_text(st, 1);
     snprintf(l->holder_key, sizeof l->holder_key, "%s", key ? key : "");
-    l->holder_age_ms = o->column_int64(st, 2);
-    h->expired = o->column_int64(st, 3) != 0;
-    h->fast = o->column_int64(st, 4) != 0;
-    h->hb = o->column_int64(st, 5);
-    h->live_key = lease_row_key(l->scope, o->column_int64(st, 6));
-    o->reset(st);
+    l->holder_age_ms = rt__store_column_int64(st, 2);
+    h->expired = rt__store_column_int64(st, 3) != 0;
+    h->fast = rt__store_column_int64(st, 4) != 0;
+    h->hb = rt__store_column_int64(st, 5);
+    h->live_key = lease_row_key(l->scope, rt__store_column_int64(st, 6));
+    rt__store_reset(st);
     return RT_OK;
 }
 
@@ -298,7 +297,7 @@ static int lease_acquire_once(rt__lease *l, const char *run_key,
     rt_value key = run_key ? rt_text(run_key) : rt_null();
     /* A server gets the write and COMMIT in one round trip; whether the
      * row was written comes back with the commit (RETURNING). */
-    bool piped = s->ops->send && !s->in_process;
+    bool piped = rt__store_pipelined(s);
     rt_stmt *written = NULL;
     if (rc == RT_OK && !h.exists) {
         rt_value args[] = {rt_text(l->scope), rt_text(l->job), key,
@@ -337,7 +336,7 @@ static int lease_acquire_once(rt__lease *l, const char *run_key,
     }
     if (written) { /* committed: its row, if any, is there */
         changes = rt__store_step(written) == RT_ROW ? 1 : 0;
-        s->ops->reset(written);
+        rt__store_reset(written);
     }
     if (changes == 1 && h.exists && strcmp(h.owner, l->owner) != 0) {
         *took_over = true;
@@ -422,14 +421,14 @@ int rt__lease_peek(rt_store *s, const char *scope, bool *free,
     if (rc == RT_DONE) return RT_OK;
     if (rc != RT_ROW) return rc;
     lease_row h = {.exists = true};
-    const char *key = s->ops->column_text(st, 0);
+    const char *key = rt__store_column_text(st, 0);
     snprintf(holder_key, n, "%s", key ? key : "");
-    h.expired = s->ops->column_int64(st, 1) != 0;
-    h.fast = s->ops->column_int64(st, 2) != 0;
-    snprintf(h.owner, sizeof h.owner, "%s", s->ops->column_text(st, 3));
-    h.live_key = lease_row_key(scope, s->ops->column_int64(st, 4));
-    h.hb = s->ops->column_int64(st, 5);
-    s->ops->reset(st);
+    h.expired = rt__store_column_int64(st, 1) != 0;
+    h.fast = rt__store_column_int64(st, 2) != 0;
+    snprintf(h.owner, sizeof h.owner, "%s", rt__store_column_text(st, 3));
+    h.live_key = lease_row_key(scope, rt__store_column_int64(st, 4));
+    h.hb = rt__store_column_int64(st, 5);
+    rt__store_reset(st);
     if (owner) snprintf(owner, owner_len, "%s", h.owner);
     if (heartbeat) *heartbeat = h.hb;
     int verdict;
@@ -446,7 +445,7 @@ int rt__lease_peek(rt_store *s, const char *scope, bool *free,
 int rt__lease_set_key(rt__lease *l, const char *run_key) {
     rt_value args[] = {rt_text(l->scope), rt_text(l->owner), rt_text(run_key)};
     /* Once per run, so it may wait out another run's chunk (SQLite). */
-    if (l->s->ops->set_busy_timeout) l->s->ops->set_busy_timeout(l->s, 5000);
+    rt__store_set_busy_timeout(l->s, 5000);
     int rc = rt__store_begin(l->s);
     if (rc == RT_OK)
         rc = rt__store_exec(l->s,
@@ -454,7 +453,7 @@ int rt__lease_set_key(rt__lease *l, const char *run_key) {
                             "AND owner = $2",
                             3, args, NULL);
     rc = rc == RT_OK ? rt__store_commit(l->s) : rt__store_abort(l->s, rc);
-    if (l->s->ops->set_busy_timeout) l->s->ops->set_busy_timeout(l->s, 200);
+    rt__store_set_busy_timeout(l->s, 200);
     return rc;
 }
 
@@ -466,12 +465,11 @@ static void lease_beat(rt__lease *l) {
     rt_store *s = l->s;
     if (rt__store_broken(s)) {
         if (rt__store_reconnect(s) != RT_OK) return;
-        l->session = s->ops->session_id ? s->ops->session_id(s) : -1;
+        l->session = rt__store_session_id(s);
         rt__log(RT_LOG_WARN, "lease_reconnected", NULL,
                 "the lease's database session of %s ended; reconnected%s",
                 l->scope, l->fast ? " and took its liveness lock again" : "");
-    } else if (l->have_lock && s->ops->session_id &&
-               s->ops->session_id(s) != l->session) {
+    } else if (l->have_lock && rt__store_session_id(s) != l->session) {
         /* Another server session answers on this connection: a
          * transaction-pooling proxy. Session locks leak there; stop
          * relying on them and let the lease alone decide. */
@@ -508,8 +506,8 @@ static void lease_check_cancel(rt__lease *l) {
                              "SELECT cancel_requested FROM rt_run WHERE id = $1",
                              1, &arg, &st);
     if (rc != RT_ROW) return;
-    if (l->s->ops->column_int64(st, 0) != 0) l->cancel = 1;
-    l->s->ops->reset(st);
+    if (rt__store_column_int64(st, 0) != 0) l->cancel = 1;
+    rt__store_reset(st);
 }
 
 /* The cancel flag is looked at every second at most, for it ends the
@@ -623,7 +621,7 @@ void rt__lease_release(rt__lease *l) {
     if (!l->lost && !l->released && !l->keep &&
         RT_FAILPOINT(l->s, "lease.release") == RT_OK) {
         rt_value args[] = {rt_text(l->scope), rt_text(l->owner)};
-        if (l->s->ops->set_busy_timeout) l->s->ops->set_busy_timeout(l->s, 5000);
+        rt__store_set_busy_timeout(l->s, 5000);
         for (int tries = 0; tries < 2; tries++) {
             int rc = rt__store_begin(l->s);
             if (rc == RT_OK)
@@ -634,7 +632,7 @@ void rt__lease_release(rt__lease *l) {
                 rt__store_reconnect(l->s) != RT_OK)
                 break;
         }
-        if (l->s->ops->set_busy_timeout) l->s->ops->set_busy_timeout(l->s, 200);
+        rt__store_set_busy_timeout(l->s, 200);
     }
     l->s->finishing = false;
 }

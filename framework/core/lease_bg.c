@@ -46,7 +46,7 @@ static void *lease_bg_main(void *arg) {
 
 void rt__lease_bg_start(rt__lease_bg *b, const char *url, int64_t ttl_ms) {
     memset(b, 0, sizeof *b);
-    if (!rt__pg_ops.accepts(url)) return;
+    if (!rt__store_url_remote(url)) return;
     b->url = url;
     b->ttl_ms = ttl_ms;
     pthread_mutex_init(&b->mu, NULL);

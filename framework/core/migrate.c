@@ -40,8 +40,8 @@ static int migrate_read_version(rt_store *s, int *version) {
     rt_stmt *st;
     int rc = rt__store_query(s, migrate_version_sql, 0, NULL, &st);
     if (rc == RT_ROW) {
-        *version = (int)s->ops->column_int64(st, 0);
-        s->ops->reset(st);
+        *version = (int)rt__store_column_int64(st, 0);
+        rt__store_reset(st);
         return RT_OK;
     }
     return rc == RT_DONE ? rt__store_fail(s, RT_DBERR, "no schema version")
@@ -59,7 +59,7 @@ static int migrate_newer(rt_store *s, int version, int latest) {
 static int migrate_one(rt_store *s, int latest, int *version, bool *done) {
     int rc = rt__store_begin(s);
     if (rc != RT_OK) return rc;
-    if ((rc = s->ops->lock_schema(s)) != RT_OK) goto fail;
+    if ((rc = rt__store_lock_schema(s)) != RT_OK) goto fail;
     rc = rt__store_exec_script(
         s, "CREATE TABLE IF NOT EXISTS rt_schema_version ("
            " version INTEGER PRIMARY KEY,"
@@ -75,10 +75,10 @@ static int migrate_one(rt_store *s, int latest, int *version, bool *done) {
         *done = true;
         return rt__store_commit(s);
     }
-    const rt__migration *m = migrate_find(s->ops->name, *version + 1);
+    const rt__migration *m = migrate_find(rt__store_name(s), *version + 1);
     if (!m) {
         rc = rt__store_fail(s, RT_DBERR, "migration %d for %s is missing",
-                            *version + 1, s->ops->name);
+                            *version + 1, rt__store_name(s));
         goto fail;
     }
     if ((rc = rt__store_exec_script(s, m->sql)) != RT_OK) {
@@ -97,7 +97,7 @@ static int migrate_one(rt_store *s, int latest, int *version, bool *done) {
     if ((rc = rt__store_commit(s)) != RT_OK) goto fail;
     *version = m->version;
     rt__log(RT_LOG_INFO, "migrate", NULL, "applied migration %04d_%s (%s)",
-            m->version, m->name, s->ops->name);
+            m->version, m->name, rt__store_name(s));
     return RT_OK;
 fail:
     return rt__store_abort(s, rc);
@@ -116,7 +116,7 @@ static int64_t migrate_patience_ns(void) {
 }
 
 int rt__migrate(rt_store *s, int *from, int *to) {
-    int latest = rt__schema_latest(s->ops->name);
+    int latest = rt__schema_latest(rt__store_name(s));
     int version = 0;
     /* Fast path: a plain read. It fails when the table does not exist yet. */
     if (migrate_read_version(s, &version) == RT_OK) {

@@ -75,9 +75,9 @@ static int ops_load(rt_store *s, const rt__run_ref *ref, rt__run *run) {
     int rc = rt__store_query(s, "SELECT job, run_key FROM rt_run WHERE id = $1",
                              1, &arg, &st);
     if (rc == RT_ROW) {
-        char *job = rt__xstrdup(s->ops->column_text(st, 0));
-        char *key = rt__xstrdup(s->ops->column_text(st, 1));
-        s->ops->reset(st);
+        char *job = rt__xstrdup(rt__store_column_text(st, 0));
+        char *key = rt__xstrdup(rt__store_column_text(st, 1));
+        rt__store_reset(st);
         rc = rt__run_load(s, job, key, run);
         free(job);
         free(key);

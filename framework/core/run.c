@@ -166,27 +166,27 @@ const rt_job *rt__job_find(const rt_job *const *jobs, const char *name) {
 #define RUN_COLUMNS RT__RUN_COLUMNS
 
 static char *run_text(rt_stmt *st, int col) {
-    return rt__xstrdup(st->store->ops->column_text(st, col));
+    return rt__xstrdup(rt__store_column_text(st, col));
 }
 
 static int64_t run_int(rt_stmt *st, int col, int64_t null_value) {
-    const rt_store_ops *o = st->store->ops;
-    return o->column_type(st, col) == RT_TNULL ? null_value
-                                               : o->column_int64(st, col);
+    return rt__store_column_type(st, col) == RT_TNULL
+               ? null_value
+               : rt__store_column_int64(st, col);
 }
 
 /* What the value of column col is, for a message: "text 'abc'". */
 static void run_describe(rt_stmt *st, int col, char *out, size_t n) {
-    const rt_store_ops *o = st->store->ops;
-    switch (o->column_type(st, col)) {
+    switch (rt__store_column_type(st, col)) {
     case RT_TINT:
-        snprintf(out, n, "an integer %lld", (long long)o->column_int64(st, col));
+        snprintf(out, n, "an integer %lld",
+                 (long long)rt__store_column_int64(st, col));
         break;
     case RT_TREAL:
-        snprintf(out, n, "a real %g", o->column_double(st, col));
+        snprintf(out, n, "a real %g", rt__store_column_double(st, col));
         break;
     case RT_TTEXT: {
-        const char *t = o->column_text(st, col);
+        const char *t = rt__store_column_text(st, col);
         char cut[48];
         snprintf(cut, sizeof cut, "%s", t ? t : "");
         char *safe = rt__text_safe(cut);
@@ -196,7 +196,7 @@ static void run_describe(rt_stmt *st, int col, char *out, size_t n) {
     }
     case RT_TBLOB: {
         size_t len = 0;
-        o->column_blob(st, col, &len);
+        rt__store_column_blob(st, col, &len);
         snprintf(out, n, "%zu bytes", len);
         break;
     }
@@ -207,8 +207,8 @@ static void run_describe(rt_stmt *st, int col, char *out, size_t n) {
 int rt__run_cursor_check(rt_stmt *st, int col_int, int col_bytes,
                          const char *job, const char *key, char *err,
                          size_t errlen) {
-    const rt_store_ops *o = st->store->ops;
-    rt_type ti = o->column_type(st, col_int), tb = o->column_type(st, col_bytes);
+    rt_type ti = rt__store_column_type(st, col_int);
+    rt_type tb = rt__store_column_type(st, col_bytes);
     bool int_ok = ti == RT_TNULL || ti == RT_TINT;
     if (int_ok && (tb == RT_TNULL || tb == RT_TBLOB)) return RT_OK;
     char what[96];
@@ -224,26 +224,28 @@ int rt__run_cursor_check(rt_stmt *st, int col_int, int col_bytes,
 }
 
 void rt__run_from_row(rt_stmt *st, rt__run *r) {
-    const rt_store_ops *o = st->store->ops;
-    r->id = o->column_int64(st, 0);
+    r->id = rt__store_column_int64(st, 0);
     r->job = run_text(st, 1);
     r->key = run_text(st, 2);
-    r->status = rt__status_parse(o->column_text(st, 3));
+    r->status = rt__status_parse(rt__store_column_text(st, 3));
     r->fingerprint = run_text(st, 4);
     r->steps = run_text(st, 5);
-    r->step_index = rt__count_clamp(o->column_int64(st, 6));
+    r->step_index = rt__count_clamp(rt__store_column_int64(st, 6));
     r->step_name = run_text(st, 7);
     /* A cursor of the wrong type (text in cursor_int: SQLite keeps 'abc'
      * as TEXT in an INTEGER column) is not read as 0: r->invalid says so
      * and the run is not resumed from it. */
     rt__run_cursor_check(st, 8, 9, r->job, r->key, r->invalid,
                          sizeof r->invalid);
-    r->has_cursor_bytes = o->column_type(st, 9) == RT_TBLOB;
-    r->has_cursor = o->column_type(st, 8) != RT_TNULL || r->has_cursor_bytes;
-    r->cursor_int = o->column_type(st, 8) == RT_TINT ? o->column_int64(st, 8) : 0;
+    r->has_cursor_bytes = rt__store_column_type(st, 9) == RT_TBLOB;
+    r->has_cursor =
+        rt__store_column_type(st, 8) != RT_TNULL || r->has_cursor_bytes;
+    r->cursor_int = rt__store_column_type(st, 8) == RT_TINT
+                        ? rt__store_column_int64(st, 8)
+                        : 0;
     if (r->has_cursor_bytes) {
         size_t n = 0;
-        const void *p = o->column_blob(st, 9, &n);
+        const void *p = rt__store_column_blob(st, 9, &n);
         r->cursor_bytes = rt__xmalloc(n + 1);
         if (n) memcpy(r->cursor_bytes, p, n);
         r->cursor_len = n;
@@ -274,9 +276,9 @@ int rt__run_load_params(rt_store *s, rt__run *r) {
         s, "SELECT name, value FROM rt_param WHERE run_id = $1 ORDER BY name",
         1, &arg, &st);
     while (rc == RT_ROW) {
-        rt__params_set(&r->params, s->ops->column_text(st, 0),
-                       s->ops->column_text(st, 1));
-        rc = s->ops->step(st);
+        rt__params_set(&r->params, rt__store_column_text(st, 0),
+                       rt__store_column_text(st, 1));
+        rc = rt__store_step(st);
     }
     return rc == RT_DONE ? RT_OK : rc;
 }
@@ -289,7 +291,7 @@ static int run_load_where(rt_store *s, const char *sql, int nargs,
     if (rc == RT_DONE) return RT_NOTFOUND;
     if (rc != RT_ROW) return rc;
     rt__run_from_row(st, out);
-    s->ops->reset(st);
+    rt__store_reset(st);
     if ((rc = rt__run_load_params(s, out)) != RT_OK) rt__run_free(out);
     return rc;
 }
@@ -331,8 +333,8 @@ int rt__run_create(rt_store *s, const rt_job *job, const rt__run_new *n,
         11, args, &st);
     free(steps);
     if (rc == RT_ROW) {
-        *id = s->ops->column_int64(st, 0);
-        rc = s->ops->step(st);
+        *id = rt__store_column_int64(st, 0);
+        rc = rt__store_step(st);
     }
     if (rc != RT_DONE) return rc;
     for (int i = 0; *id && n->params && i < n->params->n; i++) {

@@ -353,39 +353,39 @@ static int runner_set_status(runner *r, rt__event ev, const char *error);
  * read as 0, which would start the step over. attempt is clamped (one below
  * INT_MAX: a worker adds one), not truncated. */
 static int runner_claimed_row(runner *r, rt_stmt *st) {
-    const rt_store_ops *ops = r->s->ops;
     rt__run *run = &r->run;
     char err[RT_ERRMSG_MAX];
     if (rt__run_cursor_check(st, 4, 5, r->job->name, run->key, err,
                              sizeof err) != RT_OK) {
-        ops->reset(st);
+        rt__store_reset(st);
         return rt__store_fail(r->s, RT_INVALID, "%s", err);
     }
-    run->epoch = ops->column_int64(st, 0);
-    run->attempt = rt__count_clamp(ops->column_int64(st, 1));
-    run->step_index = rt__count_clamp(ops->column_int64(st, 2));
+    run->epoch = rt__store_column_int64(st, 0);
+    run->attempt = rt__count_clamp(rt__store_column_int64(st, 1));
+    run->step_index = rt__count_clamp(rt__store_column_int64(st, 2));
     free(run->step_name);
-    run->step_name = ops->column_type(st, 3) == RT_TNULL
+    run->step_name = rt__store_column_type(st, 3) == RT_TNULL
                          ? NULL
-                         : rt__xstrdup(ops->column_text(st, 3));
-    run->has_cursor_bytes = ops->column_type(st, 5) != RT_TNULL;
-    run->has_cursor = ops->column_type(st, 4) != RT_TNULL || run->has_cursor_bytes;
-    run->cursor_int = ops->column_type(st, 4) == RT_TNULL
+                         : rt__xstrdup(rt__store_column_text(st, 3));
+    run->has_cursor_bytes = rt__store_column_type(st, 5) != RT_TNULL;
+    run->has_cursor =
+        rt__store_column_type(st, 4) != RT_TNULL || run->has_cursor_bytes;
+    run->cursor_int = rt__store_column_type(st, 4) == RT_TNULL
                           ? 0
-                          : ops->column_int64(st, 4);
+                          : rt__store_column_int64(st, 4);
     run->cursor_len = 0;
     if (run->has_cursor_bytes) {
         size_t n = 0;
-        const void *p = ops->column_blob(st, 5, &n);
+        const void *p = rt__store_column_blob(st, 5, &n);
         run->cursor_bytes = rt__xrealloc(run->cursor_bytes, n + 1);
         if (n) memcpy(run->cursor_bytes, p, n);
         run->cursor_len = n;
     }
-    run->items = ops->column_int64(st, 6);
-    run->step_items = ops->column_int64(st, 7);
-    run->step_total = ops->column_type(st, 8) == RT_TNULL
+    run->items = rt__store_column_int64(st, 6);
+    run->step_items = rt__store_column_int64(st, 7);
+    run->step_total = rt__store_column_type(st, 8) == RT_TNULL
                           ? -1
-                          : ops->column_int64(st, 8);
+                          : rt__store_column_int64(st, 8);
     return RT_OK;
 }
 
@@ -424,7 +424,7 @@ static int runner_claim(runner *r, bool adopt, int restart_at) {
                               r->run.key, r->job->name,
                               (long long)r->run.epoch, r->job->name,
                               r->run.key);
-    bool piped = s->ops->send && !s->in_process;
+    bool piped = rt__store_pipelined(s);
     if (piped && restart_at < 0 && r->run.step_name &&
         runner_step_index(r, r->run.step_name, r->run.step_index) < 0)
         return runner_unknown_step(r);
@@ -433,7 +433,7 @@ static int runner_claim(runner *r, bool adopt, int restart_at) {
     char *steps = rt__job_steps_text(r->job);
     /* Its commit need not be durable (store.h, lax_transaction): one fsync
      * less before the first chunk (SQLite). */
-    if (s->ops->lax_transaction) s->ops->lax_transaction(s);
+    rt__store_lax_transaction(s);
     int rc = rt__store_begin(s);
     if (rc != RT_OK) {
         free(steps);
@@ -463,7 +463,7 @@ static int runner_claim(runner *r, bool adopt, int restart_at) {
     }
     if (rc == RT_ROW) {
         rc = runner_claimed_row(r, st);
-        if (rc == RT_OK) rc = s->ops->step(st);
+        if (rc == RT_OK) rc = rt__store_step(st);
     } else if (rc == RT_DONE) {
         rc = rt__store_fail(s, RT_FENCED,
                             "run finished, was claimed by another process "
@@ -566,8 +566,8 @@ static int runner_progress_update(runner *r, const rt_value *args,
                              10, args, &st);
     }
     if (rc != RT_ROW) return rc;
-    *cancel = r->s->ops->column_int64(st, 0) != 0;
-    rc = r->s->ops->step(st);
+    *cancel = rt__store_column_int64(st, 0) != 0;
+    rc = rt__store_step(st);
     return rc == RT_DONE ? RT_OK : rc;
 }
 
@@ -620,7 +620,7 @@ static int runner_commit(runner *r, bool step_done) {
     /* Pipelining backends: the fence fails in the server, so COMMIT goes
      * out with the update and cancel_requested is read after it. */
     rt_stmt *fenced = NULL;
-    int rc = r->s->ops->send && !r->s->in_process
+    int rc = rt__store_pipelined(r->s)
                  ? rt__store_send_kept(r->s, RUNNER_FENCED_SQL, 12, args,
                                        true, &fenced)
                  : runner_progress_update(r, args, &cancel);
@@ -665,8 +665,8 @@ static int runner_commit(runner *r, bool step_done) {
     if (rc != RT_OK) return rt__store_abort(r->s, rc);
     if (fenced) { /* committed: its row is there */
         if (rt__store_step(fenced) == RT_ROW)
-            cancel = r->s->ops->column_int64(fenced, 0) != 0;
-        r->s->ops->reset(fenced);
+            cancel = rt__store_column_int64(fenced, 0) != 0;
+        rt__store_reset(fenced);
     }
     cancel = cancel && !last; /* the last commit finished the run anyway */
     if (cancel && r->lease) r->lease->released = true; /* with the commit */
@@ -715,8 +715,7 @@ static int runner_set_status(runner *r, rt__event ev, const char *error) {
      * lax_transaction): lost, the run reads 'running' under the lease of a
      * holder the power loss killed, and the next start takes it over at the
      * same committed position. One fsync less on the way out (SQLite). */
-    if (ev == RT__EV_STOP && r->s->ops->lax_transaction)
-        r->s->ops->lax_transaction(r->s);
+    if (ev == RT__EV_STOP) rt__store_lax_transaction(r->s);
     int rc = rt__store_begin(r->s);
     if (rc != RT_OK) { /* the run stays as it was: so does its lease */
         if (r->lease && !r->lease->lost && !r->lease->released)

@@ -8,9 +8,10 @@
  * work that would be thrown away.
  *
  * The timer's SIGALRM handler is the deadline: it interrupts the database call
- * in flight (sqlite3_interrupt, PQcancel with a local buffer — both safe in a
- * handler), writes one line with write(2) and calls _exit(75). Whatever was
- * not committed is rolled back by the database itself, which is always safe.
+ * in flight (rt__store_interrupt: SQLite's interrupt, PQcancel with a local
+ * buffer — both safe in a handler), writes one line with write(2) and calls
+ * _exit(75). Whatever was not committed is rolled back by the database
+ * itself, which is always safe.
  * A repeated signal changes nothing: the first one set the deadline.
  *
  * From the first instruction: rt_main blocks SIGTERM and SIGINT before it

@@ -25,8 +25,8 @@ static int wait_load(rt_store *s, const char *job, const char *key,
                              1, &arg, &st);
     if (rc == RT_DONE) return RT_NOTFOUND;
     if (rc != RT_ROW) return rc;
-    char *latest = rt__xstrdup(s->ops->column_text(st, 0));
-    s->ops->reset(st);
+    char *latest = rt__xstrdup(rt__store_column_text(st, 0));
+    rt__store_reset(st);
     rc = rt__run_load(s, job, latest, run);
     free(latest);
     return rc;

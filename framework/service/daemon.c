@@ -374,9 +374,9 @@ static int daemon_query_int(scheduler *d, const char *sql, int nargs,
     int rc = rt__store_query(d->s, sql, nargs, args, &st);
     *out = -1;
     if (rc == RT_ROW) {
-        if (d->s->ops->column_type(st, 0) != RT_TNULL)
-            *out = d->s->ops->column_int64(st, 0);
-        d->s->ops->reset(st);
+        if (rt__store_column_type(st, 0) != RT_TNULL)
+            *out = rt__store_column_int64(st, 0);
+        rt__store_reset(st);
         return RT_OK;
     }
     return rc == RT_DONE ? RT_OK : rc;
@@ -525,11 +525,11 @@ static void daemon_work(scheduler *d, sched *sc) {
     char keys[8][64];
     int nkeys = 0;
     while (rc == RT_ROW && nkeys < 8) {
-        const char *k = d->s->ops->column_text(st, 0);
+        const char *k = rt__store_column_text(st, 0);
         snprintf(keys[nkeys++], sizeof keys[0], "%s", k ? k : "");
-        rc = d->s->ops->step(st);
+        rc = rt__store_step(st);
     }
-    if (rc == RT_ROW) d->s->ops->reset(st);
+    if (rc == RT_ROW) rt__store_reset(st);
     else if (rc != RT_DONE) {
         rt__store_trouble(d->s, &d->trouble_logged_ns, "looking for runs to resume");
         return;

@@ -79,16 +79,16 @@ static void met_run_add(met_run **v, int *n, const char *job, const char *key,
 }
 
 static const char *met_text(rt_stmt *st, int col) {
-    const char *t = st->store->ops->column_text(st, col);
+    const char *t = rt__store_column_text(st, col);
     return t ? t : "";
 }
 
 static bool met_null(rt_stmt *st, int col) {
-    return st->store->ops->column_type(st, col) == RT_TNULL;
+    return rt__store_column_type(st, col) == RT_TNULL;
 }
 
 static int64_t met_int(rt_stmt *st, int col) {
-    return st->store->ops->column_int64(st, col);
+    return rt__store_column_int64(st, col);
 }
 
 /* Run sql and hand each row to fn. */
@@ -100,7 +100,7 @@ static int met_rows(met *m, const char *sql, int nargs, const rt_value *args,
     int rc = rt__store_query(m->s, sql, nargs, args, &st);
     while (rc == RT_ROW) {
         fn(m, st, arg);
-        rc = m->s->ops->step(st);
+        rc = rt__store_step(st);
     }
     return rc == RT_DONE ? RT_OK : rc;
 }

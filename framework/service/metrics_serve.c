@@ -58,11 +58,9 @@ static int ms_scrape(void *arg, rt__buf *body) {
         m->s = s;
         bool stopping = m->stopping;
         pthread_mutex_unlock(&m->mu);
-        /* A scraper gives up after ~10 s; so does the query. Not behind
-         * a transaction-pooling proxy: the SET would stay on the pooled
-         * server session and cut another client's statements short. */
-        if (!strcmp(s->ops->name, "postgres") && !s->pooled)
-            rc = rt__store_exec_script(s, "SET statement_timeout = 10000");
+        /* A scraper gives up after ~10 s; so does the query (where the
+         * store can bound it: store.h, statement_timeout). */
+        rc = rt__store_statement_timeout(s, 10000);
         if (rc == RT_OK) rc = stopping ? RT_STOPPED : rt__metrics_render(s, body);
         if (rc != RT_OK) snprintf(err, sizeof err, "%s", s->errmsg);
         pthread_mutex_lock(&m->mu);
@@ -125,7 +123,7 @@ void rt__metrics_serve_stop(rt__metrics_server *m) {
     if (!m) return;
     pthread_mutex_lock(&m->mu);
     m->stopping = true;
-    if (m->s) m->s->ops->interrupt(m->s);
+    rt__store_interrupt(m->s);
     pthread_mutex_unlock(&m->mu);
     rt__http_stop(m->http);
     pthread_mutex_destroy(&m->mu);

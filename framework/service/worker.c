@@ -51,12 +51,12 @@ typedef struct worker {
     struct pick *refused;  /* runs this process will not pick again */
     int nrefused;
     rt__lease claim;       /* the lease of the claimed run, on w->lease */
-    rt__buf wanted;        /* PostgreSQL: the jobs it runs, a text[] */
+    rt__buf wanted;        /* batched claim: the jobs it runs, a list */
     rt__chain chain;       /* the next run, claimed with the last's commit */
-    rt_stmt *next_st;      /* PostgreSQL: that claim, its row kept */
-    rt__run next;          /* SQLite: that run */
+    rt_stmt *next_st;      /* batched (PostgreSQL): that claim, its row kept */
+    rt__run next;          /* else (SQLite): that run */
     const rt_job *next_job;
-    rt__buf job_scoped;    /* PostgreSQL: the job-scoped jobs, a text[] */
+    rt__buf job_scoped;    /* batched claim: the job-scoped jobs, a list */
     rt__buf fingerprints;  /* and each wanted job's fingerprint */
 } worker;
 
@@ -79,20 +79,20 @@ static bool worker_refused(const worker *w, const char *job, const char *key) {
 }
 
 /* Up to WORKER_PICK - *n of the rows of st (rc: its first step) into out. */
-static int worker_pick_rows(worker *w, rt_store *s, rt_stmt *st, int rc,
-                            pick *out, int *n) {
+static int worker_pick_rows(worker *w, rt_stmt *st, int rc, pick *out,
+                            int *n) {
     while (rc == RT_ROW) {
-        const char *job = s->ops->column_text(st, 0);
-        const char *key = s->ops->column_text(st, 1);
+        const char *job = rt__store_column_text(st, 0);
+        const char *key = rt__store_column_text(st, 1);
         if (*n < WORKER_PICK && job && key && worker_wants(w, job) &&
             !worker_refused(w, job, key)) {
             pick *p = &out[(*n)++];
             snprintf(p->job, sizeof p->job, "%s", job);
             snprintf(p->key, sizeof p->key, "%s", key);
-            p->priority = s->ops->column_int64(st, 2);
+            p->priority = rt__store_column_int64(st, 2);
             p->id = 0;
         }
-        rc = s->ops->step(st);
+        rc = rt__store_step(st);
     }
     return rc == RT_DONE ? RT_OK : rc;
 }
@@ -108,7 +108,7 @@ static int worker_candidates_of(worker *w, rt_store *s, const char *job,
                              "job = $1 AND status = 'running' AND queued = 1 "
                              "ORDER BY id LIMIT 32",
                              1, &arg, &st);
-    return worker_pick_rows(w, s, st, rc, out, n);
+    return worker_pick_rows(w, st, rc, out, n);
 }
 
 /* The next runs to try, best first; *n of them. */
@@ -137,7 +137,7 @@ static int worker_candidates(worker *w, rt_store *s, pick *out, int *n,
         "r.run_key) ORDER BY r.priority DESC, coalesce(r.run_at_ms, "
         "r.created_ms), r.id LIMIT 8",
         0, NULL, &st);
-    return worker_pick_rows(w, s, st, rc, out, n);
+    return worker_pick_rows(w, st, rc, out, n);
 }
 
 /*
@@ -223,17 +223,18 @@ static void worker_sweep(worker *w) {
     } stale[16];
     int n = 0;
     while (rc == RT_ROW) {
-        const rt_store_ops *o = w->s->ops;
         if (n < 16) {
             struct stale *x = &stale[n++];
-            snprintf(x->scope, sizeof x->scope, "%s", o->column_text(st, 0));
-            snprintf(x->owner, sizeof x->owner, "%s", o->column_text(st, 1));
-            snprintf(x->job, sizeof x->job, "%s", o->column_text(st, 2));
-            snprintf(x->key, sizeof x->key, "%s", o->column_text(st, 3));
-            x->expired = o->column_int64(st, 4) != 0;
-            x->heartbeat = o->column_int64(st, 5);
+            snprintf(x->scope, sizeof x->scope, "%s",
+                     rt__store_column_text(st, 0));
+            snprintf(x->owner, sizeof x->owner, "%s",
+                     rt__store_column_text(st, 1));
+            snprintf(x->job, sizeof x->job, "%s", rt__store_column_text(st, 2));
+            snprintf(x->key, sizeof x->key, "%s", rt__store_column_text(st, 3));
+            x->expired = rt__store_column_int64(st, 4) != 0;
+            x->heartbeat = rt__store_column_int64(st, 5);
         }
-        rc = o->step(st);
+        rc = rt__store_step(st);
     }
     if (rc != RT_DONE) {
         rt__store_trouble(w->s, &w->trouble_logged_ns, "looking for stale leases");
@@ -310,63 +311,30 @@ static void worker_heal(worker *w) {
 /*
  * The claim, one transaction on the lease's connection: pick the next due
  * run, take its lease (the row; this process's liveness lock is taken
- * once, with its first lease) and bump its epoch. On
- * PostgreSQL the pick is a row lock taken with SKIP LOCKED, so concurrent
- * claims pass each other instead of queueing on the same row; on SQLite
- * the transaction is the single writer's. The lease row is the arbiter:
- * two claims of one scope cannot both insert it.
+ * once, with its first lease) and bump its epoch. On a backend with a
+ * batched claim (store.h, rt__store_claim_sql: PostgreSQL) the pick is a
+ * row lock taken with SKIP LOCKED, so concurrent claims pass each other
+ * instead of queueing on the same row; elsewhere (SQLite) the transaction
+ * is the single writer's. The lease row is the arbiter: two claims of one
+ * scope cannot both insert it.
  */
-/* Held jobs ($3: the job-scoped ones) are read once per claim, by key (a
- * hashed NOT IN over an index scan): a probe per candidate row would be
- * planned as a scan of rt_lease per row, and a busy queue leaves that table
- * full of dead rows between two vacuums (a lease row per run, inserted and
- * deleted): 53 runs/s instead of 550, measured. */
-#define WORKER_CLAIM_WHERE                                                     \
-    RT__LC_CLAIMABLE " AND (run_at_ms IS NULL OR run_at_ms <= "                \
-    "rt_now_ms()) AND NOT (id = ANY ($2::bigint[])) AND (cardinality("        \
-    "$3::text[]) = 0 OR job NOT IN (SELECT scope FROM rt_lease WHERE scope "   \
-    "= ANY ($3::text[]))) AND NOT EXISTS "                                     \
-    "(SELECT 1 FROM rt_lease l WHERE "                                          \
-    "l.scope = rt_run.job || '/' || rt_run.run_key) ORDER BY priority DESC, " \
-    "coalesce(run_at_ms, created_ms), id LIMIT 1 FOR UPDATE SKIP LOCKED"
-#define WORKER_CLAIM_PG                                                        \
-    "SELECT " RT__RUN_COLUMNS ", EXISTS (SELECT 1 FROM rt_param p WHERE "     \
-    "p.run_id = rt_run.id) FROM rt_run WHERE job = ANY ($1::text[]) AND "     \
-    WORKER_CLAIM_WHERE
+static const rt_store_claim_parts worker_claim_parts = {
+    .columns = RT__RUN_COLUMNS,
+    .claimable = RT__LC_CLAIMABLE,
+    .claim_cte = RT__LC_CLAIM_CTE,
+};
 
-/*
- * PostgreSQL: the whole claim in one statement, for runs whose steps are
- * their job's ($1 jobs, $8 their fingerprints): the pick, the lease row
- * ($3 the job-scoped jobs; $4-$7 owner, fast, live_key, TTL) and, if the
- * row went in, the epoch. It answers the run's row, whether it has params,
- * its scope and whether it was taken (no: its scope has a lease). Alone it
- * needs no round trip of its own: it goes out with the COMMIT before it.
- */
-#define WORKER_CLAIM_ONE_PG                                                    \
-    "WITH c AS (SELECT " RT__RUN_COLUMNS ", EXISTS (SELECT 1 FROM rt_param "  \
-    "p WHERE p.run_id = rt_run.id) AS has_params, CASE WHEN job = ANY "       \
-    "($3::text[]) THEN job ELSE job || '/' || run_key END AS scope FROM "     \
-    "rt_run WHERE (job, fingerprint) IN (SELECT * FROM unnest($1::text[], "   \
-    "$8::text[])) AND " WORKER_CLAIM_WHERE "), l AS (INSERT INTO rt_lease "   \
-    "(scope, job, run_key, owner, fast, live_key, acquired_ms, "              \
-    "heartbeat_ms, expires_ms) SELECT scope, job, run_key, $4::text, "        \
-    "$5::integer, $6::bigint, rt_now_ms(), rt_now_ms(), rt_now_ms() + "       \
-    "$7::bigint FROM c ON CONFLICT (scope) DO NOTHING RETURNING scope), u "   \
-    "AS (" RT__LC_CLAIM_CTE " AND EXISTS (SELECT 1 FROM l) RETURNING id) "    \
-    "SELECT " RT__RUN_COLUMNS ", has_params, "                                 \
-    "scope, EXISTS (SELECT 1 FROM u) FROM c"
-
-/* The refused runs' ids, a PostgreSQL bigint[] literal, into *ids. */
+/* The refused runs' ids, a list parameter (rt__store_list), into *ids. */
 static void worker_refused_ids(const worker *w, rt__buf *ids) {
-    rt__buf_puts(ids, "{");
     for (int i = 0; i < w->nrefused; i++)
-        rt__buf_printf(ids, "%s%lld", i ? "," : "", (long long)w->refused[i].id);
-    rt__buf_puts(ids, "}");
+        rt__store_list_int(ids, i, w->refused[i].id);
+    rt__store_list_end(ids, w->nrefused);
 }
 
-/* Send (later: with the COMMIT, its row kept) or run WORKER_CLAIM_ONE_PG. */
-static int worker_claim_one(worker *w, rt_store *s, bool later,
-                            rt_stmt **st) {
+/* Send (later: with the COMMIT, its row kept) or run the batched claim
+ * sql (RT_STORE_CLAIM_ONE). */
+static int worker_claim_one(worker *w, rt_store *s, const char *sql,
+                            bool later, rt_stmt **st) {
     rt__buf ids = {0};
     worker_refused_ids(w, &ids);
     rt__lease *l = &w->claim;
@@ -378,9 +346,8 @@ static int worker_claim_one(worker *w, rt_store *s, bool later,
                        l->have_lock ? rt_int((int64_t)l->key) : rt_null(),
                        rt_int(l->ttl_ms),
                        rt_text(w->fingerprints.p)};
-    int rc = later ? rt__store_send_kept(s, WORKER_CLAIM_ONE_PG, 8, args,
-                                         false, st)
-                   : rt__store_query(s, WORKER_CLAIM_ONE_PG, 8, args, st);
+    int rc = later ? rt__store_send_kept(s, sql, 8, args, false, st)
+                   : rt__store_query(s, sql, 8, args, st);
     rt__buf_free(&ids);
     return rc;
 }
@@ -395,13 +362,13 @@ static int worker_claim_one_row(worker *w, rt_store *s, rt_stmt *st, int rc,
     memset(run, 0, sizeof *run);
     if (rc != RT_ROW) {
         if (rc == RT_DONE) rc = RT_NOTFOUND;
-        s->ops->reset(st);
+        rt__store_reset(st);
         return rc;
     }
     rt__run_from_row(st, run);
-    bool params = s->ops->column_int64(st, RT__RUN_NCOLUMNS) != 0;
-    bool taken = s->ops->column_int64(st, RT__RUN_NCOLUMNS + 2) != 0;
-    s->ops->reset(st);
+    bool params = rt__store_column_int64(st, RT__RUN_NCOLUMNS) != 0;
+    bool taken = rt__store_column_int64(st, RT__RUN_NCOLUMNS + 2) != 0;
+    rt__store_reset(st);
     *job = rt__job_find(w->jobs, run->job);
     rc = taken && *job ? RT_OK : RT_HELD;
     if (rc == RT_OK && params) rc = rt__run_load_params(s, run);
@@ -419,19 +386,21 @@ static int worker_claim_one_row(worker *w, rt_store *s, rt_stmt *st, int rc,
 
 /* The pick, on s: the run's row into *run, params included. */
 static int worker_pick(worker *w, rt_store *s, rt__run *run) {
-    if (!s->single_writer) {
+    const char *sql =
+        rt__store_claim_sql(s, RT_STORE_CLAIM_PICK, &worker_claim_parts);
+    if (sql) {
         rt__buf ids = {0};
         worker_refused_ids(w, &ids);
         rt_value args[] = {rt_text(w->wanted.p), rt_text(ids.p),
                            rt_text(w->job_scoped.p)};
         rt_stmt *st;
-        int rc = rt__store_query(s, WORKER_CLAIM_PG, 3, args, &st);
+        int rc = rt__store_query(s, sql, 3, args, &st);
         rt__buf_free(&ids);
         if (rc == RT_DONE) return RT_NOTFOUND;
         if (rc != RT_ROW) return rc;
         rt__run_from_row(st, run);
-        bool params = s->ops->column_int64(st, RT__RUN_NCOLUMNS) != 0;
-        rc = s->ops->step(st);
+        bool params = rt__store_column_int64(st, RT__RUN_NCOLUMNS) != 0;
+        rc = rt__store_step(st);
         if (rc == RT_DONE) rc = params ? rt__run_load_params(s, run) : RT_OK;
         return rc;
     }
@@ -496,18 +465,21 @@ static void worker_taken(worker *w, const rt_job *job, rt__run *run,
 /*
  * The claim, a transaction of its own on the lease's connection. RT_OK:
  * *run is claimed, the lease w->claim is ours; else as worker_take, or an
- * error. On PostgreSQL one statement claims a run whose steps are its
- * job's; only when it finds none does the pick look at the others.
+ * error. With a batched claim (PostgreSQL) one statement claims a run
+ * whose steps are its job's; only when it finds none does the pick look
+ * at the others.
  */
 static int worker_claim(worker *w, rt__run *run, bool *fresh,
                         const rt_job **job) {
     rt_store *s = w->lease;
     memset(run, 0, sizeof *run);
     *job = NULL;
+    const char *one =
+        rt__store_claim_sql(s, RT_STORE_CLAIM_ONE, &worker_claim_parts);
     int rc = rt__store_begin(s);
-    if (rc == RT_OK && !s->single_writer) {
+    if (rc == RT_OK && one) {
         rt_stmt *st;
-        rc = worker_claim_one(w, s, false, &st);
+        rc = worker_claim_one(w, s, one, false, &st);
         rc = worker_claim_one_row(w, s, st, rc, run, job);
         if (rc == RT_NOTFOUND) rc = worker_take(w, s, run, job);
     } else if (rc == RT_OK) {
@@ -524,14 +496,17 @@ static int worker_claim(worker *w, rt__run *run, bool *fresh,
 
 /*
  * The chained claim (rt__chain): inside the last transaction of the run
- * before, on the work connection. On PostgreSQL its one statement goes
- * out with that COMMIT and its answer is read after it (w->next_st); on
- * SQLite the next run waits in w->next.
+ * before, on the work connection. With a batched claim on a pipelined
+ * store (PostgreSQL) its one statement goes out with that COMMIT and its
+ * answer is read after it (w->next_st); else (SQLite) the next run waits
+ * in w->next.
  */
 static int worker_chain_claim(rt__chain *c, rt_store *s) {
     worker *w = c->arg;
-    if (!s->single_writer && s->ops->send) {
-        int rc = worker_claim_one(w, s, true, &w->next_st);
+    const char *one =
+        rt__store_claim_sql(s, RT_STORE_CLAIM_ONE, &worker_claim_parts);
+    if (one && rt__store_pipelined(s)) {
+        int rc = worker_claim_one(w, s, one, true, &w->next_st);
         if (rc == RT_OK) c->claimed = true;
         else w->next_st = NULL;
         return rc;
@@ -551,7 +526,7 @@ static int worker_chained(worker *w, rt__run *run, const rt_job **job) {
         rt_stmt *st = w->next_st;
         rc = ours ? worker_claim_one_row(w, w->s, st, rt__store_step(st), run,
                                          job)
-                  : (w->s->ops->reset(st), RT_NOTFOUND);
+                  : (rt__store_reset(st), RT_NOTFOUND);
         if (rc != RT_OK && rc != RT_NOTFOUND && rc != RT_HELD)
             rt__store_trouble(w->s, &w->trouble_logged_ns,
                               "reading the run claimed with the last commit");
@@ -661,14 +636,6 @@ static int worker_loop(worker *w) {
     return RT_EXIT_OK;
 }
 
-/* Element n of a PostgreSQL array literal, quoted. */
-static void worker_array_add(rt__buf *b, int n, const char *text) {
-    rt__buf_puts(b, n ? ",\"" : "\"");
-    for (const char *c = text; *c; c++)
-        rt__buf_printf(b, "%s%c", *c == '"' || *c == '\\' ? "\\" : "", *c);
-    rt__buf_puts(b, "\"");
-}
-
 static int worker_process(const rt__worker_opts *o, const rt_job *const *jobs) {
     worker w;
     memset(&w, 0, sizeof w);
@@ -710,22 +677,20 @@ static int worker_process(const rt__worker_opts *o, const rt_job *const *jobs) {
                 "lock (%s); a crash of this worker is noticed after the "
                 "lease TTL", w.lease->errmsg);
     /* The jobs it runs, their fingerprints and which of them are
-     * job-scoped, as PostgreSQL array literals. */
-    rt__buf_puts(&w.wanted, "{");
-    rt__buf_puts(&w.fingerprints, "{");
-    rt__buf_puts(&w.job_scoped, "{");
-    for (int i = 0, n = 0, scoped = 0; jobs[i]; i++) {
+     * job-scoped, as list parameters of the batched claim. */
+    int n = 0, scoped = 0;
+    for (int i = 0; jobs[i]; i++) {
         if (!worker_wants(&w, jobs[i]->name)) continue;
         char fp[17];
         rt__job_fingerprint(jobs[i], fp);
-        rt__buf_printf(&w.fingerprints, "%s%s", n ? "," : "", fp);
-        worker_array_add(&w.wanted, n++, jobs[i]->name);
+        rt__store_list_text(&w.fingerprints, n, fp);
+        rt__store_list_text(&w.wanted, n++, jobs[i]->name);
         if (jobs[i]->exclusive == RT_EXCLUSIVE_JOB)
-            worker_array_add(&w.job_scoped, scoped++, jobs[i]->name);
+            rt__store_list_text(&w.job_scoped, scoped++, jobs[i]->name);
     }
-    rt__buf_puts(&w.wanted, "}");
-    rt__buf_puts(&w.fingerprints, "}");
-    rt__buf_puts(&w.job_scoped, "}");
+    rt__store_list_end(&w.wanted, n);
+    rt__store_list_end(&w.fingerprints, n);
+    rt__store_list_end(&w.job_scoped, scoped);
     int code = worker_loop(&w);
     rt__run run;
     const rt_job *job;

@@ -1,10 +1,11 @@
 /*
- * store_bg.c — open a second connection on a thread of its own while the
+ * open_bg.c — open a second connection on a thread of its own while the
  * caller opens and uses the first. A worker on PostgreSQL needs two (the
  * work connection and the leases'), and each costs the server's
  * authentication and backend start (~15 ms here): one after the other they
  * add up, side by side they overlap. (A `run` does the same and more on its
- * lease's thread: lease_bg.c.) SQLite URLs are left alone: their open is local and
+ * lease's thread: lease_bg.c.) URLs of a backend that is not remote
+ * (rt__store_url_remote: SQLite) are left alone: their open is local and
  * cheap, and a thread would only add to it.
  */
 #define _POSIX_C_SOURCE 200809L
@@ -23,7 +24,7 @@ static void *store_bg_main(void *arg) {
 
 void rt__store_bg_start(rt__store_bg *bg, const char *url) {
     memset(bg, 0, sizeof *bg);
-    if (!rt__pg_ops.accepts(url)) return;
+    if (!rt__store_url_remote(url)) return;
     bg->url = url;
     /* The stop signals stay with the threads that act on them. */
     sigset_t all, old;

@@ -1,5 +1,5 @@
 /*
- * store_pg.c — the PostgreSQL backend (libpq), for runs shared by replicas.
+ * postgres.c — the PostgreSQL backend (libpq), for runs shared by replicas.
  *
  * URL: postgresql://... or postgres://... (libpq URI), or a libpq conninfo
  * string ("host=... dbname=..."). Our session defaults come before the URL
@@ -39,6 +39,10 @@
  * itself is wrong, a step that meets it fails its run) unless its class
  * says the server is in trouble (pg_refused). Passwords never reach a message: every URL and libpq text shown passes
  * through rt__mask_secrets().
+ *
+ * The queue's batched claim is this backend's (pg_claim_sql): one
+ * statement picks a due run FOR UPDATE SKIP LOCKED, inserts its lease row
+ * and bumps its epoch, around the parts the core gives it.
  *
  * libpq is not linked: pq_loader.c loads it when a PostgreSQL URL is first
  * checked (rt__pg_parse_url, so also pg_open) or a connection wrapped.
@@ -105,6 +109,7 @@ typedef struct pg_store {
         int64_t item;         /* the step's item it was sent for, or 0 */
     } *sent;
     int nsent, capsent;
+    char *claim[2];     /* pg_claim_sql's texts, built on first use */
 } pg_store;
 
 static const char *pg_app_name = "ratchet";
@@ -585,6 +590,8 @@ static void pg_close(rt_store *base) {
     for (int i = 0; i < s->nstmts; i++) pg_stmt_free(s->stmts[i]);
     free(s->stmts);
     free(s->sent);
+    free(s->claim[0]);
+    free(s->claim[1]);
     pg_swap_cancel(s, NULL);
     if (s->conn) PQfinish(s->conn);
     free(s->url);
@@ -1177,6 +1184,79 @@ static int64_t pg_session_id(rt_store *base) {
     return pid;
 }
 
+/*
+ * The queue's claim (store.h, rt__store_claim_sql; service/worker.c drives
+ * it). Held jobs ($3: the job-scoped ones) are read once per claim, by key
+ * (a hashed NOT IN over an index scan): a probe per candidate row would be
+ * planned as a scan of rt_lease per row, and a busy queue leaves that
+ * table full of dead rows between two vacuums (a lease row per run,
+ * inserted and deleted): 53 runs/s instead of 550, measured. The pick is a
+ * row lock taken with SKIP LOCKED, so concurrent claims pass each other
+ * instead of queueing on the same row. %1: the parts' claimable.
+ */
+#define PG_CLAIM_WHERE                                                         \
+    "%s AND (run_at_ms IS NULL OR run_at_ms <= "                               \
+    "rt_now_ms()) AND NOT (id = ANY ($2::bigint[])) AND (cardinality("        \
+    "$3::text[]) = 0 OR job NOT IN (SELECT scope FROM rt_lease WHERE scope "   \
+    "= ANY ($3::text[]))) AND NOT EXISTS "                                     \
+    "(SELECT 1 FROM rt_lease l WHERE "                                          \
+    "l.scope = rt_run.job || '/' || rt_run.run_key) ORDER BY priority DESC, " \
+    "coalesce(run_at_ms, created_ms), id LIMIT 1 FOR UPDATE SKIP LOCKED"
+/* RT_STORE_CLAIM_PICK: the parts' columns, then PG_CLAIM_WHERE's. */
+#define PG_CLAIM_PICK                                                          \
+    "SELECT %s, EXISTS (SELECT 1 FROM rt_param p WHERE "                       \
+    "p.run_id = rt_run.id) FROM rt_run WHERE job = ANY ($1::text[]) AND "     \
+    PG_CLAIM_WHERE
+/*
+ * RT_STORE_CLAIM_ONE: the pick, the lease row and, if the row went in, the
+ * claim. Alone it needs no round trip of its own: it goes out with the
+ * COMMIT before it. The parts' columns, claimable, claim_cte, columns.
+ */
+#define PG_CLAIM_ONE                                                           \
+    "WITH c AS (SELECT %s, EXISTS (SELECT 1 FROM rt_param "                    \
+    "p WHERE p.run_id = rt_run.id) AS has_params, CASE WHEN job = ANY "       \
+    "($3::text[]) THEN job ELSE job || '/' || run_key END AS scope FROM "     \
+    "rt_run WHERE (job, fingerprint) IN (SELECT * FROM unnest($1::text[], "   \
+    "$8::text[])) AND " PG_CLAIM_WHERE "), l AS (INSERT INTO rt_lease "       \
+    "(scope, job, run_key, owner, fast, live_key, acquired_ms, "              \
+    "heartbeat_ms, expires_ms) SELECT scope, job, run_key, $4::text, "        \
+    "$5::integer, $6::bigint, rt_now_ms(), rt_now_ms(), rt_now_ms() + "       \
+    "$7::bigint FROM c ON CONFLICT (scope) DO NOTHING RETURNING scope), u "   \
+    "AS (%s AND EXISTS (SELECT 1 FROM l) RETURNING id) "                      \
+    "SELECT %s, has_params, "                                                  \
+    "scope, EXISTS (SELECT 1 FROM u) FROM c"
+
+/* Built once per connection: a stable text, so the statement cache finds
+ * it by its pointer. */
+static const char *pg_claim_sql(rt_store *base, int which,
+                                const rt_store_claim_parts *parts) {
+    pg_store *s = (pg_store *)base;
+    if (which != RT_STORE_CLAIM_PICK && which != RT_STORE_CLAIM_ONE)
+        return NULL;
+    if (!s->claim[which]) {
+        rt__buf b = {0};
+        if (which == RT_STORE_CLAIM_PICK)
+            rt__buf_printf(&b, PG_CLAIM_PICK, parts->columns, parts->claimable);
+        else
+            rt__buf_printf(&b, PG_CLAIM_ONE, parts->columns, parts->claimable,
+                           parts->claim_cte, parts->columns);
+        s->claim[which] = b.p;
+    }
+    return s->claim[which];
+}
+
+/* Not behind a transaction-pooling proxy: the SET would stay on the
+ * pooled server session and cut another client's statements short. */
+static int pg_statement_timeout(rt_store *base, int ms) {
+    if (base->pooled) return RT_OK;
+    char sql[64];
+    snprintf(sql, sizeof sql, "SET statement_timeout = %d", ms);
+    return pg_exec_script(base, sql);
+}
+
+/* libpq is loaded for PostgreSQL URLs only (pq_loader.c), not for this. */
+static const char *pg_versions(void) { return "libpq loaded on demand"; }
+
 const rt_store_ops rt__pg_ops = {
     .name = "postgres",
     .accepts = pg_accepts,
@@ -1209,4 +1289,8 @@ const rt_store_ops rt__pg_ops = {
     .broken = pg_broken,
     .watch = pg_watch,
     .reconnect = pg_reconnect,
+    .remote = true,
+    .claim_sql = pg_claim_sql,
+    .statement_timeout = pg_statement_timeout,
+    .versions = pg_versions,
 };

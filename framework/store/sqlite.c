@@ -1,5 +1,5 @@
 /*
- * store_sqlite.c — the SQLite backend, the embedded default.
+ * sqlite.c — the SQLite backend, the embedded default.
  *
  * URL: sqlite:PATH[?synchronous=full|normal|off&busy_timeout=MS].
  * The database runs in WAL mode with synchronous=FULL by default, so a
@@ -767,6 +767,19 @@ static void *sqlite_handle(rt_store *base) {
     return ((sqlite_store *)base)->db;
 }
 
+static char sqlite_versions_text[64];
+
+static void sqlite_versions_init(void) {
+    snprintf(sqlite_versions_text, sizeof sqlite_versions_text, "sqlite %s",
+             sqlite3_libversion());
+}
+
+/* Called once (rt__store_versions). */
+static const char *sqlite_versions(void) {
+    sqlite_versions_init();
+    return sqlite_versions_text;
+}
+
 const rt_store_ops rt__sqlite_ops = {
     .name = "sqlite",
     .accepts = sqlite_accepts,
@@ -796,4 +809,5 @@ const rt_store_ops rt__sqlite_ops = {
     .set_busy_timeout = sqlite_set_busy_timeout,
     .lax_commits = sqlite_lax_commits,
     .lax_transaction = sqlite_lax_transaction,
+    .versions = sqlite_versions,
 };

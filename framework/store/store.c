@@ -5,6 +5,8 @@
  */
 #define _POSIX_C_SOURCE 200809L
 #include <ctype.h>
+#include <inttypes.h>
+#include <pthread.h>
 #include <stdarg.h>
 #include <stdlib.h>
 #include <string.h>
@@ -36,12 +38,52 @@ int rt__store_open(const char *url, rt_store **out, char *err, size_t errlen) {
     return RT_INVALID;
 }
 
-int rt__store_wrap(const char *backend, void *handle, rt_store **out) {
+static int store_wrap(const rt_store_ops *b, void *handle, rt_store **out) {
     *out = NULL;
-    if (!handle) return RT_MISUSE;
+    return handle ? b->wrap(handle, out) : RT_MISUSE;
+}
+
+int rt__store_wrap_sqlite_db(void *handle, rt_store **out) {
+    return store_wrap(&rt__sqlite_ops, handle, out);
+}
+
+int rt__store_wrap_pg_conn(void *handle, rt_store **out) {
+    return store_wrap(&rt__pg_ops, handle, out);
+}
+
+bool rt__store_url_remote(const char *url) {
     for (const rt_store_ops *const *b = store_backends; *b; b++)
-        if (!strcmp((*b)->name, backend)) return (*b)->wrap(handle, out);
-    return RT_MISUSE;
+        if ((*b)->accepts(url)) return (*b)->remote;
+    return false;
+}
+
+static char store_versions_text[200];
+
+static void store_versions_init(void) {
+    size_t n = 0;
+    for (const rt_store_ops *const *b = store_backends; *b; b++) {
+        if (!(*b)->versions) continue;
+        int k = snprintf(store_versions_text + n, sizeof store_versions_text - n,
+                         "%s%s", n ? ", " : "", (*b)->versions());
+        if (k < 0 || (size_t)k >= sizeof store_versions_text - n) break;
+        n += (size_t)k;
+    }
+}
+
+const char *rt__store_versions(void) {
+    static pthread_once_t once = PTHREAD_ONCE_INIT;
+    pthread_once(&once, store_versions_init);
+    return store_versions_text;
+}
+
+const char *rt__store_name(const rt_store *s) { return s->ops->name; }
+
+void *rt__store_sqlite_db(rt_store *s) {
+    return s && s->ops == &rt__sqlite_ops ? s->ops->handle(s) : NULL;
+}
+
+void *rt__store_pg_conn(rt_store *s) {
+    return s && s->ops == &rt__pg_ops ? s->ops->handle(s) : NULL;
 }
 
 void rt__store_close(rt_store *s) {
@@ -122,7 +164,97 @@ int rt__store_prepare(rt_store *s, const char *sql, rt_stmt **out) {
     return s->ops->prepare(s, sql, out);
 }
 
+int rt__store_lock_schema(rt_store *s) { return s->ops->lock_schema(s); }
+
+int rt__store_bind(rt_stmt *st, int idx, const rt_value *v) {
+    return st->store->ops->bind(st, idx, v);
+}
+
 int rt__store_step(rt_stmt *st) { return st->store->ops->step(st); }
+
+int rt__store_reset(rt_stmt *st) { return st->store->ops->reset(st); }
+
+int rt__store_column_count(rt_stmt *st) {
+    return st->store->ops->column_count(st);
+}
+
+rt_type rt__store_column_type(rt_stmt *st, int col) {
+    return st->store->ops->column_type(st, col);
+}
+
+int64_t rt__store_column_int64(rt_stmt *st, int col) {
+    return st->store->ops->column_int64(st, col);
+}
+
+double rt__store_column_double(rt_stmt *st, int col) {
+    return st->store->ops->column_double(st, col);
+}
+
+const char *rt__store_column_text(rt_stmt *st, int col) {
+    return st->store->ops->column_text(st, col);
+}
+
+const void *rt__store_column_blob(rt_stmt *st, int col, size_t *len) {
+    return st->store->ops->column_blob(st, col, len);
+}
+
+int64_t rt__store_changes(rt_store *s) { return s->ops->changes(s); }
+
+bool rt__store_pipelined(const rt_store *s) {
+    return s->ops->send && !s->in_process;
+}
+
+void rt__store_set_busy_timeout(rt_store *s, int ms) {
+    if (s->ops->set_busy_timeout) s->ops->set_busy_timeout(s, ms);
+}
+
+int rt__store_statement_timeout(rt_store *s, int ms) {
+    return s->ops->statement_timeout ? s->ops->statement_timeout(s, ms) : RT_OK;
+}
+
+void rt__store_lax_commits(rt_store *s) {
+    if (s->ops->lax_commits) s->ops->lax_commits(s);
+}
+
+void rt__store_lax_transaction(rt_store *s) {
+    if (s->ops->lax_transaction) s->ops->lax_transaction(s);
+}
+
+int64_t rt__store_session_id(rt_store *s) {
+    return s->ops->session_id ? s->ops->session_id(s) : -1;
+}
+
+bool rt__store_fast_takeover(const rt_store *s) {
+    return s->fast_takeover && s->ops->liveness_try;
+}
+
+int rt__store_liveness_try(rt_store *s, uint64_t key, bool *got) {
+    *got = false;
+    if (!s->ops->liveness_try) return RT_OK;
+    return s->ops->liveness_try(s, key, got);
+}
+
+void rt__store_liveness_release(rt_store *s, uint64_t key) {
+    if (s->ops->liveness_release) s->ops->liveness_release(s, key);
+}
+
+const char *rt__store_claim_sql(rt_store *s, int which,
+                                const rt_store_claim_parts *parts) {
+    return s->ops->claim_sql ? s->ops->claim_sql(s, which, parts) : NULL;
+}
+
+void rt__store_list_text(rt__buf *b, int n, const char *text) {
+    rt__buf_puts(b, n ? ",\"" : "{\"");
+    for (const char *c = text; *c; c++)
+        rt__buf_printf(b, "%s%c", *c == '"' || *c == '\\' ? "\\" : "", *c);
+    rt__buf_puts(b, "\"");
+}
+
+void rt__store_list_int(rt__buf *b, int n, int64_t v) {
+    rt__buf_printf(b, "%s%" PRId64, n ? "," : "{", v);
+}
+
+void rt__store_list_end(rt__buf *b, int n) { rt__buf_puts(b, n ? "}" : "{}"); }
 
 int rt__store_query(rt_store *s, const char *sql, int nargs,
                     const rt_value *args, rt_stmt **out) {

@@ -4,7 +4,9 @@
  * A backend is a `static const rt_store_ops` table (like SQLite's
  * sqlite3_io_methods) plus its own struct whose first member is `rt_store`.
  * Everything above this interface — the runner, migrations, the CLI — is
- * backend-free; it calls the rt__store_* wrappers below, never a pointer.
+ * backend-free; it calls the rt__store_* wrappers below, never a pointer,
+ * and never names a backend: what differs between backends is a store
+ * operation or a capability flag (tools/seam.sh, run by make check).
  *
  * Errors: every call returns an RT_* code and leaves a one-line message in
  * store->errmsg. Backends map native codes at this edge: SQLITE_BUSY and
@@ -24,6 +26,7 @@
 
 typedef struct rt_store rt_store;
 typedef struct rt_store_ops rt_store_ops;
+struct rt_store_claim_parts;
 
 struct rt_store {
     const rt_store_ops *ops;
@@ -74,7 +77,8 @@ struct rt_stmt {
 };
 
 struct rt_store_ops {
-    const char *name; /* "sqlite", "postgres" */
+    const char *name; /* "sqlite", "postgres": a key (migrations), never
+                         compared above store/ to pick a behaviour */
     /* Does this backend handle the URL? */
     bool (*accepts)(const char *url);
     /*
@@ -181,6 +185,27 @@ struct rt_store_ops {
     /* A new session on the same store; open statements are invalidated,
      * cached ones are prepared again on their next use. */
     int (*reconnect)(rt_store *s);
+
+    /* Its URLs reach a server (a round trip or more for every open and
+     * statement), not a local file. */
+    bool remote;
+    /*
+     * Optional: the text of a queue claim (rt__store_claim_sql), built
+     * around parts. NULL: the backend has no batched claim; the queue picks
+     * a candidate, then takes it (SQLite: a transaction is a single
+     * writer's, so a row lock would win nothing).
+     */
+    const char *(*claim_sql)(rt_store *s, int which,
+                             const struct rt_store_claim_parts *parts);
+    /* Optional: bound this connection's later statements to ms each, in
+     * the server (PostgreSQL: SET statement_timeout; not behind a
+     * transaction-pooling proxy, where the SET would stay on the pooled
+     * server session and cut another client's statements short). NULL:
+     * nothing to bound (SQLite runs in process; a stop interrupts it). */
+    int (*statement_timeout)(rt_store *s, int ms);
+    /* Optional: the versions of the libraries it is built on, for
+     * `ratchet --version` ("sqlite 3.45.1"). */
+    const char *(*versions)(void);
 };
 
 /* Backends linked into the library. */
@@ -190,8 +215,26 @@ extern const rt_store_ops rt__pg_ops;
 /* Pick the backend for url and open it (see rt_store_ops.open). */
 int rt__store_open(const char *url, rt_store **out, char *err, size_t errlen);
 void rt__store_close(rt_store *s);
-/* rt_store_ops.wrap of the backend named "sqlite" or "postgres". */
-int rt__store_wrap(const char *backend, void *handle, rt_store **out);
+/* rt_store_ops.wrap of the backend whose raw connection handle is: a
+ * sqlite3 * (rt__store_wrap_sqlite_db) or a PGconn * (rt__store_wrap_pg_conn).
+ * RT_MISUSE when handle is NULL. */
+int rt__store_wrap_sqlite_db(void *handle, rt_store **out);
+int rt__store_wrap_pg_conn(void *handle, rt_store **out);
+
+/* Does a backend take url, and is it one that reaches a server (the open
+ * costs a round trip or more: worth a thread of its own)? */
+bool rt__store_url_remote(const char *url);
+/* The versions of the backends' libraries, one text for `ratchet
+ * --version`: "sqlite 3.45.1, libpq loaded on demand". Static storage. */
+const char *rt__store_versions(void);
+/* The backend's name ("sqlite", "postgres"): the key migrations and
+ * rt_backend() use; never to be compared to pick a behaviour (a capability
+ * flag or a store operation does that). */
+const char *rt__store_name(const rt_store *s);
+/* The raw connection under s when s is the backend a public accessor names
+ * (rt_sqlite3, rt_pgconn), else NULL. NULL s gives NULL. */
+void *rt__store_sqlite_db(rt_store *s);
+void *rt__store_pg_conn(rt_store *s);
 
 /* Thin wrappers: the rest of the code never calls through ops directly. */
 int rt__store_exec_script(rt_store *s, const char *sql);
@@ -201,8 +244,43 @@ int rt__store_rollback(rt_store *s);
 /* Roll back, keeping the message of the error that caused it (and
  * s->refused); returns rc. */
 int rt__store_abort(rt_store *s, int rc);
+int rt__store_lock_schema(rt_store *s);
 int rt__store_prepare(rt_store *s, const char *sql, rt_stmt **out);
+int rt__store_bind(rt_stmt *st, int idx, const rt_value *v);
 int rt__store_step(rt_stmt *st);
+int rt__store_reset(rt_stmt *st);
+int rt__store_column_count(rt_stmt *st);
+rt_type rt__store_column_type(rt_stmt *st, int col);
+int64_t rt__store_column_int64(rt_stmt *st, int col);
+double rt__store_column_double(rt_stmt *st, int col);
+const char *rt__store_column_text(rt_stmt *st, int col);
+const void *rt__store_column_blob(rt_stmt *st, int col, size_t *len);
+int64_t rt__store_changes(rt_store *s);
+/*
+ * Is s pipelined: its statements are round trips to a server, and a
+ * statement can be sent without waiting for its answer (rt_store_ops.send),
+ * so writes whose outcome can wait ride with the next statement or COMMIT
+ * (rt__store_send_kept)? The one test of it: call sites never look at ops.
+ */
+bool rt__store_pipelined(const rt_store *s);
+/* How long one attempt waits for a lock another writer holds; a no-op on
+ * backends without such a wait. */
+void rt__store_set_busy_timeout(rt_store *s, int ms);
+/* rt_store_ops.statement_timeout: RT_OK, doing nothing, where it has none
+ * or cannot keep it. */
+int rt__store_statement_timeout(rt_store *s, int ms);
+/* rt_store_ops.lax_commits and lax_transaction; no-ops where a backend has
+ * none (its commits are as durable either way). */
+void rt__store_lax_commits(rt_store *s);
+void rt__store_lax_transaction(rt_store *s);
+/* The server session's identity, -1 if none (rt_store_ops.session_id). */
+int64_t rt__store_session_id(rt_store *s);
+/* Are liveness locks to be used on s (s->fast_takeover and the backend has
+ * them)? Only then may rt__store_liveness_try be called. */
+bool rt__store_fast_takeover(const rt_store *s);
+/* rt_store_ops.liveness_try and liveness_release. */
+int rt__store_liveness_try(rt_store *s, uint64_t key, bool *got);
+void rt__store_liveness_release(rt_store *s, uint64_t key);
 /* Prepare sql, bind args, step once: RT_ROW (stmt left on the row), RT_DONE. */
 int rt__store_query(rt_store *s, const char *sql, int nargs,
                     const rt_value *args, rt_stmt **out);
@@ -260,10 +338,54 @@ void rt__store_set_label(const char *label);
 /* printf into s->errmsg (s->refused cleared); returns rc. */
 int rt__store_fail(rt_store *s, int rc, const char *fmt, ...) RT_PRINTF(3, 4);
 
+/* ------------------------------------------------------ the queue's claim */
+
+/* The parts of a queue claim only the core knows (core/lifecycle.h); the
+ * backend's claim_sql builds its statements around them. */
+typedef struct rt_store_claim_parts {
+    const char *columns;   /* the run's columns, a SELECT list (rt_run) */
+    const char *claimable; /* the test of a run a claim may take */
+    const char *claim_cte; /* the claim: an UPDATE of rt_run whose WHERE
+                              names the picked row c, to be extended with
+                              " AND ..." */
+} rt_store_claim_parts;
+
+/*
+ * The statements of a batched claim, on a backend that has one
+ * (PostgreSQL): a due run picked FOR UPDATE SKIP LOCKED, so that concurrent
+ * claims pass each other instead of queueing on one row. List parameters
+ * are rt__store_list texts.
+ *
+ * RT_STORE_CLAIM_PICK: $1 the jobs claimed, $2 the ids of runs to skip, $3
+ *   the job-scoped jobs (their scope is the job, not the run). Answers the
+ *   columns, then whether the run has params (1/0).
+ * RT_STORE_CLAIM_ONE: the whole claim in one statement, for runs whose
+ *   steps are their job's: the pick ($1 jobs, $8 their fingerprints, $2,
+ *   $3 as above), the lease row ($4 owner, $5 fast, $6 live_key, $7 TTL in
+ *   ms) and, if that row went in, claim_cte. Answers the columns, whether
+ *   it has params, its scope, and whether it was taken (no: its scope has
+ *   a lease).
+ */
+enum { RT_STORE_CLAIM_PICK, RT_STORE_CLAIM_ONE };
+/*
+ * The text of claim `which` on s, built around parts once per connection
+ * (parts must be the same on every call; the text is s's until it
+ * closes), or NULL when the backend has no batched claim: the caller
+ * picks a candidate with plain SQL, then takes it.
+ */
+const char *rt__store_claim_sql(rt_store *s, int which,
+                                const rt_store_claim_parts *parts);
+/* Element n (0 first) of a list passed as one text parameter to a claim
+ * (PostgreSQL: an array literal), appended to b; rt__store_list_end closes
+ * it (an empty list is begun by the end alone, as "{}"). */
+void rt__store_list_text(rt__buf *b, int n, const char *text);
+void rt__store_list_int(rt__buf *b, int n, int64_t v);
+void rt__store_list_end(rt__buf *b, int n);
+
 /* Parse "$N" placeholders: the highest N used in sql (0 if none). */
 int rt__sql_max_placeholder(const char *sql);
 
-/* ------------------------------------- store_sqlite.c, store_pg.c: URLs */
+/* ----------------------------------------------- sqlite.c, postgres.c: URLs */
 
 /*
  * sqlite:PATH[?synchronous=full|normal|off&busy_timeout=MS]: *path
@@ -281,7 +403,7 @@ int rt__sqlite_parse_url(const char *url, char **path, int *sync,
 int rt__pg_parse_url(const char *given, char **conninfo, bool *fast,
                      char *err, size_t errlen);
 
-/* ---------------------------------------------------------- store_bg.c */
+/* ----------------------------------------------------------- open_bg.c */
 
 /* A connection opened on a thread of its own (PostgreSQL URLs only). */
 typedef struct rt__store_bg {
@@ -291,8 +413,8 @@ typedef struct rt__store_bg {
     rt_store *s;
 } rt__store_bg;
 
-/* Start opening url beside the caller's work (a no-op for other than
- * PostgreSQL URLs); every start needs its join. */
+/* Start opening url beside the caller's work (a no-op unless
+ * rt__store_url_remote(url)); every start needs its join. */
 void rt__store_bg_start(rt__store_bg *bg, const char *url);
 /* Wait for it: the open store (the caller's to close), or NULL when it was
  * not started or failed — the caller then opens it the usual way, which
