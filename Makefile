@@ -4,7 +4,8 @@
 #   make check      unit and integration tests (Check)
 #   make asan       the same tests under AddressSanitizer + UBSan
 #   make torture    the torture driver at ten times check's counts (tests/torture),
-#                   and the pooler and clock suites at their long sizes
+#                   and the pooler and clock tcases (suites postgres and lease)
+#                   at their long sizes
 #   make bench      benchmarks (not part of check)
 #   make fuzz       libFuzzer targets, FUZZ_SECONDS each (clang; not part of check)
 #   make install    library, header, CLI, pkg-config file and man pages under
@@ -143,9 +144,10 @@ $(BUILD)/torture: $(TORTURE_OBJ) $(BUILD)/libratchet.a
 torture: all $(BUILD)/torture $(BUILD)/ratchet-test $(BUILD)/check_ratchet
 	RATCHET_BIN=$(abspath $(BUILD)/ratchet) TORTURE_SCALE=$${TORTURE_SCALE:-10} \
 	  tests/run-tests.sh $(abspath $(BUILD)/torture)
-	for suite in pooler clock; do \
+	for part in postgres:pooler lease:clock; do \
 	  RATCHET_BIN=$(abspath $(BUILD)/ratchet) RATCHET_TEST_BIN=$(abspath $(BUILD)/ratchet-test) \
-	    RATCHET_TEST_LONG=1 CK_RUN_SUITE=$$suite tests/run-tests.sh $(abspath $(BUILD)/check_ratchet) || exit 1; \
+	    RATCHET_TEST_LONG=1 CK_RUN_SUITE=$${part%%:*} CK_RUN_CASE=$${part#*:} \
+	    tests/run-tests.sh $(abspath $(BUILD)/check_ratchet) || exit 1; \
 	done
 
 # tests/memcheck.sh: the CLI's main paths under valgrind (no leak, no

@@ -247,12 +247,9 @@ START_TEST(test_fault_nth) {
 }
 END_TEST
 
-Suite *fault_suite(void) {
-    Suite *s = suite_create("fault");
-    TCase *tc = tcase_create("fault_store");
+void runner_faults_add(Suite *s) {
+    TCase *tc = tcase_create("faults");
     tcase_set_timeout(tc, 120);
     tcase_add_loop_test(tc, test_fault_nth, 0, FK_NKINDS * h_backends());
     suite_add_tcase(s, tc);
-    suite_add_tcase(s, pgproxy_tcase()); /* check_pgproxy.c: faults on the wire */
-    return s;
 }
