@@ -93,8 +93,7 @@ $(BUILD)/ratchet: $(JOB_OBJ) $(BUILD)/libratchet.a
 	$(CC) -o $@ $(JOB_OBJ) $(BUILD)/libratchet.a $(LDFLAGS_ALL) $(DEP_LIBS)
 
 # ------------------------------------------------------------------ tests
-TEST_SRC  := $(wildcard tests/check_*.c) tests/harness.c tests/fault_store.c tests/invariants.c \
-             tests/pgproxy.c
+TEST_SRC  := $(wildcard tests/check_*.c) tests/harness.c tests/invariants.c tests/pgproxy.c
 TEST_OBJ  := $(TEST_SRC:tests/%.c=$(BUILD)/obj/tests/%.o)
 TESTJOB_OBJ := $(BUILD)/obj/tests/testjobs.o $(filter-out $(BUILD)/obj/jobs/main.o,$(JOB_OBJ))
 FUZZ_NAMES  := $(patsubst tests/fuzz/fuzz_%.c,%,$(wildcard tests/fuzz/fuzz_*.c))
@@ -126,8 +125,10 @@ $(BUILD)/libratchet-hooks.a: $(HOOKS_LIB_OBJ)
 $(BUILD)/ratchet-hooks: $(TESTJOB_OBJ) $(BUILD)/libratchet-hooks.a
 	$(CC) -o $@ $(TESTJOB_OBJ) $(BUILD)/libratchet-hooks.a $(LDFLAGS_ALL) $(DEP_LIBS)
 
-$(BUILD)/check_ratchet: $(TEST_OBJ) $(BUILD)/libratchet.a
-	$(CC) -o $@ $(TEST_OBJ) $(BUILD)/libratchet.a $(LDFLAGS_ALL) $(CHECK_LIBS) $(DEP_LIBS) $(PQ_LIBS)
+# The Check program links the failpoint build too: the runner suite's faults
+# part (tests/check_runner_faults.c) sets failpoints in process.
+$(BUILD)/check_ratchet: $(TEST_OBJ) $(BUILD)/libratchet-hooks.a
+	$(CC) -o $@ $(TEST_OBJ) $(BUILD)/libratchet-hooks.a $(LDFLAGS_ALL) $(CHECK_LIBS) $(DEP_LIBS) $(PQ_LIBS)
 
 # The torture driver (tests/torture, docs/RELIABILITY.md): the real
 # build/ratchet under random SIGKILL, SIGTERM, SIGSTOP and database faults on
