@@ -7,8 +7,10 @@
  * what a failed one leaves, and a pipelined run under SIGKILL and resume).
  *
  * These tests need the server tests/run-tests.sh starts (RATCHET_TEST_PG);
- * with RATCHET_TEST_SKIP_PG=1 the suite is empty. The stop-cancels and the
- * pipelined-run tests are loops over both backends.
+ * with RATCHET_TEST_SKIP_PG=1 only the SQLite half of the loops runs: the
+ * stop-cancels and the pipelined-run tests are loops over both backends.
+ * The suite's parts: pooler (check_postgres_pooler.c: behind pgbouncer)
+ * and wire (check_postgres_wire.c: faults on the wire, tcase pgproxy).
  */
 #define _POSIX_C_SOURCE 200809L
 #include <signal.h>
