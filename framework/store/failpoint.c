@@ -64,8 +64,8 @@ static pthread_once_t fp_once = PTHREAD_ONCE_INIT;
 static rt_store *fp_armed;
 static int64_t fp_armed_hit;
 static int fp_armed_rc;
-/* The store a connerr broke, until it reconnects. */
-static rt_store *fp_broken;
+/* The store a connerr broke, until it reconnects (any thread may ask). */
+static _Atomic(rt_store *) fp_broken;
 /* rt__failpoint_reset's scope (NULL: every store) and the fires since. */
 static const rt_store *fp_scope;
 static atomic_llong fp_fires;
@@ -204,7 +204,7 @@ static void fp_sleep_ms(int64_t ms) {
 /* The error an ioerr, busy or connerr injects at hit of seam name. */
 static int fp_fail(rt_store *s, int code, const char *name, int64_t hit) {
     if (code == RT_CONN) {
-        fp_broken = s;
+        atomic_store(&fp_broken, s);
         return rt__store_fail(s, RT_CONN,
                               "injected connection loss (failpoint %s, hit %lld)",
                               name, (long long)hit);
@@ -221,7 +221,7 @@ static int fp_fail(rt_store *s, int code, const char *name, int64_t hit) {
 int rt__failpoint(rt_store *s, const char *name) {
     pthread_once(&fp_once, fp_setup);
     if (fp_scope && s != fp_scope) return RT_OK;
-    if (s && s == fp_broken)
+    if (s && s == atomic_load(&fp_broken))
         return rt__store_fail(s, RT_CONN,
                               "connection lost (failpoint connerr)");
     int rc = RT_OK;
@@ -269,11 +269,13 @@ int rt__failpoint_armed(rt_store *s) {
     return fp_fail(s, fp_armed_rc, "step", fp_armed_hit);
 }
 
-bool rt__failpoint_broken(const rt_store *s) { return s && s == fp_broken; }
+bool rt__failpoint_broken(const rt_store *s) {
+    return s && s == atomic_load(&fp_broken);
+}
 
 void rt__failpoint_mend(rt_store *s) {
-    if (!s || s != fp_broken) return;
-    fp_broken = NULL;
+    if (!s || s != atomic_load(&fp_broken)) return;
+    atomic_store(&fp_broken, NULL);
     /* A connection that dropped took its transaction with it. */
     s->ops->rollback(s);
     s->in_tx = 0;
@@ -284,7 +286,7 @@ const char *rt__failpoint_reset(const rt_store *only) {
     fp_n = 0;
     fp_error[0] = '\0';
     fp_armed = NULL;
-    fp_broken = NULL;
+    atomic_store(&fp_broken, NULL);
     fp_scope = only;
     atomic_store(&fp_fires, 0);
     fp_setup();
