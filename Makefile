@@ -4,7 +4,8 @@
 #   make check      unit and integration tests (Check)
 #   make asan       the same tests under AddressSanitizer + UBSan
 #   make torture    the torture driver at ten times check's counts (tests/torture),
-#                   and the pooler and clock suites at their long sizes
+#                   and the pooler and clock tcases (suites postgres and lease)
+#                   at their long sizes
 #   make bench      benchmarks (not part of check)
 #   make fuzz       libFuzzer targets, FUZZ_SECONDS each (clang; not part of check)
 #   make install    library, header, CLI, pkg-config file and man pages under
@@ -92,8 +93,7 @@ $(BUILD)/ratchet: $(JOB_OBJ) $(BUILD)/libratchet.a
 	$(CC) -o $@ $(JOB_OBJ) $(BUILD)/libratchet.a $(LDFLAGS_ALL) $(DEP_LIBS)
 
 # ------------------------------------------------------------------ tests
-TEST_SRC  := $(wildcard tests/check_*.c) tests/harness.c tests/fault_store.c tests/invariants.c \
-             tests/pgproxy.c
+TEST_SRC  := $(wildcard tests/check_*.c) tests/harness.c tests/invariants.c tests/pgproxy.c
 TEST_OBJ  := $(TEST_SRC:tests/%.c=$(BUILD)/obj/tests/%.o)
 TESTJOB_OBJ := $(BUILD)/obj/tests/testjobs.o $(filter-out $(BUILD)/obj/jobs/main.o,$(JOB_OBJ))
 FUZZ_NAMES  := $(patsubst tests/fuzz/fuzz_%.c,%,$(wildcard tests/fuzz/fuzz_*.c))
@@ -125,8 +125,10 @@ $(BUILD)/libratchet-hooks.a: $(HOOKS_LIB_OBJ)
 $(BUILD)/ratchet-hooks: $(TESTJOB_OBJ) $(BUILD)/libratchet-hooks.a
 	$(CC) -o $@ $(TESTJOB_OBJ) $(BUILD)/libratchet-hooks.a $(LDFLAGS_ALL) $(DEP_LIBS)
 
-$(BUILD)/check_ratchet: $(TEST_OBJ) $(BUILD)/libratchet.a
-	$(CC) -o $@ $(TEST_OBJ) $(BUILD)/libratchet.a $(LDFLAGS_ALL) $(CHECK_LIBS) $(DEP_LIBS) $(PQ_LIBS)
+# The Check program links the failpoint build too: the runner suite's faults
+# part (tests/check_runner_faults.c) sets failpoints in process.
+$(BUILD)/check_ratchet: $(TEST_OBJ) $(BUILD)/libratchet-hooks.a
+	$(CC) -o $@ $(TEST_OBJ) $(BUILD)/libratchet-hooks.a $(LDFLAGS_ALL) $(CHECK_LIBS) $(DEP_LIBS) $(PQ_LIBS)
 
 # The torture driver (tests/torture, docs/RELIABILITY.md): the real
 # build/ratchet under random SIGKILL, SIGTERM, SIGSTOP and database faults on
@@ -143,9 +145,10 @@ $(BUILD)/torture: $(TORTURE_OBJ) $(BUILD)/libratchet.a
 torture: all $(BUILD)/torture $(BUILD)/ratchet-test $(BUILD)/check_ratchet
 	RATCHET_BIN=$(abspath $(BUILD)/ratchet) TORTURE_SCALE=$${TORTURE_SCALE:-10} \
 	  tests/run-tests.sh $(abspath $(BUILD)/torture)
-	for suite in pooler clock; do \
+	for part in postgres:pooler lease:clock; do \
 	  RATCHET_BIN=$(abspath $(BUILD)/ratchet) RATCHET_TEST_BIN=$(abspath $(BUILD)/ratchet-test) \
-	    RATCHET_TEST_LONG=1 CK_RUN_SUITE=$$suite tests/run-tests.sh $(abspath $(BUILD)/check_ratchet) || exit 1; \
+	    RATCHET_TEST_LONG=1 CK_RUN_SUITE=$${part%%:*} CK_RUN_CASE=$${part#*:} \
+	    tests/run-tests.sh $(abspath $(BUILD)/check_ratchet) || exit 1; \
 	done
 
 # tests/memcheck.sh: the CLI's main paths under valgrind (no leak, no

@@ -478,7 +478,7 @@ START_TEST(test_loose_params) {
         EXPECT_EXIT(pid, code, 2);
         cli_assert_contains(h_stderr(pid), "param n: 'abc' is not an integer");
         ck_assert_int_eq(h_query_int(url, "SELECT count(*) FROM loose"), 2);
-        /* Not kept: the run it created had done nothing (check_errors.c). */
+        /* Not kept: the run it created had done nothing (check_runner_errors.c). */
         ck_assert_int_eq(h_query_int(url, "SELECT count(*) FROM rt_run WHERE run_key = 'bad'"),
                          0);
     }

@@ -1,29 +1,28 @@
-/* check_main.c — runs every suite, each test in its own process (CK_FORK). */
+/* check_main.c — runs every suite of suites.h, in its order, each test in
+ * its own process (CK_FORK). */
 #include <stdlib.h>
+#include <string.h>
 
 #include "suites.h"
 
+/* The parts (RT_PARTS) of the suite called name join it. */
+static void add_parts(const char *name, Suite *s) {
+#define RT_PART_ADD(suite, part) \
+    if (!strcmp(name, #suite)) suite##_##part##_add(s);
+    RT_PARTS(RT_PART_ADD)
+#undef RT_PART_ADD
+}
+
 int main(void) {
-    SRunner *sr = srunner_create(unit_suite());
-    srunner_add_suite(sr, cli_suite());
-    srunner_add_suite(sr, pg_suite());
-    srunner_add_suite(sr, lease_suite());
-    srunner_add_suite(sr, cron_suite());
-    srunner_add_suite(sr, daemon_suite());
-    srunner_add_suite(sr, queue_suite());
-    srunner_add_suite(sr, ops_suite());
-    srunner_add_suite(sr, metrics_suite());
-    srunner_add_suite(sr, contrib_suite());
-    srunner_add_suite(sr, fault_suite());
-    srunner_add_suite(sr, failpoint_suite());
-    srunner_add_suite(sr, diskfull_suite());
-    srunner_add_suite(sr, pooler_suite());
-    srunner_add_suite(sr, clock_suite());
-    srunner_add_suite(sr, states_suite());
-    srunner_add_suite(sr, signals_suite());
-    srunner_add_suite(sr, input_suite());
-    srunner_add_suite(sr, lifecycle_suite());
-    srunner_add_suite(sr, errors_suite());
+    SRunner *sr = srunner_create(NULL);
+#define RT_SUITE_ADD(name)                 \
+    {                                      \
+        Suite *s = name##_suite();         \
+        add_parts(#name, s);               \
+        srunner_add_suite(sr, s);          \
+    }
+    RT_SUITES(RT_SUITE_ADD)
+#undef RT_SUITE_ADD
     srunner_run_all(sr, CK_NORMAL);
     int failed = srunner_ntests_failed(sr);
     srunner_free(sr);

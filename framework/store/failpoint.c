@@ -5,12 +5,17 @@
  * or an injected error that travels the path a backend error takes.
  *
  *   RATCHET_FAILPOINT=SPEC[,SPEC...]     SPEC = SEAM:ACTION[:NTH]
- *   ACTION = kill | stop | term | ioerr | sleep:MS
+ *   ACTION = kill | stop | term | ioerr | busy | connerr | sleep:MS
  *   NTH    = N (the Nth hit only; default 1) | N+ (every hit from the Nth)
  *
  * e.g. commit.before:sleep:200:3 sleeps 200 ms before the third COMMIT.
  * RATCHET_FAILPOINT_LOG=PATH appends "SEAM ACTION HIT PID" to PATH each time
  * one fires (before it acts), so a test knows whether a run met it.
+ * ioerr, busy and connerr fail the call with RT_DBERR, RT_BUSY or RT_CONN;
+ * after connerr the store counts as broken (every seam on it fails with
+ * RT_CONN) until it reconnects, as after a real drop. In-process tests
+ * (tests/check_runner_faults.c) re-read the environment between runs with
+ * rt__failpoint_reset(), which may scope the failpoints to one store.
  * Compiled only with -DRT_TEST_HOOKS; the production library holds none of
  * this (the file is empty there).
  */
@@ -33,11 +38,11 @@ static const char *const fp_seams[] = {
     "begin.before",  "begin.after",   "step",
     "commit.before", "commit.after",  "lease.acquire",
     "lease.renew",   "lease.release", "resume.read_cursor",
-    "stop.rollback", "run.exit",     NULL};
+    "stop.rollback", "run.exit",     "exec",          NULL};
 
-enum { FP_KILL, FP_STOP, FP_TERM, FP_IOERR, FP_SLEEP };
-static const char *const fp_actions[] = {"kill", "stop", "term", "ioerr",
-                                         "sleep", NULL};
+enum { FP_KILL, FP_STOP, FP_TERM, FP_IOERR, FP_SLEEP, FP_BUSY, FP_CONNERR };
+static const char *const fp_actions[] = {"kill",  "stop", "term",    "ioerr",
+                                         "sleep", "busy", "connerr", NULL};
 
 typedef struct fp_spec {
     const char *seam; /* an entry of fp_seams */
@@ -58,6 +63,12 @@ static pthread_once_t fp_once = PTHREAD_ONCE_INIT;
 /* A 'step' ioerr waiting for the step's next SQL call (main thread). */
 static rt_store *fp_armed;
 static int64_t fp_armed_hit;
+static int fp_armed_rc;
+/* The store a connerr broke, until it reconnects (any thread may ask). */
+static _Atomic(rt_store *) fp_broken;
+/* rt__failpoint_reset's scope (NULL: every store) and the fires since. */
+static const rt_store *fp_scope;
+static atomic_llong fp_fires;
 
 static int fp_find(const char *const *table, const char *word) {
     for (int i = 0; table[i]; i++)
@@ -102,7 +113,7 @@ static bool fp_parse_spec(char *text, const char *whole) {
                  "RATCHET_FAILPOINT: unknown failpoint '%s' in '%s' (known: "
                  "begin.before, begin.after, step, commit.before, "
                  "commit.after, lease.acquire, lease.renew, lease.release, "
-                 "resume.read_cursor, stop.rollback)",
+                 "resume.read_cursor, stop.rollback, run.exit, exec)",
                  f[0], whole);
         return false;
     }
@@ -111,7 +122,7 @@ static bool fp_parse_spec(char *text, const char *whole) {
     if (sp->action < 0) {
         snprintf(fp_error, sizeof fp_error,
                  "RATCHET_FAILPOINT: '%s' needs an action after '%s:' (kill, "
-                 "stop, term, ioerr or sleep:MS)",
+                 "stop, term, ioerr, busy, connerr or sleep:MS)",
                  whole, f[0]);
         return false;
     }
@@ -190,8 +201,29 @@ static void fp_sleep_ms(int64_t ms) {
     }
 }
 
+/* The error an ioerr, busy or connerr injects at hit of seam name. */
+static int fp_fail(rt_store *s, int code, const char *name, int64_t hit) {
+    if (code == RT_CONN) {
+        atomic_store(&fp_broken, s);
+        return rt__store_fail(s, RT_CONN,
+                              "injected connection loss (failpoint %s, hit %lld)",
+                              name, (long long)hit);
+    }
+    if (code == RT_BUSY)
+        return rt__store_fail(s, RT_BUSY,
+                              "injected busy database (failpoint %s, hit %lld)",
+                              name, (long long)hit);
+    return rt__store_fail(s, RT_DBERR,
+                          "injected I/O error (failpoint %s, hit %lld)", name,
+                          (long long)hit);
+}
+
 int rt__failpoint(rt_store *s, const char *name) {
     pthread_once(&fp_once, fp_setup);
+    if (fp_scope && s != fp_scope) return RT_OK;
+    if (s && s == atomic_load(&fp_broken))
+        return rt__store_fail(s, RT_CONN,
+                              "connection lost (failpoint connerr)");
     int rc = RT_OK;
     for (int i = 0; i < fp_n; i++) {
         fp_spec *sp = &fp_specs[i];
@@ -199,6 +231,7 @@ int rt__failpoint(rt_store *s, const char *name) {
         int64_t hit = (int64_t)atomic_fetch_add(&sp->hits, 1) + 1;
         if (hit != sp->nth && !(sp->from_nth && hit > sp->nth)) continue;
         fp_record(sp, hit);
+        atomic_fetch_add(&fp_fires, 1);
         switch (sp->action) {
         case FP_KILL:
             kill(getpid(), SIGKILL);
@@ -212,16 +245,19 @@ int rt__failpoint(rt_store *s, const char *name) {
         case FP_SLEEP:
             fp_sleep_ms(sp->ms);
             break;
-        default: /* FP_IOERR */
+        default: { /* FP_IOERR, FP_BUSY, FP_CONNERR */
+            int code = sp->action == FP_BUSY      ? RT_BUSY
+                       : sp->action == FP_CONNERR ? RT_CONN
+                                                  : RT_DBERR;
             if (!strcmp(name, "step")) {
                 /* Between items no call can fail; the next one does. */
                 fp_armed = s;
                 fp_armed_hit = hit;
+                fp_armed_rc = code;
                 break;
             }
-            rc = rt__store_fail(s, RT_DBERR,
-                                "injected I/O error (failpoint %s, hit %lld)",
-                                name, (long long)hit);
+            rc = fp_fail(s, code, name, hit);
+        }
         }
     }
     return rc;
@@ -230,10 +266,34 @@ int rt__failpoint(rt_store *s, const char *name) {
 int rt__failpoint_armed(rt_store *s) {
     if (!fp_armed || fp_armed != s) return RT_OK;
     fp_armed = NULL;
-    return rt__store_fail(s, RT_DBERR,
-                          "injected I/O error (failpoint step, hit %lld)",
-                          (long long)fp_armed_hit);
+    return fp_fail(s, fp_armed_rc, "step", fp_armed_hit);
 }
+
+bool rt__failpoint_broken(const rt_store *s) {
+    return s && s == atomic_load(&fp_broken);
+}
+
+void rt__failpoint_mend(rt_store *s) {
+    if (!s || s != atomic_load(&fp_broken)) return;
+    atomic_store(&fp_broken, NULL);
+    /* A connection that dropped took its transaction with it. */
+    s->ops->rollback(s);
+    s->in_tx = 0;
+}
+
+const char *rt__failpoint_reset(const rt_store *only) {
+    pthread_once(&fp_once, fp_setup);
+    fp_n = 0;
+    fp_error[0] = '\0';
+    fp_armed = NULL;
+    atomic_store(&fp_broken, NULL);
+    fp_scope = only;
+    atomic_store(&fp_fires, 0);
+    fp_setup();
+    return fp_error[0] ? fp_error : NULL;
+}
+
+int64_t rt__failpoint_fired(void) { return (int64_t)atomic_load(&fp_fires); }
 
 void rt__failpoint_unfence(rt_store *s, int64_t run_id, int64_t *epoch) {
     pthread_once(&fp_once, fp_setup);

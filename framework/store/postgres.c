@@ -56,6 +56,7 @@
 #include <string.h>
 
 #include "store/store.h"
+#include "store/failpoint.h"
 #include "store/pq_loader.h" /* libpq is dlopen()ed: every PQ* call goes through it */
 
 /* PostgreSQL type OIDs (pg_type.h is a server header). */
@@ -759,6 +760,7 @@ static int pg_pipe_flush(pg_store *s, PGresult **last) {
 
 /* rt_store_ops.send: execute, its result unread (errors come later). */
 static int pg_send(rt_stmt *base) {
+    RT_FAILPOINT_EXEC(base->store); /* test builds */
     pg_stmt *c = (pg_stmt *)base;
     pg_store *s = (pg_store *)base->store;
     if (!s->conn) return pg_fail_native(s, RT_CONN, "not connected", NULL);
@@ -815,6 +817,7 @@ static int pg_simple(pg_store *s, const char *sql, PGresult **keep) {
 }
 
 static int pg_exec_script(rt_store *base, const char *sql) {
+    RT_FAILPOINT_EXEC(base); /* test builds */
     return pg_simple((pg_store *)base, sql, NULL);
 }
 
@@ -1020,6 +1023,7 @@ static int pg_execute(pg_stmt *c) {
 }
 
 static int pg_step(rt_stmt *base) {
+    RT_FAILPOINT_EXEC(base->store); /* test builds */
     pg_stmt *c = (pg_stmt *)base;
     if (!c->res) {
         int rc = pg_execute(c);

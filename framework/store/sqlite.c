@@ -37,6 +37,7 @@
 #include <unistd.h>
 
 #include "store/store.h"
+#include "store/failpoint.h"
 
 typedef struct sqlite_stmt {
     rt_stmt base;
@@ -349,6 +350,7 @@ static void sqlite_close(rt_store *base) {
 }
 
 static int sqlite_exec_script(rt_store *base, const char *sql) {
+    RT_FAILPOINT_EXEC(base); /* test builds */
     sqlite_store *s = (sqlite_store *)base;
     char *emsg = NULL;
     int native = sqlite3_exec(s->db, sql, NULL, NULL, &emsg);
@@ -501,7 +503,7 @@ static int sqlite_bind(rt_stmt *base, int idx, const rt_value *v) {
     return native == SQLITE_OK ? RT_OK : sqlite_map_rc(s, native);
 }
 
-static int sqlite_step(rt_stmt *base) {
+static int sqlite_step_now(rt_stmt *base) {
     sqlite_stmt *c = (sqlite_stmt *)base;
     int native = c->stale ? sqlite_bind_stale(c) : SQLITE_OK;
     if (native == SQLITE_OK) native = sqlite3_step(c->st);
@@ -512,6 +514,13 @@ static int sqlite_step(rt_stmt *base) {
     /* Reset now so a finished statement holds no read snapshot. */
     sqlite3_reset(c->st);
     return rc;
+}
+
+/* A statement's step; sqlite_run_simple's BEGIN, COMMIT and ROLLBACK skip
+ * the exec failpoint (test builds): they have seams of their own. */
+static int sqlite_step(rt_stmt *base) {
+    RT_FAILPOINT_EXEC(base->store);
+    return sqlite_step_now(base);
 }
 
 static int sqlite_reset(rt_stmt *base) {
@@ -562,7 +571,7 @@ static int sqlite_run_simple(sqlite_store *s, const char *sql) {
     rt_stmt *st;
     int rc = sqlite_prepare(&s->base, sql, &st);
     if (rc != RT_OK) return rc;
-    rc = sqlite_step(st);
+    rc = sqlite_step_now(st);
     return rc == RT_DONE ? RT_OK : rc;
 }
 

@@ -102,6 +102,7 @@ int rt__store_fail(rt_store *s, int rc, const char *fmt, ...) {
 const char *rt__store_errmsg(const rt_store *s) { return s->errmsg; }
 
 bool rt__store_broken(rt_store *s) {
+    if (RT_FAILPOINT_BROKEN(s)) return true; /* test builds: a connerr */
     return s->ops->broken && s->ops->broken(s);
 }
 
@@ -110,6 +111,7 @@ bool rt__store_watch(rt_store *s) {
 }
 
 int rt__store_reconnect(rt_store *s) {
+    RT_FAILPOINT_MEND(s); /* test builds: a connerr's break ends here */
     if (!s->ops->reconnect) return RT_OK;
     s->in_tx = 0;
     s->sessions++;

@@ -1,10 +1,11 @@
 /*
- * check_queue.c — the run queue (issue 6): enqueue inside the caller's
- * transaction (rt_enqueue_sqlite / rt_enqueue_pg), `ratchet enqueue`,
- * workers of several processes running every queued run exactly once,
- * retries with backoff up to max attempts, a crashed attempt counted, a
- * SIGTERMed worker pool stopping within its grace period, and a run whose
- * job changed set aside untouched. Loop tests run on both backends (_i).
+ * check_worker.c — the worker suite (framework/service/worker.c): the run
+ * queue (issue 6): enqueue inside the caller's transaction
+ * (rt_enqueue_sqlite / rt_enqueue_pg), `ratchet enqueue`, workers of several
+ * processes running every queued run exactly once, retries with backoff up
+ * to max attempts, a crashed attempt counted, a SIGTERMed worker pool
+ * stopping within its grace period, and a run whose job changed set aside
+ * untouched. Loop tests run on both backends (_i).
  */
 #define _DEFAULT_SOURCE
 #include <check.h>
@@ -394,9 +395,9 @@ START_TEST(test_enqueue_bad_input) {
 }
 END_TEST
 
-Suite *queue_suite(void) {
-    Suite *s = suite_create("queue");
-    TCase *tc = tcase_create("queue");
+Suite *worker_suite(void) {
+    Suite *s = suite_create("worker");
+    TCase *tc = tcase_create("worker");
     tcase_set_timeout(tc, 180);
     int n = h_backends();
     tcase_add_loop_test(tc, test_transactional_enqueue, 0, n);

@@ -1,10 +1,11 @@
 /*
- * check_clock.c — wall-clock jumps (issue 7): libfaketime (Debian package
- * faketime; CI installs it) moves the wall clock of the ratchet processes
- * by +2 h and -2 h while they work, as an NTP step or a VM restored from a
- * snapshot would. CLOCK_MONOTONIC is left alone
- * (FAKETIME_DONT_FAKE_MONOTONIC=1): the kernel never steps it, and ratchet
- * measures its intervals (heartbeat period, chunk budget, grace) on it.
+ * check_lease_clock.c — the lease suite's clock part: wall-clock jumps
+ * (issue 7): libfaketime (Debian package faketime; CI installs it) moves the
+ * wall clock of the ratchet processes by +2 h and -2 h while they work, as
+ * an NTP step or a VM restored from a snapshot would. CLOCK_MONOTONIC is
+ * left alone (FAKETIME_DONT_FAKE_MONOTONIC=1): the kernel never steps it,
+ * and ratchet measures its intervals (heartbeat period, chunk budget, grace)
+ * on it.
  *
  * The offset lives in a file (FAKETIME_TIMESTAMP_FILE, re-read at every
  * call with FAKETIME_NO_CACHE=1) that the test rewrites; only processes
@@ -371,8 +372,7 @@ START_TEST(test_clock_enqueue_relative) {
 }
 END_TEST
 
-Suite *clock_suite(void) {
-    Suite *s = suite_create("clock");
+void lease_clock_add(Suite *s) {
     TCase *tc = tcase_create("clock");
     tcase_set_timeout(tc, 120 * clock_rounds());
     suite_add_tcase(s, tc);
@@ -381,7 +381,7 @@ Suite *clock_suite(void) {
          * silent. The plain build (make check) runs them. */
         fprintf(stderr, "clock: skipped in this AddressSanitizer build (libfaketime "
                         "preloaded into an ASan binary deadlocks it at start-up)\n");
-        return s;
+        return;
     }
     int n = h_backends();
     tcase_add_loop_test(tc, test_clock_run, 0, n);
@@ -389,5 +389,4 @@ Suite *clock_suite(void) {
     tcase_add_loop_test(tc, test_clock_daemon, 0, n);
     /* PostgreSQL only: on SQLite the database's clock is the client's. */
     tcase_add_loop_test(tc, test_clock_enqueue_relative, H_PG, n);
-    return s;
 }

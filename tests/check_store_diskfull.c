@@ -1,6 +1,6 @@
 /*
- * check_diskfull.c — a real full disk under build/ratchet on SQLite
- * (docs/RELIABILITY.md, "Disk full").
+ * check_store_diskfull.c — the store suite's diskfull part: a real full disk
+ * under build/ratchet on SQLite (docs/RELIABILITY.md, "Disk full").
  *
  * Each test moves its own process into a private user and mount namespace
  * (unshare(CLONE_NEWUSER | CLONE_NEWNS), what `unshare -rm` does: no
@@ -260,12 +260,10 @@ START_TEST(test_diskfull_sweep) {
 }
 END_TEST
 
-Suite *diskfull_suite(void) {
-    Suite *s = suite_create("diskfull");
-    TCase *tc = tcase_create("sqlite");
+void store_diskfull_add(Suite *s) {
+    TCase *tc = tcase_create("diskfull");
     tcase_set_timeout(tc, 120);
     tcase_add_test(tc, test_diskfull_midrun);
     tcase_add_test(tc, test_diskfull_sweep);
     suite_add_tcase(s, tc);
-    return s;
 }

@@ -1,14 +1,16 @@
 /*
- * check_pg.c — what only PostgreSQL can do to a run: its session killed by
- * the server, the server restarted mid-run, a statement in flight cancelled
- * on stop, connection URLs that are malformed, unreachable or carry a
- * password, the session settings ratchet asks for, and pipelined statements
- * (their errors, what a failed one leaves, and a pipelined run under
- * SIGKILL and resume).
+ * check_postgres.c — the postgres suite (framework/store/postgres.c): what
+ * only PostgreSQL can do to a run: its session killed by the server, the
+ * server restarted mid-run, a statement in flight cancelled on stop,
+ * connection URLs that are malformed, unreachable or carry a password, the
+ * session settings ratchet asks for, and pipelined statements (their errors,
+ * what a failed one leaves, and a pipelined run under SIGKILL and resume).
  *
  * These tests need the server tests/run-tests.sh starts (RATCHET_TEST_PG);
- * with RATCHET_TEST_SKIP_PG=1 the suite is empty. The stop-cancels and the
- * pipelined-run tests are loops over both backends.
+ * with RATCHET_TEST_SKIP_PG=1 only the SQLite half of the loops runs: the
+ * stop-cancels and the pipelined-run tests are loops over both backends.
+ * The suite's parts: pooler (check_postgres_pooler.c: behind pgbouncer)
+ * and wire (check_postgres_wire.c: faults on the wire, tcase pgproxy).
  */
 #define _POSIX_C_SOURCE 200809L
 #include <signal.h>
@@ -407,8 +409,8 @@ START_TEST(test_pg_session_settings) {
 }
 END_TEST
 
-Suite *pg_suite(void) {
-    Suite *s = suite_create("pg");
+Suite *postgres_suite(void) {
+    Suite *s = suite_create("postgres");
     TCase *tc = tcase_create("postgres");
     tcase_set_timeout(tc, 180);
     int n = h_backends();

@@ -1,10 +1,11 @@
 /*
- * check_states.c — the run's lifecycle table (framework/core/lifecycle.c), cell
- * by cell: which events each state takes and where they lead, checked
- * against a spec written here independently; every cell carried out on a
- * real database on both backends (the status it leaves, the epoch it
- * moves, the lease it settles, the fence that stops a stale verdict); and
- * that no other file of the library writes rt_run.status.
+ * check_lifecycle_table.c — the lifecycle suite's table part: the run's
+ * lifecycle table (framework/core/lifecycle.c), cell by cell: which events
+ * each state takes and where they lead, checked against a spec written here
+ * independently; every cell carried out on a real database on both backends
+ * (the status it leaves, the epoch it moves, the lease it settles, the fence
+ * that stops a stale verdict); and that no other file of the library writes
+ * rt_run.status.
  */
 #define _POSIX_C_SOURCE 200809L
 #include <check.h>
@@ -375,8 +376,7 @@ START_TEST(test_only_lifecycle_writes_status) {
 }
 END_TEST
 
-Suite *states_suite(void) {
-    Suite *s = suite_create("states");
+void lifecycle_table_add(Suite *s) {
     TCase *tc = tcase_create("table");
     tcase_add_test(tc, test_names);
     tcase_add_test(tc, test_table_is_the_spec);
@@ -388,5 +388,4 @@ Suite *states_suite(void) {
     tcase_add_loop_test(tc, test_epoch_at_its_end, 0, h_backends());
     tcase_add_loop_test(tc, test_dead_holder_only_unrenewed, 0, h_backends());
     suite_add_tcase(s, tc);
-    return s;
 }

@@ -1,13 +1,14 @@
 /*
- * check_contrib.c — the service examples in contrib/ keep their grace
- * figures consistent: every `--grace G` a file passes must end before the
- * platform's SIGKILL at T seconds (G <= T - 2, the margin for the process
- * to exit), where T is the file's own figure (systemd TimeoutStopSec,
- * Kubernetes terminationGracePeriodSeconds of the same document) or the
- * platform's fixed one (Heroku 30 s; docker/podman stop and Cloud Run 10 s,
- * where ratchet's default of 8 s fits). Plus the systemd unit's
- * essentials. Files are read from RATCHET_SRC_DIR (default: the current
- * directory, the repository's root under `make check`).
+ * check_signals_contrib.c — the signals suite's contrib part: the service
+ * examples in contrib/ keep their grace figures consistent: every `--grace
+ * G` a file passes must end before the platform's SIGKILL at T seconds (G <=
+ * T - 2, the margin for the process to exit), where T is the file's own
+ * figure (systemd TimeoutStopSec, Kubernetes terminationGracePeriodSeconds
+ * of the same document) or the platform's fixed one (Heroku 30 s;
+ * docker/podman stop and Cloud Run 10 s, where ratchet's default of 8 s
+ * fits). Plus the systemd unit's essentials. Files are read from
+ * RATCHET_SRC_DIR (default: the current directory, the repository's root
+ * under `make check`).
  */
 #define _POSIX_C_SOURCE 200809L
 #include <check.h>
@@ -148,13 +149,11 @@ START_TEST(test_container) {
 }
 END_TEST
 
-Suite *contrib_suite(void) {
-    Suite *s = suite_create("contrib");
+void signals_contrib_add(Suite *s) {
     TCase *tc = tcase_create("contrib");
     tcase_add_test(tc, test_systemd);
     tcase_add_test(tc, test_heroku);
     tcase_add_test(tc, test_kubernetes);
     tcase_add_test(tc, test_container);
     suite_add_tcase(s, tc);
-    return s;
 }

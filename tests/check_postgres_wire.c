@@ -1,7 +1,8 @@
 /*
- * check_pgproxy.c — PostgreSQL faults on the wire (docs/RELIABILITY.md,
- * "Faults on the wire"): the real build/ratchet talks to the test server
- * through the loopback proxy of pgproxy.h, which
+ * check_postgres_wire.c — the postgres suite's wire part: PostgreSQL faults
+ * on the wire (docs/RELIABILITY.md, "Faults on the wire"): the real
+ * build/ratchet talks to the test server through the loopback proxy of
+ * pgproxy.h, which
  *
  *   - drops a connection between a COMMIT and its answer (the in-doubt
  *     commit), after forwarding it (the server committed) or instead of
@@ -16,7 +17,7 @@
  *   - carries a URL's own TCP and server settings, which must win over
  *     ratchet's defaults.
  *
- * A tcase of the fault suite: CK_RUN_SUITE=fault CK_RUN_CASE=pgproxy.
+ * A tcase of the postgres suite: CK_RUN_SUITE=postgres CK_RUN_CASE=pgproxy.
  * Needs the server of tests/run-tests.sh (RATCHET_TEST_PG); with
  * RATCHET_TEST_SKIP_PG=1 the tcase is empty. RATCHET_TEST_PGPROXY_LONG=1
  * adds two slower cases: the run's last COMMIT (it takes a first run to
@@ -444,7 +445,7 @@ START_TEST(test_pgproxy_url_settings_win) {
 }
 END_TEST
 
-TCase *pgproxy_tcase(void) {
+void postgres_wire_add(Suite *s) {
     TCase *tc = tcase_create("pgproxy");
     tcase_set_timeout(tc, 180);
     if (h_backends() > 1) {
@@ -453,5 +454,5 @@ TCase *pgproxy_tcase(void) {
         tcase_add_test(tc, test_pgproxy_blackhole_mid_pipeline);
         tcase_add_test(tc, test_pgproxy_url_settings_win);
     }
-    return tc;
+    suite_add_tcase(s, tc);
 }

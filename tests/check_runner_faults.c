@@ -1,14 +1,20 @@
 /*
- * check_fault.c — the runner over the fault-injecting store (fault_store.h),
- * in process, on both backends: for each kind of fault (begin, exec, commit,
- * a commit whose reply is lost; RT_DBERR, RT_CONN, RT_BUSY; once or from
- * the Nth call on) and every N until a run goes through without one, the
- * saved progress must equal the last commit the store saw, the data must
- * agree with it, no transaction may be left open, and a new run without
- * faults must resume from there and finish with every row exactly once.
- * FK_DEBUG=1 prints how many runs met a fault, per kind.
+ * check_runner_faults.c — the runner suite's faults part: the runner under
+ * the failpoints of the test build (framework/store/failpoint.h; this
+ * program links libratchet-hooks.a), in process, on both backends. For
+ * each kind of fault (begin, exec, commit, a commit whose reply is lost;
+ * RT_DBERR, RT_CONN, RT_BUSY; once or from the Nth call on), set with
+ * RATCHET_FAILPOINT and scoped to the run's store by rt__failpoint_reset,
+ * and every N until a run goes through without one: the saved progress
+ * must agree with the data committed with it, no transaction may be left
+ * open, and a new run without faults must resume from there and finish
+ * with every row exactly once. FK_DEBUG=1 prints how many runs met a
+ * fault, per kind.
  */
 #define _POSIX_C_SOURCE 200809L
+/* failpoint.h's in-process controls (rt__failpoint_reset): this program
+ * links libratchet-hooks.a, which has them. */
+#define RT_TEST_HOOKS 1
 #include <check.h>
 #include <libpq-fe.h>
 #include <sqlite3.h>
@@ -17,10 +23,10 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "fault_store.h"
 #include "harness.h"
 #include "cli/cli.h"
 #include "suites.h"
+#include "store/failpoint.h"
 
 /* ---- the job: a table, FK_ROWS items two per chunk, a closing marker */
 
@@ -56,10 +62,16 @@ static const rt_job fk_job = {.name = "faultjob", .steps = fk_steps};
 
 /* ---- the kinds of fault */
 
+/* A failpoint SEAM:ACTION at hit N (persistent: N+, every hit from the Nth
+ * on). begin.before fails a BEGIN without beginning, exec a statement
+ * without running it, commit.before a COMMIT without committing;
+ * commit.after reports an error after the COMMIT went through (its reply
+ * lost: the in-doubt case). ioerr is RT_DBERR, busy RT_BUSY, connerr
+ * RT_CONN (the store is then broken until the runner reconnects). */
 typedef struct fk_kind {
     const char *name;
-    fs_op op;
-    int rc;
+    const char *seam;
+    const char *action;
     bool persistent;
 } fk_kind;
 
@@ -67,20 +79,20 @@ typedef struct fk_kind {
  * waits for it by design (until a stop). A persistent RT_CONN is a server
  * gone for good: the runner reconnects for a minute. Neither is here. */
 static const fk_kind fk_kinds[] = {
-    {"begin RT_DBERR once", FS_BEGIN, RT_DBERR, false},
-    {"begin RT_CONN once", FS_BEGIN, RT_CONN, false},
-    {"begin RT_BUSY once", FS_BEGIN, RT_BUSY, false},
-    {"exec RT_DBERR once", FS_EXEC, RT_DBERR, false},
-    {"exec RT_CONN once", FS_EXEC, RT_CONN, false},
-    {"exec RT_BUSY once", FS_EXEC, RT_BUSY, false},
-    {"commit RT_DBERR once", FS_COMMIT, RT_DBERR, false},
-    {"commit RT_CONN once", FS_COMMIT, RT_CONN, false},
-    {"commit RT_BUSY once", FS_COMMIT, RT_BUSY, false},
-    {"lost commit reply RT_DBERR", FS_COMMIT_LOST, RT_DBERR, false},
-    {"lost commit reply RT_CONN", FS_COMMIT_LOST, RT_CONN, false},
-    {"begin RT_DBERR from N on", FS_BEGIN, RT_DBERR, true},
-    {"exec RT_DBERR from N on", FS_EXEC, RT_DBERR, true},
-    {"commit RT_DBERR from N on", FS_COMMIT, RT_DBERR, true},
+    {"begin RT_DBERR once", "begin.before", "ioerr", false},
+    {"begin RT_CONN once", "begin.before", "connerr", false},
+    {"begin RT_BUSY once", "begin.before", "busy", false},
+    {"exec RT_DBERR once", "exec", "ioerr", false},
+    {"exec RT_CONN once", "exec", "connerr", false},
+    {"exec RT_BUSY once", "exec", "busy", false},
+    {"commit RT_DBERR once", "commit.before", "ioerr", false},
+    {"commit RT_CONN once", "commit.before", "connerr", false},
+    {"commit RT_BUSY once", "commit.before", "busy", false},
+    {"lost commit reply RT_DBERR", "commit.after", "ioerr", false},
+    {"lost commit reply RT_CONN", "commit.after", "connerr", false},
+    {"begin RT_DBERR from N on", "begin.before", "ioerr", true},
+    {"exec RT_DBERR from N on", "exec", "ioerr", true},
+    {"commit RT_DBERR from N on", "commit.before", "ioerr", true},
 };
 #define FK_NKINDS ((int)(sizeof fk_kinds / sizeof *fk_kinds))
 
@@ -116,12 +128,21 @@ static void fk_assert_no_transaction(rt_store *s, int backend, const char *what)
     "CASE status WHEN 'pending' THEN 0 WHEN 'running' THEN 1 WHEN "            \
     "'interrupted' THEN 2 WHEN 'done' THEN 3 ELSE 9 END"
 
+/* A run's progress: step, cursor (if any), items in all and in the step. */
+typedef struct fk_progress {
+    int64_t step_index;
+    bool has_cursor;
+    int64_t cursor_int;
+    int64_t items, step_items;
+} fk_progress;
+
 /*
- * What the database holds for key equals what the store saw commit last,
- * and the rows agree with it: the first `items` keys exactly once, the
- * closing marker only once the run is done.
+ * What the database holds for key is a state some commit left: want's
+ * progress when want is not NULL, and in any case the rows agree with the
+ * saved progress, as the commit protocol writes them together: the first
+ * `items` keys exactly once, the closing marker only once the run is done.
  */
-static void fk_assert_saved(rt_store *s, const char *key, const fs_progress *c,
+static void fk_assert_saved(rt_store *s, const char *key, const fk_progress *want,
                             const char *what) {
     int64_t run[6];
     bool null[6];
@@ -133,22 +154,25 @@ static void fk_assert_saved(rt_store *s, const char *key, const fs_progress *c,
     if (!fk_row(s, "SELECT step_index, cursor_int, items, step_items, " FK_STATUS
                    ", epoch FROM rt_run WHERE job = 'faultjob' AND run_key = $1",
                 key, 6, run, null)) {
-        ck_assert_msg(!c->known, "%s: the run row is gone after a commit", what);
+        ck_assert_msg(!want, "%s: no run row after the run went through", what);
         ck_assert_msg(rows[0] == 0, "%s: rows without a run", what);
         return;
     }
-    fs_progress want = {false, 0, false, 0, 0, 0};
-    if (c->known) want = *c;
-    ck_assert_msg(run[0] == want.step_index && !null[1] == want.has_cursor &&
-                      (!want.has_cursor || run[1] == want.cursor_int) &&
-                      run[2] == want.items && run[3] == want.step_items,
-                  "%s: saved progress (step %lld, cursor %lld%s, items %lld, step items "
-                  "%lld) is not the last commit (step %lld, cursor %lld%s, items %lld, "
-                  "step items %lld)",
-                  what, (long long)run[0], (long long)run[1], null[1] ? " null" : "",
-                  (long long)run[2], (long long)run[3], (long long)want.step_index,
-                  (long long)want.cursor_int, want.has_cursor ? "" : " null",
-                  (long long)want.items, (long long)want.step_items);
+    if (want)
+        ck_assert_msg(run[0] == want->step_index && !null[1] == want->has_cursor &&
+                          (!want->has_cursor || run[1] == want->cursor_int) &&
+                          run[2] == want->items && run[3] == want->step_items,
+                      "%s: saved progress (step %lld, cursor %lld%s, items %lld, step "
+                      "items %lld) is not (step %lld, cursor %lld%s, items %lld, step "
+                      "items %lld)",
+                      what, (long long)run[0], (long long)run[1], null[1] ? " null" : "",
+                      (long long)run[2], (long long)run[3], (long long)want->step_index,
+                      (long long)want->cursor_int, want->has_cursor ? "" : " null",
+                      (long long)want->items, (long long)want->step_items);
+    /* Items and the step's items move together within step fill. */
+    if (run[0] == 1)
+        ck_assert_msg(run[3] == run[2], "%s: %lld step items of %lld items in step fill",
+                      what, (long long)run[3], (long long)run[2]);
     ck_assert_msg(run[4] != 9, "%s: status is not pending/running/interrupted/done", what);
     ck_assert_msg((run[4] == 3) == (run[0] == 3), "%s: status %lld at step %lld", what,
                   (long long)run[4], (long long)run[0]);
@@ -210,23 +234,26 @@ START_TEST(test_fault_nth) {
         snprintf(key, sizeof key, "n%d", n);
         snprintf(what, sizeof what, "%s, %s, N = %d (runner log: %s)", h_backend_name(backend),
                  k->name, n, log);
-        fs_plan plan = {k->op, n, k->persistent, k->rc};
-        rt_store *f = fs_wrap(real, &plan);
-        ck_assert_ptr_nonnull(f);
+        char spec[96];
+        snprintf(spec, sizeof spec, "%s:%s:%d%s", k->seam, k->action, n,
+                 k->persistent ? "+" : "");
+        ck_assert_int_eq(setenv("RATCHET_FAILPOINT", spec, 1), 0);
+        const char *bad = rt__failpoint_reset(real); /* this run's store only */
+        ck_assert_msg(bad == NULL, "%s", bad);
         rt__run_opts o = {.key = key, .chunk_items = 2};
-        int code = rt__runner_run(f, &fk_job, &o);
-        int64_t injected = fs_injected(f);
-        fs_progress committed = *fs_committed(f);
-        fs_close(f);
+        int code = rt__runner_run(real, &fk_job, &o);
+        int64_t injected = rt__failpoint_fired();
+        ck_assert_int_eq(unsetenv("RATCHET_FAILPOINT"), 0);
+        ck_assert_ptr_null(rt__failpoint_reset(NULL));
         fk_assert_no_transaction(real, backend, what);
-        fk_assert_saved(real, key, &committed, what);
         if (injected == 0) {
             /* N is past every call: the run went through untouched. */
             ck_assert_msg(code == RT_EXIT_OK, "%s: exit %d without a fault", what, code);
-            ck_assert_msg(committed.known, "%s: the store saw no progress commit "
-                          "(did runner.c's progress UPDATE change?)", what);
+            fk_progress done = {3, false, 0, FK_ROWS, 0};
+            fk_assert_saved(real, key, &done, what);
             break;
         }
+        fk_assert_saved(real, key, NULL, what);
         injected_runs++;
         ck_assert_msg(code == RT_EXIT_OK || code == RT_EXIT_FAILED ||
                           code == RT_EXIT_INTERRUPTED,
@@ -236,7 +263,7 @@ START_TEST(test_fault_nth) {
         code = rt__runner_run(real, &fk_job, &again);
         ck_assert_msg(code == RT_EXIT_OK, "%s: the resumed run exits %d", what, code);
         fk_assert_no_transaction(real, backend, what);
-        fs_progress done = {true, 3, false, 0, FK_ROWS, 0};
+        fk_progress done = {3, false, 0, FK_ROWS, 0};
         fk_assert_saved(real, key, &done, what);
     }
     ck_assert_msg(injected_runs >= 3, "%s: only %d runs met a fault", k->name, injected_runs);
@@ -247,12 +274,9 @@ START_TEST(test_fault_nth) {
 }
 END_TEST
 
-Suite *fault_suite(void) {
-    Suite *s = suite_create("fault");
-    TCase *tc = tcase_create("fault_store");
+void runner_faults_add(Suite *s) {
+    TCase *tc = tcase_create("faults");
     tcase_set_timeout(tc, 120);
     tcase_add_loop_test(tc, test_fault_nth, 0, FK_NKINDS * h_backends());
     suite_add_tcase(s, tc);
-    suite_add_tcase(s, pgproxy_tcase()); /* check_pgproxy.c: faults on the wire */
-    return s;
 }

@@ -1,10 +1,11 @@
 /*
- * check_pooler.c — ratchet behind pgbouncer in transaction-pooling mode
- * (issue 7): each transaction may run on another server session, so no
- * session state (named prepared statements, session advisory locks,
- * startup options) may be relied on. With pool_mode=transaction in the
- * URL, ratchet sends unnamed statements and takes no liveness lock: the
- * lease rows and epoch fencing alone keep runs exclusive and exact.
+ * check_postgres_pooler.c — the postgres suite's pooler part: ratchet behind
+ * pgbouncer in transaction-pooling mode (issue 7): each transaction may run
+ * on another server session, so no session state (named prepared statements,
+ * session advisory locks, startup options) may be relied on. With
+ * pool_mode=transaction in the URL, ratchet sends unnamed statements and
+ * takes no liveness lock: the lease rows and epoch fencing alone keep runs
+ * exclusive and exact.
  *
  * Each test starts its own pgbouncer (Debian package; CI installs it) in
  * front of the test server (RATCHET_TEST_PG, a unix socket), on a unix
@@ -402,8 +403,7 @@ START_TEST(test_pooler_queue) {
 }
 END_TEST
 
-Suite *pooler_suite(void) {
-    Suite *s = suite_create("pooler");
+void postgres_pooler_add(Suite *s) {
     TCase *tc = tcase_create("pooler");
     tcase_set_timeout(tc, 120 * pooler_scale());
     if (h_backends() > 1) {
@@ -413,5 +413,4 @@ Suite *pooler_suite(void) {
         tcase_add_test(tc, test_pooler_queue);
     }
     suite_add_tcase(s, tc);
-    return s;
 }

@@ -1,13 +1,13 @@
 /*
- * check_errors.c — a step's errors have one meaning each, and input is
- * checked before anything is stored (issue 18, items 2, 3 and 5): a UNIQUE
- * violation a step returns as it is, through rt_fail(ctx, "%s",
- * rt_errmsg(ctx)), or from a pipelined INSERT at the chunk's COMMIT fails
- * the run with the database's own words — `run` exits 1, a queued run
- * records them as its failed attempt — instead of exiting 75 for ever; a
- * params check (rt_job.check) refuses a bad value before a run exists, and
- * a step that refuses its input leaves its key free. Loop tests run on both
- * backends (_i, or _i / N).
+ * check_runner_errors.c — the runner suite's errors part: a step's errors
+ * have one meaning each, and input is checked before anything is stored
+ * (issue 18, items 2, 3 and 5): a UNIQUE violation a step returns as it is,
+ * through rt_fail(ctx, "%s", rt_errmsg(ctx)), or from a pipelined INSERT at
+ * the chunk's COMMIT fails the run with the database's own words — `run`
+ * exits 1, a queued run records them as its failed attempt — instead of
+ * exiting 75 for ever; a params check (rt_job.check) refuses a bad value
+ * before a run exists, and a step that refuses its input leaves its key
+ * free. Loop tests run on both backends (_i, or _i / N).
  */
 #define _DEFAULT_SOURCE
 #include <check.h>
@@ -242,8 +242,7 @@ START_TEST(test_step_invalid_fails_queued) {
 }
 END_TEST
 
-Suite *errors_suite(void) {
-    Suite *s = suite_create("errors");
+void runner_errors_add(Suite *s) {
     TCase *tc = tcase_create("step_errors");
     tcase_set_timeout(tc, 60);
     tcase_add_loop_test(tc, test_unique_violation_fails_run, 0, 3 * h_backends());
@@ -258,5 +257,4 @@ Suite *errors_suite(void) {
     tcase_add_loop_test(tc, test_step_invalid_leaves_key_usable, 0, h_backends());
     tcase_add_loop_test(tc, test_step_invalid_fails_queued, 0, h_backends());
     suite_add_tcase(s, tc);
-    return s;
 }
