@@ -125,7 +125,12 @@ $(BUILD)/libratchet-hooks.a: $(HOOKS_LIB_OBJ)
 $(BUILD)/ratchet-hooks: $(TESTJOB_OBJ) $(BUILD)/libratchet-hooks.a
 	$(CC) -o $@ $(TESTJOB_OBJ) $(BUILD)/libratchet-hooks.a $(LDFLAGS_ALL) $(DEP_LIBS)
 
-$(BUILD)/check_ratchet: $(TEST_OBJ) $(BUILD)/libratchet.a
+# A program that embeds ratchet: rt_run without rt_main (tests/embed_main.c),
+# run by the embed suite from beside build/ratchet.
+$(BUILD)/ratchet-embed: $(BUILD)/obj/tests/embed_main.o $(BUILD)/libratchet.a
+	$(CC) -o $@ $< $(BUILD)/libratchet.a $(LDFLAGS_ALL) $(DEP_LIBS)
+
+$(BUILD)/check_ratchet: $(TEST_OBJ) $(BUILD)/libratchet.a | $(BUILD)/ratchet-embed
 	$(CC) -o $@ $(TEST_OBJ) $(BUILD)/libratchet.a $(LDFLAGS_ALL) $(CHECK_LIBS) $(DEP_LIBS) $(PQ_LIBS)
 
 # The torture driver (tests/torture, docs/RELIABILITY.md): the real

@@ -24,6 +24,7 @@ int main(void) {
     srunner_add_suite(sr, input_suite());
     srunner_add_suite(sr, lifecycle_suite());
     srunner_add_suite(sr, errors_suite());
+    srunner_add_suite(sr, embed_suite());
     srunner_run_all(sr, CK_NORMAL);
     int failed = srunner_ntests_failed(sr);
     srunner_free(sr);

@@ -23,6 +23,7 @@ Suite *signals_suite(void);
 Suite *input_suite(void);
 Suite *lifecycle_suite(void);
 Suite *errors_suite(void);
+Suite *embed_suite(void);
 /* The fault suite's tcase of network faults (check_pgproxy.c). */
 TCase *pgproxy_tcase(void);
 
