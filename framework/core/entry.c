@@ -214,8 +214,8 @@ int rt__run_job(const rt_job *job, rt__run_opts *o, bool signals,
     int code = RT_EXIT_OK;
     rc = rt__db_open(o->url, &s, NULL, NULL, &code, o->err, o->errlen);
     /* A stop ends a wait for a busy database: interrupted, not failed. */
-    if (rc != RT_OK && rt__stop_flag) {
-        if (code == RT_EXIT_FAILED) code = RT_EXIT_INTERRUPTED;
+    if (rc != RT_OK && rt__stop_flag && code == RT_EXIT_FAILED) {
+        code = RT_EXIT_INTERRUPTED;
         rc = RT_STOPPED;
     }
     if (rc == RT_OK) {

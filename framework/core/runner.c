@@ -17,6 +17,10 @@
  * transaction of its own, so an older process still working on the run can
  * never commit again. Resuming costs one row read: there is no history to
  * replay.
+ *
+ * It answers with the CLI's exit code, and tells rt_run (entry.c) the
+ * RT_* code and the one line behind it (runner_why) and what the run came
+ * to (runner_result).
  */
 #define _POSIX_C_SOURCE 200809L
 #include <errno.h>
