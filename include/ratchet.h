@@ -17,8 +17,11 @@
  *     static const rt_job *const jobs[] = { &hello_job, NULL };
  *     int main(int argc, char **argv) { return rt_main(argc, argv, jobs); }
  *
+ * A program of your own runs the same job with rt_run() instead (see
+ * "embedding" below): no argv, no signal handlers, no exit.
+ *
  * Threads: an rt_ctx belongs to the thread running the step; nothing here is
- * async-signal-safe. Memory returned as `const char *` belongs to ratchet and
+ * async-signal-safe but rt_request_stop(). Memory returned as `const char *` belongs to ratchet and
  * stays valid as documented on each call (at least until the step returns).
  */
 #ifndef RATCHET_H
