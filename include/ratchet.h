@@ -192,16 +192,17 @@ typedef struct rt_job {
     /*
      * Optional: the job's own rules for its params, beyond their declared
      * types (a count that must not be negative, two params that go
-     * together). Called before a run is created — by `ratchet run`,
-     * `ratchet enqueue` and rt_enqueue*, and by `ratchet daemon` at its
-     * start for its --param values — with the new run's params; read them
-     * with rt_param* as a step does. Return RT_OK to accept them; anything
-     * else refuses them with rt_errmsg(ctx) as the reason (`return
-     * rt_fail(ctx, "rows must be 0 or more")`): `run` and `enqueue` exit 2,
-     * rt_enqueue* return RT_INVALID, the daemon does not start, and no run
-     * is stored. Only rt_param*, rt_job_name, rt_key ("" when the key is
-     * not chosen yet), rt_log, rt_fail and rt_errmsg may be used: there is
-     * no run, step or transaction yet (SQL calls return RT_MISUSE).
+     * together). Called before a run is created — by `ratchet run` and
+     * rt_run, `ratchet enqueue` and rt_enqueue*, and by `ratchet daemon`
+     * at its start for its --param values — with the new run's params;
+     * read them with rt_param* as a step does. Return RT_OK to accept
+     * them; anything else refuses them with rt_errmsg(ctx) as the reason
+     * (`return rt_fail(ctx, "rows must be 0 or more")`): `run` and
+     * `enqueue` exit 2, rt_run and rt_enqueue* return RT_INVALID, the
+     * daemon does not start, and no run is stored. Only rt_param*,
+     * rt_job_name, rt_key ("" when the key is not chosen yet), rt_log,
+     * rt_fail and rt_errmsg may be used: there is no run, step or
+     * transaction yet (SQL calls return RT_MISUSE).
      */
     int (*check)(rt_ctx *ctx);
 } rt_job;
