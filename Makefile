@@ -125,9 +125,14 @@ $(BUILD)/libratchet-hooks.a: $(HOOKS_LIB_OBJ)
 $(BUILD)/ratchet-hooks: $(TESTJOB_OBJ) $(BUILD)/libratchet-hooks.a
 	$(CC) -o $@ $(TESTJOB_OBJ) $(BUILD)/libratchet-hooks.a $(LDFLAGS_ALL) $(DEP_LIBS)
 
+# A program that embeds ratchet: rt_run without rt_main (tests/embed_main.c),
+# run by the embed suite from beside build/ratchet.
+$(BUILD)/ratchet-embed: $(BUILD)/obj/tests/embed_main.o $(BUILD)/libratchet.a
+	$(CC) -o $@ $< $(BUILD)/libratchet.a $(LDFLAGS_ALL) $(DEP_LIBS)
+
 # The Check program links the failpoint build too: the runner suite's faults
 # part (tests/check_runner_faults.c) sets failpoints in process.
-$(BUILD)/check_ratchet: $(TEST_OBJ) $(BUILD)/libratchet-hooks.a
+$(BUILD)/check_ratchet: $(TEST_OBJ) $(BUILD)/libratchet-hooks.a | $(BUILD)/ratchet-embed
 	$(CC) -o $@ $(TEST_OBJ) $(BUILD)/libratchet-hooks.a $(LDFLAGS_ALL) $(CHECK_LIBS) $(DEP_LIBS) $(PQ_LIBS)
 
 # The torture driver (tests/torture, docs/RELIABILITY.md): the real

@@ -17,8 +17,11 @@
  *     static const rt_job *const jobs[] = { &hello_job, NULL };
  *     int main(int argc, char **argv) { return rt_main(argc, argv, jobs); }
  *
+ * A program of your own runs the same job with rt_run() instead (see
+ * "embedding" below): no argv, no signal handlers, no exit.
+ *
  * Threads: an rt_ctx belongs to the thread running the step; nothing here is
- * async-signal-safe. Memory returned as `const char *` belongs to ratchet and
+ * async-signal-safe but rt_request_stop(). Memory returned as `const char *` belongs to ratchet and
  * stays valid as documented on each call (at least until the step returns).
  */
 #ifndef RATCHET_H
@@ -189,16 +192,17 @@ typedef struct rt_job {
     /*
      * Optional: the job's own rules for its params, beyond their declared
      * types (a count that must not be negative, two params that go
-     * together). Called before a run is created — by `ratchet run`,
-     * `ratchet enqueue` and rt_enqueue*, and by `ratchet daemon` at its
-     * start for its --param values — with the new run's params; read them
-     * with rt_param* as a step does. Return RT_OK to accept them; anything
-     * else refuses them with rt_errmsg(ctx) as the reason (`return
-     * rt_fail(ctx, "rows must be 0 or more")`): `run` and `enqueue` exit 2,
-     * rt_enqueue* return RT_INVALID, the daemon does not start, and no run
-     * is stored. Only rt_param*, rt_job_name, rt_key ("" when the key is
-     * not chosen yet), rt_log, rt_fail and rt_errmsg may be used: there is
-     * no run, step or transaction yet (SQL calls return RT_MISUSE).
+     * together). Called before a run is created — by `ratchet run` and
+     * rt_run, `ratchet enqueue` and rt_enqueue*, and by `ratchet daemon`
+     * at its start for its --param values — with the new run's params;
+     * read them with rt_param* as a step does. Return RT_OK to accept
+     * them; anything else refuses them with rt_errmsg(ctx) as the reason
+     * (`return rt_fail(ctx, "rows must be 0 or more")`): `run` and
+     * `enqueue` exit 2, rt_run and rt_enqueue* return RT_INVALID, the
+     * daemon does not start, and no run is stored. Only rt_param*,
+     * rt_job_name, rt_key ("" when the key is not chosen yet), rt_log,
+     * rt_fail and rt_errmsg may be used: there is no run, step or
+     * transaction yet (SQL calls return RT_MISUSE).
      */
     int (*check)(rt_ctx *ctx);
 } rt_job;
@@ -213,6 +217,108 @@ typedef struct rt_job {
  * is committed): call it last, as main's return value.
  */
 RT_API int rt_main(int argc, char **argv, const rt_job *const *jobs);
+
+/* ------------------------------------------------------------ embedding */
+
+/*
+ * What a start does when another live process holds the run's lease (the
+ * job's, or the key's with RT_EXCLUSIVE_KEY): fail (RT_HELD, `ratchet run`
+ * exits 3), skip it (RT_OK, nothing done), or wait for the holder and then
+ * resume what it left.
+ */
+typedef enum rt_if_running {
+    RT_IF_RUNNING_FAIL = 0,
+    RT_IF_RUNNING_SKIP = 1,
+    RT_IF_RUNNING_WAIT = 2
+} rt_if_running;
+
+/*
+ * How rt_run runs a job: the options of `ratchet run`. Zero-initialise it:
+ * every zero field is that option's default. size is sizeof(rt_run_opts)
+ * as the caller was compiled (RT_RUN_OPTS_INIT sets it; 0 reads as this
+ * version's size): a library with more fields takes the ones the caller
+ * does not have as zero. Fields are only ever added at the end.
+ */
+typedef struct rt_run_opts {
+    size_t size;
+    const char *const *params;  /* NULL-ended "NAME=VALUE" strings (as
+                                   --param), or NULL; checked against the
+                                   job's declared params, then rt_job.check */
+    int64_t chunk_items;        /* items per commit; 0: 1000; < 0: no limit */
+    int64_t chunk_ms;           /* ms per commit; 0: 1000; < 0: no limit */
+    double lease_ttl_s;         /* 0: 30; else 0.1 to 86400 */
+    rt_if_running if_running;   /* 0: RT_IF_RUNNING_FAIL */
+    /*
+     * After a stop request (rt_request_stop), how long the run may take to
+     * reach its next commit before the database call in flight is
+     * interrupted: its transaction rolls back and rt_run returns
+     * RT_STOPPED with the progress of the last commit. 0: 8 s (as
+     * --grace); < 0: no limit. A step that hangs outside the database is
+     * waited for: rt_run never exits or kills anything.
+     */
+    double grace_s;
+} rt_run_opts;
+
+#define RT_RUN_OPTS_INIT {sizeof(rt_run_opts)}
+
+/* What rt_run did: filled whatever it returns (zeroed first). */
+typedef struct rt_run_result {
+    int64_t run_id;   /* the run's id; 0 when no run was read */
+    char key[256];    /* its key ("" when no run was read) */
+    char status[16];  /* its status as rt_run leaves it: "done",
+                         "interrupted", "failed", "cancelled", "skipped",
+                         "pending" or "running"; "" when no run was read
+                         (refused before, held by another process) */
+    int64_t items;    /* its items, as committed */
+    bool skipped;     /* held by another process, and if_running said skip */
+    int exit_code;    /* what `ratchet run` exits with for the same
+                         outcome: 0, 1, 2, 3 or 75 (README) */
+} rt_run_result;
+
+/*
+ * Run or resume job on db_url (a URL as for --db) from a program of your
+ * own — a service running a batch from a request handler, say — without
+ * argv, rt_main or the CLI: the same path `ratchet run JOB` takes. key as
+ * --key: NULL resumes the job's latest unfinished run, or starts a new
+ * one. Opens its own connections (closed before it returns) and brings
+ * the schema up to date. Returns:
+ *   RT_OK       the run is done (now, or before); or it was skipped
+ *               (out->skipped); or it is cancelled (out->status);
+ *   RT_STOPPED  a stop was requested (rt_request_stop): the run committed
+ *               at its next boundary and is 'interrupted'; call rt_run
+ *               again (after rt_clear_stop) to resume it from there;
+ *   RT_ERROR    the run failed (err holds its error);
+ *   RT_HELD     another process holds it and if_running is FAIL;
+ *   RT_FENCED   another process took it over while this call ran it;
+ *   RT_INVALID, RT_CHANGED, RT_SCHEMA, RT_MISUSE  the input, the job's
+ *               steps or the database's schema are wrong: nothing ran;
+ *   RT_CONN, RT_BUSY, RT_DBERR  database trouble; out->exit_code 75 means
+ *               it is temporary (progress is kept: call again), 1 not.
+ * out (may be NULL) receives what happened; err (may be NULL) one line
+ * when the return is not RT_OK. Log lines go to stderr as for the CLI
+ * (RATCHET_LOG, RATCHET_LOG_LEVEL); nothing is written to stdout, no
+ * signal handler is installed, and the process is never exited.
+ * Threads: runs the steps on the calling thread. Calls on other threads
+ * may run other jobs (or keys) at the same time; a stop request applies to
+ * all of them.
+ */
+RT_API int rt_run(const char *db_url, const rt_job *job, const char *key,
+                  const rt_run_opts *opts, rt_run_result *out, char *err,
+                  size_t errlen);
+
+/*
+ * Ask every rt_run of this process to stop at its next safe point: a
+ * chunked step commits the items it finished, an atomic one rolls back
+ * (rt_continue answers false, rt_stop_requested true). Async-signal-safe
+ * and thread-safe: call it from a SIGTERM handler of your own or from any
+ * thread. The request stays until rt_clear_stop(): meanwhile a new rt_run
+ * returns RT_STOPPED at once, touching nothing. In a program run by
+ * rt_main, the stop signals make the same request.
+ */
+RT_API void rt_request_stop(void);
+/* Withdraw the stop request (rt_run can run again). Thread-safe; call it
+ * when no rt_run is going, or those going may or may not stop. */
+RT_API void rt_clear_stop(void);
 
 /*
  * Block until the run (job, key) is finished — or, with key NULL, job's
@@ -328,15 +434,17 @@ RT_API int rt_set_cursor_bytes(rt_ctx *ctx, const void *bytes, size_t len);
 
 /*
  * Ask between items whether to go on. False when a stop was requested
- * (SIGTERM/SIGINT) or this chunk's budget (--chunk-items, --chunk-ms) is
- * spent (a --chunk-ms of 100 or more may overrun by a clock tick, 1-4 ms);
- * the step should then return RT_MORE, or RT_DONE if it has finished.
+ * (SIGTERM/SIGINT, rt_request_stop) or this chunk's budget (--chunk-items,
+ * --chunk-ms) is spent (a --chunk-ms of 100 or more may overrun by a clock
+ * tick, 1-4 ms); the step should then return RT_MORE, or RT_DONE if it
+ * has finished.
  * A step that asks is "chunked": on stop, the items it completed commit.
  * A step that never asks is "atomic": on stop, its SQL calls fail with
  * RT_STOPPED and the transaction rolls back.
  */
 RT_API bool rt_continue(rt_ctx *ctx);
-/* True once a stop was requested. Never changes back. */
+/* True once a stop was requested (a stop signal under rt_main, or
+ * rt_request_stop); it changes back only with rt_clear_stop. */
 RT_API bool rt_stop_requested(const rt_ctx *ctx);
 /* Items this chunk may still take (INT64_MAX when unbounded); for LIMITs. */
 RT_API int64_t rt_chunk_left(const rt_ctx *ctx);

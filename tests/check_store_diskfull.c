@@ -20,7 +20,10 @@
  *     database is created, the schema migrated, the lease taken, the seed
  *     or the copy written. Every start that does not finish exits 75 with
  *     the same one line; then the filler is removed, and the same checks
- *     and a resume follow. DF_DEBUG=1 prints where the starts ran out.
+ *     and a resume follow. DF_DEBUG=1 prints where the starts ran out;
+ *   - open: a database that cannot be created for want of space gives the
+ *     same exit 75 and one line from run, migrate, daemon and worker (one
+ *     open + migrate and one exit-code table: core/entry.c).
  */
 #define _GNU_SOURCE /* unshare, CLONE_NEWUSER */
 #include <check.h>
@@ -260,10 +263,38 @@ START_TEST(test_diskfull_sweep) {
 }
 END_TEST
 
+START_TEST(test_diskfull_open_commands) {
+    const char *url = h_db_new(H_SQLITE);
+    const char *path = url + 7;
+    char dir[512], filler[600];
+    df_dir(url, dir, sizeof dir);
+    snprintf(filler, sizeof filler, "%s/filler", dir);
+    df_private_namespace();
+    df_mount(dir, "1m");
+    df_fill(filler, 1024); /* not a byte left */
+    const char *const *cmds[] = {
+        ARGS("run", "rowcopy", "--key", "k"),
+        ARGS("migrate"),
+        ARGS("daemon", "--only", "rowcopy", "--schedule", "rowcopy=@hourly"),
+        ARGS("worker"),
+    };
+    for (size_t i = 0; i < sizeof cmds / sizeof cmds[0]; i++) {
+        pid_t pid = h_spawn(h_bin(), url, cmds[i], NULL);
+        EXPECT_EXIT(pid, h_wait(pid, 60000), 75);
+        const char *line = df_assert_one_line(pid, path);
+        ck_assert_msg(strstr(line, EVENT("db_open")) != NULL,
+                      "'%s' did not run out while opening:\n%s", cmds[i][0],
+                      line);
+    }
+    ck_assert_int_eq(umount2(dir, MNT_DETACH), 0);
+}
+END_TEST
+
 void store_diskfull_add(Suite *s) {
     TCase *tc = tcase_create("diskfull");
     tcase_set_timeout(tc, 120);
     tcase_add_test(tc, test_diskfull_midrun);
     tcase_add_test(tc, test_diskfull_sweep);
+    tcase_add_test(tc, test_diskfull_open_commands);
     suite_add_tcase(s, tc);
 }

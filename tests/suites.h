@@ -28,7 +28,8 @@
     X(daemon)        \
     X(cron)          \
     X(metrics)       \
-    X(cli)
+    X(cli)           \
+    X(embed)
 
 /* X(suite, part): tests/check_<suite>_<part>.c. */
 #define RT_PARTS(X)          \

@@ -25,13 +25,15 @@
 #define RT_UNUSED
 #endif
 
-/* Exit codes of the CLI (DESIGN.md). */
+/* Exit codes of the CLI (DESIGN.md). Which return code (RT_*) gives
+ * which is one table: rt__exit_code (core/entry.c). */
 enum {
     RT_EXIT_OK = 0,
     RT_EXIT_FAILED = 1,
     RT_EXIT_USAGE = 2,
     RT_EXIT_HELD = 3,
-    RT_EXIT_INTERRUPTED = 75
+    RT_EXIT_INTERRUPTED = 75, /* EX_TEMPFAIL: run again, nothing is lost */
+    RT_EXIT_TIMEOUT = 124     /* `ratchet wait --timeout`, as timeout(1) */
 };
 
 /* ------------------------------------------------------------- util.c */

@@ -220,31 +220,11 @@ static int cli_run_option(const cli *c, int *i, const char *cmd,
     return 1;
 }
 
+/* Open and migrate the database (rt__db_open): its exit code. */
 static int cli_open(const cli *c, rt_store **s) {
-    char err[RT_ERRMSG_MAX];
-    int rc = rt__store_open(c->db, s, err, sizeof err);
-    if (rc != RT_OK) {
-        rt__log(RT_LOG_ERROR, "db_open", NULL, "%s", err);
-        /* RT_BUSY: there but unusable for now (SQLite: disk full). */
-        return rc == RT_CONN   ? RT_EXIT_FAILED
-               : rc == RT_BUSY ? RT_EXIT_INTERRUPTED
-                               : RT_EXIT_USAGE;
-    }
-    int from = 0, to = 0;
-    rc = rt__migrate(*s, &from, &to);
-    if (rc != RT_OK) {
-        rt__log(RT_LOG_ERROR, rc == RT_SCHEMA ? "schema" : "migrate", NULL,
-                "%s: %s", (*s)->url_display, (*s)->errmsg);
-        /* A connection lost on the way (server restart) is temporary, and
-         * so are a full disk and a migration's locks not had in time. */
-        bool lost = rt__store_broken(*s) || (*s)->disk_full || rc == RT_BUSY;
-        rt__store_close(*s);
-        *s = NULL;
-        return rc == RT_SCHEMA ? RT_EXIT_USAGE
-               : lost          ? RT_EXIT_INTERRUPTED
-                               : RT_EXIT_FAILED;
-    }
-    return RT_EXIT_OK;
+    int code;
+    rt__db_open(c->db, s, NULL, NULL, &code, NULL, 0);
+    return code;
 }
 
 /* ------------------------------------------------------------------ run */
@@ -329,7 +309,6 @@ static int cli_run(const cli *c) {
             free(known);
         }
     }
-    rt_store *s = NULL;
     o.url = c->db;
     o.lease_ttl_ms = (int64_t)llround(ro.ttl * 1000);
     o.chunk_items = ro.chunk_items;
@@ -339,23 +318,14 @@ static int cli_run(const cli *c) {
      * connects or migrates also ends in exit 75): --grace sets the
      * deadline, also of a stop that came already. */
     if (code == RT_EXIT_OK) rt__signals_grace((int64_t)llround(ro.grace * 1000));
-    /* The lease's connection (PostgreSQL) opens and its lease gets ready
-     * while the work one opens and migrates: each costs a server backend's
-     * start. The runner may take the lease there while it reads the run. */
-    rt__lease_bg lease_bg;
-    rt__lease_bg_start(&lease_bg, code == RT_EXIT_OK ? c->db : "",
-                       o.lease_ttl_ms);
-    if (code == RT_EXIT_OK) code = cli_open(c, &s);
-    o.lease_bg = &lease_bg;
-    /* A stop ends a wait for a busy database: interrupted, not failed. */
-    if (code == RT_EXIT_FAILED && rt__stop_flag) code = RT_EXIT_INTERRUPTED;
+    /* The way rt_run goes too (core/entry.c): open, migrate, run; the
+     * stop handlers may interrupt its SQL, and their deadline is --grace. */
     if (code == RT_EXIT_OK) {
-        rt__signals_store(s);
-        code = rt__runner_run(s, job, &o);
-        rt__signals_store(NULL);
+        rt_run_result res;
+        o.result = &res;
+        rt__run_job(job, &o, true, -1);
+        code = res.exit_code;
     }
-    rt__lease_bg_end(&lease_bg);
-    rt__store_close(s);
     rt__params_free(&o.params);
     /* The handlers stay until the process exits (rt_main's contract,
      * ratchet.h): put back, the default action of a SIGTERM that lands
@@ -752,31 +722,14 @@ static int cli_reset(const cli *c) {
 
 static int cli_migrate(const cli *c) {
     if (c->argc > 0) return cli_bad_arg(c, c->argv[0]);
-    char err[RT_ERRMSG_MAX];
     rt_store *s;
-    int rc = rt__store_open(c->db, &s, err, sizeof err);
-    if (rc != RT_OK) {
-        rt__log(RT_LOG_ERROR, "db_open", NULL, "%s", err);
-        return rc == RT_CONN   ? RT_EXIT_FAILED
-               : rc == RT_BUSY ? RT_EXIT_INTERRUPTED /* disk full */
-                               : RT_EXIT_USAGE;
-    }
-    int from = 0, to = 0;
-    rc = rt__migrate(s, &from, &to);
-    /* Temporary: a full disk, or the locks not had in time (migrate.c). */
-    bool full = rc != RT_OK && (s->disk_full || rc == RT_BUSY);
-    if (rc == RT_OK)
-        printf("%s: schema version %d%s (latest %d)\n", s->url_display, to,
-               from == to ? ", up to date" : "",
-               rt__schema_latest(rt__store_name(s)));
-    else
-        rt__log(RT_LOG_ERROR, rc == RT_SCHEMA ? "schema" : "migrate", NULL,
-                "%s: %s", s->url_display, s->errmsg);
+    int from = 0, to = 0, code;
+    if (rt__db_open(c->db, &s, &from, &to, &code, NULL, 0) != RT_OK)
+        return code; /* logged, with the exit code it means */
+    printf("%s: schema version %d%s (latest %d)\n", s->url_display, to,
+           from == to ? ", up to date" : "", rt__schema_latest(rt__store_name(s)));
     rt__store_close(s);
-    return rc == RT_OK       ? RT_EXIT_OK
-           : rc == RT_SCHEMA ? RT_EXIT_USAGE
-           : full            ? RT_EXIT_INTERRUPTED
-                             : RT_EXIT_FAILED;
+    return RT_EXIT_OK;
 }
 
 /* ----------------------------------------------------------------- wait */
@@ -815,7 +768,7 @@ static int cli_wait(const cli *c) {
         return RT_EXIT_FAILED;
     case RT_TIMEOUT:
         rt__log(RT_LOG_ERROR, "timeout", &f, "%s after %g s", err, timeout);
-        return 124;
+        return RT_EXIT_TIMEOUT;
     case RT_NOTFOUND:
     case RT_INVALID:
     case RT_SCHEMA:

@@ -416,8 +416,6 @@ int rt__lease_refresh_sql(rt__lease *l, rt_store *work);
 
 /* ----------------------------------------------------------- runner.c */
 
-enum { RT_IF_RUNNING_FAIL, RT_IF_RUNNING_SKIP, RT_IF_RUNNING_WAIT };
-
 typedef struct rt__run_opts {
     const char *key;      /* NULL: resume the latest unfinished or start new */
     rt__params params;    /* from --param */
@@ -440,6 +438,12 @@ typedef struct rt__run_opts {
     struct rt__lease_bg *lease_bg;
     struct rt__chain *chain; /* a worker's: claim the next run with the
                                 run's last commit (NULL: none) */
+    /* Filled at the end when set (rt_run, `ratchet run`; entry.c): what
+     * happened, its RT_* code, and one line saying why when not RT_OK. */
+    rt_run_result *result;
+    int *rc;
+    char *err;
+    size_t errlen;
 } rt__run_opts;
 
 /*
@@ -612,5 +616,39 @@ int rt__ops_cancel(rt_store *s, const rt_job *const *jobs,
 /* Delete the finished runs (and their params) that finished more than
  * older_than_ms ago on the database's clock; *deleted: how many. */
 int rt__ops_prune(rt_store *s, int64_t older_than_ms, int64_t *deleted);
+
+/* ------------------------------------------------------------ entry.c */
+
+/*
+ * The one table from a return code to the CLI's exit code (RT_EXIT_*,
+ * DESIGN.md). s is the connection the code came from, NULL when none
+ * opened: a server not reached at all is a failure (1) and any other
+ * refusal to open is the URL's (2), while a connection lost after it
+ * opened, a full disk and a lock not had in time are temporary (75: run
+ * again, nothing is lost).
+ */
+int rt__exit_code(int rc, rt_store *s);
+/*
+ * Open url and bring its schema up to date: the one way every command and
+ * rt_run get their work connection. RT_OK with *s open and *from / *to
+ * (may be NULL) the schema's version before and after. Else *s is NULL,
+ * one line is logged (event db_open, schema or migrate) and copied to err
+ * (may be NULL), and *code (may be NULL) is the exit code it means
+ * (rt__exit_code).
+ */
+int rt__db_open(const char *url, rt_store **s, int *from, int *to, int *code,
+                char *err, size_t errlen);
+/*
+ * Run or resume job on o->url: open and migrate (rt__db_open) while the
+ * lease's connection opens beside it (PostgreSQL: lease_bg.c), then
+ * rt__runner_run. `ratchet run` and rt_run both come this way. signals:
+ * the stop handlers (signals.c) may interrupt the work connection's
+ * statement in flight, and their deadline ends the process (the CLI's);
+ * else grace_ms (< 0: none) after a stop request a thread interrupts it
+ * (rt_run's). Returns the RT_* code; o->result (may be NULL) gets what
+ * happened and the exit code, o->err one line when not RT_OK.
+ */
+int rt__run_job(const rt_job *job, rt__run_opts *o, bool signals,
+                int64_t grace_ms);
 
 #endif

@@ -17,6 +17,10 @@
  * transaction of its own, so an older process still working on the run can
  * never commit again. Resuming costs one row read: there is no history to
  * replay.
+ *
+ * It answers with the CLI's exit code, and tells rt_run (entry.c) the
+ * RT_* code and the one line behind it (runner_why) and what the run came
+ * to (runner_result).
  */
 #define _POSIX_C_SOURCE 200809L
 #include <errno.h>
@@ -44,6 +48,12 @@ typedef struct runner {
     bool claimed;            /* this process moved the run's epoch */
     bool created;            /* this start inserted the run */
     bool touched;            /* a commit of this process was attempted */
+    bool forgotten;          /* the run was deleted (runner_forget) */
+    bool skipped;            /* held, and --if-running skip */
+    int why;                 /* the RT_* code behind the exit code, for
+                                rt_run (0: the exit code's own, see
+                                runner_result) */
+    char why_msg[RT_ERRMSG_MAX];
 } runner;
 
 static void runner_fields(const runner *r, rt__log_fields *f) {
@@ -63,6 +73,17 @@ static void runner_log(const runner *r, int level, const char *event,
     runner_fields(r, &f);
     f.ms = ms;
     rt__log(level, event, &f, fmt, arg ? arg : "");
+}
+
+/* Why the run ends as it does, in the words of rt_run (o->rc, o->err):
+ * the first reason given stays. */
+static void runner_why(runner *r, int rc, const char *msg) {
+    if (r->why) return;
+    r->why = rc;
+    size_t n = msg ? strlen(msg) : 0; /* cut to fit */
+    if (n >= sizeof r->why_msg) n = sizeof r->why_msg - 1;
+    if (n) memcpy(r->why_msg, msg, n);
+    r->why_msg[n] = '\0';
 }
 
 static int64_t runner_elapsed_ms(int64_t since_ns) {
@@ -851,6 +872,7 @@ static int runner_cancelled(runner *r) {
     runner_log(r, RT_LOG_INFO, "cancelled", runner_elapsed_ms(r->started_ns),
                "%s", "cancelled by operator; the work committed so far is "
                "kept, 'ratchet retry' resumes the run");
+    runner_why(r, RT_OK, NULL);
     return RT_EXIT_OK;
 }
 
@@ -864,7 +886,11 @@ static int runner_interrupted(runner *r) {
     }
     runner_log(r, RT_LOG_INFO, "interrupted", runner_elapsed_ms(r->started_ns),
                "stopped by %s; progress saved, run again to resume",
-               rt__stop_signal == SIGINT ? "SIGINT" : "SIGTERM");
+               rt__stop_signal == SIGINT    ? "SIGINT"
+               : rt__stop_signal == SIGTERM ? "SIGTERM"
+                                            : "request (rt_request_stop)");
+    runner_why(r, RT_STOPPED, "stopped on request; progress saved, run "
+               "again to resume");
     return RT_EXIT_INTERRUPTED;
 }
 
@@ -877,6 +903,7 @@ static int runner_db_error(runner *r, const char *what) {
                "%s; progress up to the last commit is saved, run again to "
                "resume",
                msg);
+    runner_why(r, rt__store_broken(r->s) ? RT_CONN : RT_DBERR, msg);
     return RT_EXIT_INTERRUPTED;
 }
 
@@ -898,13 +925,16 @@ static bool runner_was_reset(runner *r) {
 /* The fence did not hold: nothing was written; exit 3. */
 static int runner_fenced(runner *r) {
     rt__progress_clear();
-    if (runner_was_reset(r))
-        runner_log(r, RT_LOG_ERROR, "reset", -1, "%s",
-                   "run was reset by an operator (deleted with its progress "
-                   "while this process held it); this process rolled back "
-                   "and stops");
-    else
+    static const char reset[] =
+        "run was reset by an operator (deleted with its progress while this "
+        "process held it); this process rolled back and stops";
+    if (runner_was_reset(r)) {
+        runner_log(r, RT_LOG_ERROR, "reset", -1, "%s", reset);
+        runner_why(r, RT_FENCED, reset);
+    } else {
         runner_log(r, RT_LOG_ERROR, "lease_lost", -1, "%s", r->s->errmsg);
+        runner_why(r, RT_FENCED, r->s->errmsg);
+    }
     return RT_EXIT_HELD;
 }
 
@@ -1049,6 +1079,7 @@ static int runner_failed(runner *r, const char *msg) {
     if (frc == RT_FENCED) return runner_fenced(r);
     runner_log(r, RT_LOG_ERROR, "failed", runner_elapsed_ms(r->started_ns),
                "%s", error);
+    runner_why(r, RT_ERROR, error);
     return RT_EXIT_FAILED;
 }
 
@@ -1093,7 +1124,9 @@ static int runner_invalid(runner *r, const char *msg) {
         return runner_attempt_failed(r, error, true);
     }
     bool forget = r->created && !r->touched && r->run.attempt == 1;
+    runner_why(r, RT_INVALID, msg);
     if (forget && runner_forget(r) == RT_OK) {
+        r->forgotten = true;
         runner_log(r, RT_LOG_ERROR, "invalid", -1,
                    "%s; the run was not kept (it had done nothing): its key "
                    "is free for a start with other params", msg);
@@ -1207,12 +1240,14 @@ static int runner_refuse(runner *r, int rc) {
     f.key = r->run.key;
     if (rc == RT_CHANGED || rc == RT_INVALID) {
         rt__log(RT_LOG_ERROR, "refused", &f, "%s", r->s->errmsg);
+        runner_why(r, rc, r->s->errmsg);
         return RT_EXIT_USAGE;
     }
     /* Another process (or an operator's reset) moved the run between its
      * read and this start's claim: lost to it, as a fenced holder is. */
     if (rc == RT_FENCED) return runner_fenced(r);
     rt__log(RT_LOG_ERROR, "db_error", &f, "%s", r->s->errmsg);
+    runner_why(r, rt__store_broken(r->s) ? RT_CONN : rc, r->s->errmsg);
     /* The connection went away (a server restart, a terminated session),
      * the disk is full, or a lock was not had in time (lock_timeout, a
      * deadlock, a serialization failure: RT_BUSY): temporary, as when it
@@ -1249,6 +1284,7 @@ static int runner_skip_slot(runner *r, rt__lease *l, const rt__run_opts *o) {
     if (rt__run_skip(r->s, r->job->name, o->key, reason, &skipped) != RT_OK) {
         rt__log(RT_LOG_ERROR, "db_error", &f, "recording the skipped slot: %s",
                 r->s->errmsg);
+        runner_why(r, RT_DBERR, r->s->errmsg);
         return RT_EXIT_FAILED;
     }
     if (skipped) rt__log(RT_LOG_INFO, "slot_skipped", &f, "%s", reason);
@@ -1280,6 +1316,7 @@ static int runner_lease(runner *r, rt__lease *l, const char *scope,
     }
     if (rc != RT_OK) {
         rt__log(RT_LOG_ERROR, "db_open", &f, "%s", err);
+        runner_why(r, rc, err);
         /* RT_CONN: the server answered the work connection a moment ago. */
         return rc == RT_INVALID ? RT_EXIT_USAGE
                : rc == RT_CONN  ? RT_EXIT_INTERRUPTED
@@ -1296,6 +1333,8 @@ static int runner_lease(runner *r, rt__lease *l, const char *scope,
     if (o->start_at_ms && !runner_sleep_until(o->start_at_ms)) {
         rt__log(RT_LOG_INFO, "interrupted", &f, "%s",
                 "stopped before the run's start time; nothing was done");
+        runner_why(r, RT_STOPPED, "stopped before the run's start time; "
+                   "nothing was done");
         return RT_EXIT_INTERRUPTED;
     }
     bool took_over = false;
@@ -1328,16 +1367,20 @@ static int runner_lease_take(runner *r, rt__lease *l, const char *scope,
         if (rc != RT_HELD && rc != RT_BUSY) {
             rt__log(RT_LOG_ERROR, "db_error", &f, "lease of %s: %s", scope,
                     l->s->errmsg);
+            runner_why(r, rt__store_broken(l->s) ? RT_CONN : rc, l->s->errmsg);
             return rt__store_broken(l->s) || l->s->disk_full
                        ? RT_EXIT_INTERRUPTED
                        : RT_EXIT_FAILED;
         }
         if (rc == RT_HELD && o->if_running == RT_IF_RUNNING_FAIL) {
-            rt__log(RT_LOG_ERROR, "held", &f,
-                    "%s is held by %s (run '%s', heartbeat %.1f s ago); use "
-                    "--if-running wait or skip",
-                    scope, l->holder, l->holder_key,
-                    (double)l->holder_age_ms / 1000.0);
+            char msg[RT_ERRMSG_MAX];
+            snprintf(msg, sizeof msg,
+                     "%s is held by %s (run '%s', heartbeat %.1f s ago); use "
+                     "--if-running wait or skip",
+                     scope, l->holder, l->holder_key,
+                     (double)l->holder_age_ms / 1000.0);
+            rt__log(RT_LOG_ERROR, "held", &f, "%s", msg);
+            runner_why(r, RT_HELD, msg);
             return RT_EXIT_HELD;
         }
         if (rc == RT_HELD && o->if_running == RT_IF_RUNNING_SKIP) {
@@ -1346,6 +1389,7 @@ static int runner_lease_take(runner *r, rt__lease *l, const char *scope,
             rt__log(o->quiet_skip ? RT_LOG_DEBUG : RT_LOG_INFO, "skipped",
                     &f, "%s is held by %s (run '%s'); skipped", scope,
                     l->holder, l->holder_key);
+            r->skipped = true;
             return RT_EXIT_OK;
         }
         if (!waited_since) waited_since = rt__mono_ns();
@@ -1361,6 +1405,8 @@ static int runner_lease_take(runner *r, rt__lease *l, const char *scope,
         if (rt__stop_flag) {
             rt__log(RT_LOG_INFO, "interrupted", &f, "%s",
                     "stopped while waiting; nothing was done");
+            runner_why(r, RT_STOPPED, "stopped while waiting for the run's "
+                       "holder; nothing was done");
             return RT_EXIT_INTERRUPTED;
         }
         rt__sleep_ms(100 + rand_r(&seed) % 50);
@@ -1436,6 +1482,10 @@ static int runner_go(runner *r, const rt__run_opts *o) {
                    "run failed earlier (%s); 'ratchet retry' resumes it, "
                    "'ratchet reset' discards it",
                    r->run.error ? r->run.error : "no message");
+        char msg[RT_ERRMSG_MAX];
+        snprintf(msg, sizeof msg, "run failed earlier: %s",
+                 r->run.error ? r->run.error : "no message");
+        runner_why(r, RT_ERROR, msg);
         return RT_EXIT_FAILED;
     }
     /* Cancelled while its holder was away (killed, or stopped outside a
@@ -1499,6 +1549,40 @@ static int runner_drive(runner *r, const rt__run_opts *o, bool fresh,
     int code = runner_loop(r);
     s->ctx = NULL;
     return code;
+}
+
+/*
+ * What the run came to, for rt_run (o->result, o->rc, o->err): the code
+ * given with the reason (runner_why), else the one the exit code means.
+ */
+static void runner_result(const runner *r, const rt__run_opts *o, int code) {
+    int rc = r->why;
+    if (!rc && code != RT_EXIT_OK)
+        rc = code == RT_EXIT_FAILED  ? RT_ERROR
+             : code == RT_EXIT_USAGE ? RT_INVALID
+             : code == RT_EXIT_HELD  ? RT_HELD
+             : rt__stop_flag         ? RT_STOPPED
+                                     : RT_DBERR;
+    if (o->rc) *o->rc = rc;
+    if (o->err && o->errlen)
+        snprintf(o->err, o->errlen, "%s",
+                 rc == RT_OK ? ""
+                 : r->why_msg[0] ? r->why_msg
+                 : r->s->errmsg[0] ? r->s->errmsg
+                                   : rt_strerror(rc));
+    rt_run_result *res = o->result;
+    if (!res) return;
+    memset(res, 0, sizeof *res);
+    bool known = r->run.id > 0 && !r->forgotten;
+    if (known) {
+        res->run_id = r->run.id;
+        snprintf(res->key, sizeof res->key, "%s", r->run.key ? r->run.key : "");
+        snprintf(res->status, sizeof res->status, "%s",
+                 rt__status_name(r->run.status));
+        res->items = r->run.items;
+    }
+    res->skipped = r->skipped;
+    res->exit_code = code;
 }
 
 static void runner_init(runner *r, rt_store *s, const rt_job *job) {
@@ -1568,6 +1652,7 @@ int rt__runner_run(rt_store *s, const rt_job *job, const rt__run_opts *given) {
     if (r.run.status == RT__ST_RUNNING && !r.claimed) lease->keep = true;
     rt__lease_release(lease);
     rt__lease_close(lease);
+    runner_result(&r, &o, code);
     if (o.key != given_key) free((char *)o.key);
     free(r.ctx.cursor_bytes);
     rt__run_free(&r.run);

@@ -678,22 +678,11 @@ int rt__daemon(const rt_job *const *jobs, const rt__daemon_opts *o) {
     snprintf(d.ttl, sizeof d.ttl, "%.3f", (double)o->lease_ttl_ms / 1000);
     snprintf(d.items, sizeof d.items, "%lld", (long long)o->chunk_items);
     snprintf(d.chunk_ms, sizeof d.chunk_ms, "%lld", (long long)o->chunk_ms);
-    char err[RT_ERRMSG_MAX];
     if (!code) {
         rt__store_set_label("ratchet-daemon");
-        int rc = rt__store_open(o->url, &d.s, err, sizeof err);
-        if (rc != RT_OK) {
-            rt__log(RT_LOG_ERROR, "db_open", NULL, "%s", err);
-            code = rc == RT_CONN ? RT_EXIT_FAILED : RT_EXIT_USAGE;
-        }
-    }
-    if (!code) {
-        int rc = rt__migrate(d.s, NULL, NULL);
-        if (rc != RT_OK) {
-            rt__log(RT_LOG_ERROR, rc == RT_SCHEMA ? "schema" : "migrate", NULL,
-                    "%s: %s", d.s->url_display, d.s->errmsg);
-            code = rc == RT_SCHEMA ? RT_EXIT_USAGE : RT_EXIT_FAILED;
-        }
+        /* Open and migrate as every command does; logged, with the exit
+         * code it means (a full disk: 75). */
+        rt__db_open(o->url, &d.s, NULL, NULL, &code, NULL, 0);
     }
     if (!code && daemon_cursors(&d) != RT_OK) {
         rt__log(RT_LOG_ERROR, "db_error", NULL, "%s", d.s->errmsg);

@@ -648,17 +648,13 @@ static int worker_process(const rt__worker_opts *o, const rt_job *const *jobs) {
      * start. */
     rt__store_bg claim_bg;
     rt__store_bg_start(&claim_bg, o->url);
-    int rc = rt__store_open(o->url, &w.s, err, sizeof err);
+    /* Open and migrate as every command does; logged, with the exit code
+     * it means (a full disk: 75). */
+    int open_code;
+    int rc = rt__db_open(o->url, &w.s, NULL, NULL, &open_code, NULL, 0);
     if (rc != RT_OK) {
-        rt__log(RT_LOG_ERROR, "db_open", NULL, "%s", err);
         rt__store_close(rt__store_bg_join(&claim_bg));
-        return rc == RT_CONN ? RT_EXIT_FAILED : RT_EXIT_USAGE;
-    }
-    if ((rc = rt__migrate(w.s, NULL, NULL)) != RT_OK) {
-        rt__log(RT_LOG_ERROR, "migrate", NULL, "%s", w.s->errmsg);
-        rt__store_close(rt__store_bg_join(&claim_bg));
-        rt__store_close(w.s);
-        return rc == RT_SCHEMA ? RT_EXIT_USAGE : RT_EXIT_FAILED;
+        return open_code;
     }
     w.lease = rt__store_bg_join(&claim_bg);
     if (!w.lease &&
