@@ -1,9 +1,11 @@
 /*
- * cli.c — rt_main(): the command line over the library. Parses flags (both
- * `--flag value` and `--flag=value`, global flags anywhere), validates every
- * input before the database is touched, and maps outcomes to the exit codes
- * of DESIGN.md: 0 done, 1 failed, 2 usage/configuration, 3 held or fenced,
- * 75 interrupted (resumable). SIGTERM and SIGINT are blocked from rt_main's
+ * cli.c — rt_main(): the command line over the library. Each command is a
+ * row of cli_commands with its usage text and its table of options
+ * (rt__cli_opt), read by the one parser of args.c (both `--flag value` and
+ * `--flag=value`, global flags anywhere) and by completion.c; every input
+ * is validated before the database is touched, and outcomes map to the
+ * exit codes of DESIGN.md: 0 done, 1 failed, 2 usage/configuration, 3
+ * held or fenced, 75 interrupted (resumable). SIGTERM and SIGINT are blocked from rt_main's
  * first instruction and, for run, worker and daemon, handled from the
  * moment the command is known (signals.c), so a stop at any time gives
  * that command's documented exit.
@@ -13,23 +15,20 @@
 #include <stdlib.h>
 #include <string.h>
 
-
 #include "cli/cli.h"
 #include "service/metrics.h"
 
 #define CLI_DEFAULT_DB "sqlite:ratchet.db"
 
-typedef struct cli {
+typedef struct rt__cli {
     const rt_job *const *jobs;
     const char *db;
     const char *cmd;
-    int argc; /* the command's own arguments */
-    char **argv;
     const char *exe; /* argv[0] of the process */
     bool help;
 } cli;
 
-/* The global options, accepted anywhere on the line; completion reads them. */
+/* The global options' help (their table is cli_global_opts). */
 #define CLI_OPTIONS \
     "options:\n" \
     "  --db URL      sqlite:PATH[?synchronous=normal] or a PostgreSQL URI or\n" \
@@ -136,88 +135,87 @@ static const char cli_migrate_usage[] =
     "Create or upgrade the schema (every command does this as needed).\n";
 
 /*
- * Match --name or --name=value at argv[*i]. For options with a value, *value
- * is set (consuming the next argument if needed). Returns 1 matched, 0 not,
- * -1 a value is missing.
+ * The slots of the options' values (rt__cli_opt.slot): one list for every
+ * command, so the rows run, daemon and worker share are written once.
  */
-static int cli_opt(int argc, char **argv, int *i, const char *name,
-                   const char **value) {
-    const char *a = argv[*i];
-    size_t n = strlen(name);
-    if (strncmp(a, name, n)) return 0;
-    if (!value) return a[n] == '\0';
-    if (a[n] == '=') {
-        *value = a + n + 1;
-        return 1;
-    }
-    if (a[n] != '\0') return 0;
-    if (*i + 1 >= argc) return -1;
-    *value = argv[++*i];
-    return 1;
-}
+enum {
+    O_GRACE, O_TTL, O_ITEMS, O_CHUNK_MS, /* run, daemon, worker */
+    O_KEY, O_PARAM, O_IF_RUNNING, O_RESTART, O_START_AT, O_RECORD_SKIP,
+    O_ONLY, O_WORKERS, O_METRICS, O_SCHEDULE, O_OVERLAP, O_MISFIRE,
+    O_LATENESS, O_RUN_AT, O_PRIORITY, O_MAX_ATTEMPTS, O_JSON, O_LIMIT,
+    O_FORCE, O_TIMEOUT, O_OLDER_THAN,
+    O_DB = 0, O_HELP, O_VERSION, /* the global options' own */
+};
 
-/* --key's value (m: cli_opt's answer) into *key, or a usage error (exit
- * 2): empty, longer than a lease scope holds, not UTF-8, or holding a
- * control character (rt__key_check). */
-static int cli_key(const char *cmd, int m, const char *v, const char **key) {
-    if (m < 0 || !*v)
+#define CLI_INT_MAX 9.3e18 /* above any int64: no upper bound */
+
+/* --key: a run key (rt__key_check), or one usage line naming cmd. */
+static int cli_key_check(const char *cmd, const rt__cli_opt *o, const char *v,
+                         rt__cli_val *out) {
+    (void)o;
+    (void)out;
+    if (!v || !*v)
         return rt__usage_error("%s: --key needs a non-empty value", cmd);
     char err[160];
     if (rt__key_check(v, err, sizeof err) != RT_OK)
         return rt__usage_error("%s: --key: %s", cmd, err);
-    *key = v;
     return RT_EXIT_OK;
 }
 
-/* An argument cmd does not take: one line naming it, exit 2. */
-static int cli_bad_arg(const cli *c, const char *arg) {
-    return rt__usage_error("%s: %s '%s' (see 'ratchet %s --help')", c->cmd,
-                           arg[0] == '-' ? "unknown option" : "unexpected argument",
-                           arg, c->cmd);
+/* --metrics-listen [ADDR:]PORT, checked before anything starts. */
+static int cli_listen_check(const char *cmd, const rt__cli_opt *o,
+                            const char *v, rt__cli_val *out) {
+    (void)o;
+    return rt__metrics_listen_option(cmd, v ? 1 : -1, v, &out->text);
 }
 
-/* The options run, daemon and worker share. */
+/* --run-at TIME or +DURATION; +DURATION counts from the database's clock,
+ * which workers compare run-at with: added once the database is open. */
+static int cli_run_at_check(const char *cmd, const rt__cli_opt *o,
+                            const char *v, rt__cli_val *out) {
+    if (v && rt__parse_time_ms(v, 0, &out->i)) return RT_EXIT_OK;
+    return rt__usage_error("%s: %s %s, got '%s'", cmd, o->name, o->want,
+                           v ? v : "");
+}
+
+/* The rows of the options run, daemon and worker share. */
+#define CLI_ROW_GRACE                                                        \
+    {"--grace", RT_CLI_REAL, O_GRACE, "takes seconds > 0", 0, 86400, "S",    \
+     RT_CLI_MIN_OPEN, NULL}
+#define CLI_ROW_TTL                                                          \
+    {"--lease-ttl", RT_CLI_REAL, O_TTL, "takes seconds from 0.1 to 86400",   \
+     0.1, 86400, "S", 0, NULL}
+#define CLI_ROW_ITEMS                                                        \
+    {"--chunk-items", RT_CLI_INT, O_ITEMS, "takes a count >= 0", 0,          \
+     CLI_INT_MAX, "N", 0, NULL}
+#define CLI_ROW_CHUNK_MS                                                     \
+    {"--chunk-ms", RT_CLI_INT, O_CHUNK_MS, "takes milliseconds >= 0", 0,     \
+     CLI_INT_MAX, "MS", 0, NULL}
+#define CLI_ROW_KEY                                                          \
+    {"--key", RT_CLI_CHECK, O_KEY, NULL, 0, 0, "K", 0, cli_key_check}
+#define CLI_ROW_ONLY                                                         \
+    {"--only", RT_CLI_WORD, O_ONLY, "needs JOB,...", 0, 0, "JOB,...",        \
+     RT_CLI_JOBS, NULL}
+#define CLI_ROW_METRICS                                                      \
+    {"--metrics-listen", RT_CLI_CHECK, O_METRICS, NULL, 0, 0, "[ADDR:]PORT", \
+     0, cli_listen_check}
+#define CLI_ROW_END {NULL, RT_CLI_FLAG, 0, NULL, 0, 0, NULL, 0, NULL}
+
+/* The options run, daemon and worker share, as their tables parsed them. */
 typedef struct cli_run_opts {
     double grace, ttl;
     int64_t chunk_items, chunk_ms;
 } cli_run_opts;
 
 #define CLI_GRACE_DEFAULT_MS 8000 /* --grace's default */
-#define CLI_RUN_OPTS_DEFAULT {CLI_GRACE_DEFAULT_MS / 1000, 30, 1000, 1000}
 
-/*
- * --grace, --lease-ttl, --chunk-items, --chunk-ms at argv[*i] for command
- * cmd: 1 when it was one of them (*code is 2 if its value is bad), else 0.
- */
-static int cli_run_option(const cli *c, int *i, const char *cmd,
-                          cli_run_opts *r, int *code) {
-    const char *v = NULL;
-    int m;
-    int64_t n;
-    if ((m = cli_opt(c->argc, c->argv, i, "--grace", &v))) {
-        if (m < 0 || !rt__parse_double(v, &r->grace) || r->grace <= 0 ||
-            r->grace > 86400)
-            *code = rt__usage_error("%s: --grace takes seconds > 0, got '%s'",
-                                    cmd, m > 0 ? v : "");
-    } else if ((m = cli_opt(c->argc, c->argv, i, "--lease-ttl", &v))) {
-        if (m < 0 || !rt__parse_double(v, &r->ttl) || r->ttl < 0.1 ||
-            r->ttl > 86400)
-            *code = rt__usage_error("%s: --lease-ttl takes seconds from 0.1 to "
-                                    "86400, got '%s'", cmd, m > 0 ? v : "");
-    } else if ((m = cli_opt(c->argc, c->argv, i, "--chunk-items", &v))) {
-        if (m < 0 || !rt__parse_int64(v, &n) || n < 0)
-            *code = rt__usage_error("%s: --chunk-items takes a count >= 0, got "
-                                    "'%s'", cmd, m > 0 ? v : "");
-        else r->chunk_items = n;
-    } else if ((m = cli_opt(c->argc, c->argv, i, "--chunk-ms", &v))) {
-        if (m < 0 || !rt__parse_int64(v, &n) || n < 0)
-            *code = rt__usage_error("%s: --chunk-ms takes milliseconds >= 0, "
-                                    "got '%s'", cmd, m > 0 ? v : "");
-        else r->chunk_ms = n;
-    } else {
-        return 0;
-    }
-    return 1;
+static cli_run_opts cli_run_opts_of(const rt__cli_args *a) {
+    cli_run_opts r = {CLI_GRACE_DEFAULT_MS / 1000, 30, 1000, 1000};
+    if (a->v[O_GRACE].set) r.grace = a->v[O_GRACE].d;
+    if (a->v[O_TTL].set) r.ttl = a->v[O_TTL].d;
+    if (a->v[O_ITEMS].set) r.chunk_items = a->v[O_ITEMS].i;
+    if (a->v[O_CHUNK_MS].set) r.chunk_ms = a->v[O_CHUNK_MS].i;
+    return r;
 }
 
 /* Open and migrate the database (rt__db_open): its exit code. */
@@ -237,56 +235,46 @@ static int cli_check_param(const rt_job *job, const char *name,
     return rt__usage_error("%s", err);
 }
 
-static int cli_run(const cli *c) {
+static const rt__cli_opt cli_run_opts_table[] = {
+    CLI_ROW_KEY,
+    {"--param", RT_CLI_PAIR, O_PARAM, "needs NAME=VALUE", 0, 0, "NAME=VALUE", 0,
+     NULL},
+    CLI_ROW_GRACE,
+    CLI_ROW_ITEMS,
+    CLI_ROW_CHUNK_MS,
+    {"--if-running", RT_CLI_CHOICE, O_IF_RUNNING, "takes fail, skip or wait",
+     0, 0, "fail|skip|wait", 0, NULL},
+    CLI_ROW_TTL,
+    {"--restart-step", RT_CLI_WORD, O_RESTART,
+     "needs a step name (see 'ratchet jobs')", 0, 0, "NAME", 0, NULL},
+    /* Internal (the daemon's children): connect, then wait until this
+     * wall-clock time in ms before taking the lease; and a cron slot's
+     * run, recorded skipped when held. */
+    {"--start-at", RT_CLI_INT, O_START_AT, "takes epoch milliseconds", 0,
+     CLI_INT_MAX, "MS", RT_CLI_HIDDEN, NULL},
+    {"--record-skip", RT_CLI_FLAG, O_RECORD_SKIP, NULL, 0, 0, NULL,
+     RT_CLI_HIDDEN, NULL},
+    CLI_ROW_END,
+};
+
+static int cli_run(const cli *c, const rt__cli_args *a) {
     rt__run_opts o;
     memset(&o, 0, sizeof o);
-    cli_run_opts ro = CLI_RUN_OPTS_DEFAULT;
-    const char *job_name = NULL;
+    cli_run_opts ro = cli_run_opts_of(a);
+    const char *job_name = a->npos > 0 ? a->pos[0] : NULL;
     int code = RT_EXIT_OK;
-    for (int i = 0; i < c->argc && code == RT_EXIT_OK; i++) {
-        const char *v = NULL;
-        int m;
-        int64_t n;
-        if ((m = cli_opt(c->argc, c->argv, &i, "--key", &v))) {
-            code = cli_key("run", m, v, &o.key);
-        } else if (cli_run_option(c, &i, "run", &ro, &code)) {
-            /* one of the options all three share */
-        } else if ((m = cli_opt(c->argc, c->argv, &i, "--param", &v))) {
-            const char *eq = m > 0 ? strchr(v, '=') : NULL;
-            if (!eq || eq == v) {
-                code = rt__usage_error("run: --param needs NAME=VALUE, got '%s'",
-                                 m > 0 ? v : "");
-            } else {
-                char *name = rt__xstrndup(v, (size_t)(eq - v));
-                rt__params_set(&o.params, name, eq + 1);
-                free(name);
-            }
-        } else if ((m = cli_opt(c->argc, c->argv, &i, "--if-running", &v))) {
-            if (m > 0 && !strcmp(v, "fail")) o.if_running = RT_IF_RUNNING_FAIL;
-            else if (m > 0 && !strcmp(v, "skip")) o.if_running = RT_IF_RUNNING_SKIP;
-            else if (m > 0 && !strcmp(v, "wait")) o.if_running = RT_IF_RUNNING_WAIT;
-            else code = rt__usage_error("run: --if-running takes fail, skip or wait, "
-                                  "got '%s'", m > 0 ? v : "");
-        } else if ((m = cli_opt(c->argc, c->argv, &i, "--restart-step", &v))) {
-            if (m < 0 || !*v)
-                code = rt__usage_error("run: --restart-step needs a step name "
-                                       "(see 'ratchet jobs')");
-            else o.restart_step = v;
-        } else if ((m = cli_opt(c->argc, c->argv, &i, "--start-at", &v))) {
-            /* Internal (the daemon's children): connect, then wait until
-             * this wall-clock time in ms before taking the lease. */
-            if (m < 0 || !rt__parse_int64(v, &n) || n < 0)
-                code = rt__usage_error("run: --start-at takes epoch milliseconds, "
-                                 "got '%s'", m > 0 ? v : "");
-            else o.start_at_ms = n;
-        } else if (cli_opt(c->argc, c->argv, &i, "--record-skip", NULL)) {
-            o.record_skip = true; /* internal: a cron slot's run */
-        } else if (c->argv[i][0] != '-' && !job_name) {
-            job_name = c->argv[i];
-        } else {
-            code = cli_bad_arg(c, c->argv[i]);
-        }
+    o.key = a->v[O_KEY].text;
+    for (int i = 0; i < a->v[O_PARAM].n; i++) {
+        const char *v = a->v[O_PARAM].list[i], *eq = strchr(v, '=');
+        char *name = rt__xstrndup(v, (size_t)(eq - v));
+        rt__params_set(&o.params, name, eq + 1);
+        free(name);
     }
+    /* the choices' order is RT_IF_RUNNING_FAIL, _SKIP, _WAIT */
+    o.if_running = (int)a->v[O_IF_RUNNING].i;
+    o.restart_step = a->v[O_RESTART].text;
+    o.start_at_ms = a->v[O_START_AT].i;
+    o.record_skip = a->v[O_RECORD_SKIP].set;
     const rt_job *job = NULL;
     if (code == RT_EXIT_OK && !job_name)
         code = rt__usage_error("run: which job? (see 'ratchet jobs')");
@@ -374,74 +362,58 @@ static const char cli_daemon_usage[] =
     "\n"
     "systemd: READY=1, STOPPING=1 and WATCHDOG=1 go to $NOTIFY_SOCKET.\n";
 
-/* Append v to a growing array of strings. */
-static void cli_push(const char ***list, int *n, const char *v) {
-    *list = rt__xrealloc((void *)*list, sizeof **list * (size_t)(*n + 1));
-    (*list)[(*n)++] = v;
-}
+static const rt__cli_opt cli_daemon_opts[] = {
+    CLI_ROW_ONLY,
+    {"--schedule", RT_CLI_LIST, O_SCHEDULE, "needs JOB=EXPR", 0, 0,
+     "JOB=EXPR", 0, NULL},
+    {"--param", RT_CLI_LIST, O_PARAM, "needs JOB.NAME=VALUE", 0, 0,
+     "JOB.NAME=VALUE", 0, NULL},
+    {"--overlap", RT_CLI_LIST, O_OVERLAP, "needs JOB=skip|queue", 0, 0,
+     "JOB=skip|queue", 0, NULL},
+    {"--misfire", RT_CLI_LIST, O_MISFIRE, "needs JOB=catch-up|skip", 0, 0,
+     "JOB=catch-up|skip", 0, NULL},
+    {"--max-lateness", RT_CLI_LIST, O_LATENESS, "needs JOB=SECONDS", 0, 0,
+     "JOB=S", 0, NULL},
+    /* --workers and --concurrency mean the same, as in 'worker'. */
+    {"--workers", RT_CLI_INT, O_WORKERS, "takes 0 to 256", 0, 256, "N", 0,
+     NULL},
+    CLI_ROW_GRACE,
+    CLI_ROW_TTL,
+    CLI_ROW_ITEMS,
+    CLI_ROW_CHUNK_MS,
+    {"--concurrency", RT_CLI_INT, O_WORKERS, "takes 0 to 256", 0, 256, "N", 0,
+     NULL},
+    CLI_ROW_METRICS,
+    CLI_ROW_END,
+};
 
-static int cli_daemon(const cli *c) {
+static int cli_daemon(const cli *c, const rt__cli_args *a) {
     rt__daemon_opts o;
     memset(&o, 0, sizeof o);
-    o.workers = 1;
-    cli_run_opts ro = CLI_RUN_OPTS_DEFAULT;
-    int code = RT_EXIT_OK;
-    for (int i = 0; i < c->argc && code == RT_EXIT_OK; i++) {
-        const char *v = NULL;
-        int m;
-        int64_t n;
-        /* --workers and --concurrency mean the same, as in 'worker'. */
-        bool alias = false;
-        if ((m = cli_opt(c->argc, c->argv, &i, "--workers", &v)) ||
-            (alias = true, m = cli_opt(c->argc, c->argv, &i, "--concurrency", &v))) {
-            if (m < 0 || !rt__parse_int64(v, &n) || n < 0 || n > 256)
-                code = rt__usage_error("daemon: %s takes 0 to 256, got '%s'",
-                                       alias ? "--concurrency" : "--workers",
-                                       m > 0 ? v : "");
-            else o.workers = (int)n;
-        } else if ((m = cli_opt(c->argc, c->argv, &i, "--only", &v))) {
-            if (m < 0 || !*v) code = rt__usage_error("daemon: --only needs JOB,...");
-            else o.only = v;
-        } else if ((m = cli_opt(c->argc, c->argv, &i, "--metrics-listen", &v))) {
-            code = rt__metrics_listen_option("daemon", m, v, &o.metrics_listen);
-        } else if (cli_run_option(c, &i, "daemon", &ro, &code)) {
-            /* one of the options all three share */
-        } else if ((m = cli_opt(c->argc, c->argv, &i, "--schedule", &v))) {
-            if (m < 0) code = rt__usage_error("daemon: --schedule needs JOB=EXPR");
-            else cli_push(&o.schedules, &o.nschedules, v);
-        } else if ((m = cli_opt(c->argc, c->argv, &i, "--param", &v))) {
-            if (m < 0) code = rt__usage_error("daemon: --param needs JOB.NAME=VALUE");
-            else cli_push(&o.params, &o.nparams, v);
-        } else if ((m = cli_opt(c->argc, c->argv, &i, "--overlap", &v))) {
-            if (m < 0) code = rt__usage_error("daemon: --overlap needs JOB=skip|queue");
-            else cli_push(&o.overlaps, &o.noverlaps, v);
-        } else if ((m = cli_opt(c->argc, c->argv, &i, "--misfire", &v))) {
-            if (m < 0) code = rt__usage_error("daemon: --misfire needs JOB=catch-up|skip");
-            else cli_push(&o.misfires, &o.nmisfires, v);
-        } else if ((m = cli_opt(c->argc, c->argv, &i, "--max-lateness", &v))) {
-            if (m < 0) code = rt__usage_error("daemon: --max-lateness needs JOB=SECONDS");
-            else cli_push(&o.lateness, &o.nlateness, v);
-        } else {
-            code = cli_bad_arg(c, c->argv[i]);
-        }
-    }
+    o.workers = a->v[O_WORKERS].set ? (int)a->v[O_WORKERS].i : 1;
+    o.only = a->v[O_ONLY].text;
+    o.metrics_listen = a->v[O_METRICS].text;
+    o.schedules = a->v[O_SCHEDULE].list;
+    o.nschedules = a->v[O_SCHEDULE].n;
+    o.params = a->v[O_PARAM].list;
+    o.nparams = a->v[O_PARAM].n;
+    o.overlaps = a->v[O_OVERLAP].list;
+    o.noverlaps = a->v[O_OVERLAP].n;
+    o.misfires = a->v[O_MISFIRE].list;
+    o.nmisfires = a->v[O_MISFIRE].n;
+    o.lateness = a->v[O_LATENESS].list;
+    o.nlateness = a->v[O_LATENESS].n;
+    cli_run_opts ro = cli_run_opts_of(a);
     o.url = c->db;
     o.exe = c->exe;
     o.grace_ms = (int64_t)llround(ro.grace * 1000);
     o.lease_ttl_ms = (int64_t)llround(ro.ttl * 1000);
     o.chunk_items = ro.chunk_items;
     o.chunk_ms = ro.chunk_ms;
-    if (code == RT_EXIT_OK) {
-        rt__signals_grace(o.grace_ms); /* the handlers are in (rt_main) */
-        code = rt__daemon(c->jobs, &o);
-        /* Stopped while it opened the database: asked to stop, it did. */
-        if (code == RT_EXIT_FAILED && rt__stop_flag) code = RT_EXIT_OK;
-    }
-    free((void *)o.schedules);
-    free((void *)o.params);
-    free((void *)o.overlaps);
-    free((void *)o.misfires);
-    free((void *)o.lateness);
+    rt__signals_grace(o.grace_ms); /* the handlers are in (rt_main) */
+    int code = rt__daemon(c->jobs, &o);
+    /* Stopped while it opened the database: asked to stop, it did. */
+    if (code == RT_EXIT_FAILED && rt__stop_flag) code = RT_EXIT_OK;
     return code;
 }
 
@@ -461,49 +433,33 @@ static const char cli_enqueue_usage[] =
     "  --max-attempts N    failed attempts before the run fails (default: the\n"
     "                      job's, 3)\n";
 
-static int cli_enqueue(const cli *c) {
+static const rt__cli_opt cli_enqueue_opts[] = {
+    CLI_ROW_KEY,
+    {"--param", RT_CLI_PAIR, O_PARAM, "needs NAME=VALUE", 0, 0, "NAME=VALUE", 0,
+     NULL},
+    {"--run-at", RT_CLI_CHECK, O_RUN_AT,
+     "takes an ISO-8601 time (2026-11-23T12:00:00Z) or +DURATION (+30s, +5m, "
+     "+2h, +1d)", 0, 0, "TIME", 0, cli_run_at_check},
+    {"--priority", RT_CLI_INT, O_PRIORITY, "takes an integer", -1000000,
+     1000000, "N", 0, NULL},
+    {"--max-attempts", RT_CLI_INT, O_MAX_ATTEMPTS, "takes 1 to 1000", 1, 1000,
+     "N", 0, NULL},
+    CLI_ROW_END,
+};
+
+static int cli_enqueue(const cli *c, const rt__cli_args *a) {
     rt_enqueue_opts o;
     memset(&o, 0, sizeof o);
-    const char *job_name = NULL;
-    const char **params = rt__xcalloc((size_t)c->argc + 1, sizeof *params);
-    int nparams = 0, code = RT_EXIT_OK;
-    bool run_at_relative = false; /* --run-at +DURATION: o.run_at_ms holds it */
-    for (int i = 0; i < c->argc && code == RT_EXIT_OK; i++) {
-        const char *v = NULL;
-        int m;
-        int64_t n;
-        if ((m = cli_opt(c->argc, c->argv, &i, "--key", &v))) {
-            code = cli_key("enqueue", m, v, &o.key);
-        } else if ((m = cli_opt(c->argc, c->argv, &i, "--param", &v))) {
-            if (m < 0 || !strchr(v, '=') || *v == '=')
-                code = rt__usage_error("enqueue: --param needs NAME=VALUE, got '%s'",
-                                       m > 0 ? v : "");
-            else params[nparams++] = v;
-        } else if ((m = cli_opt(c->argc, c->argv, &i, "--run-at", &v))) {
-            /* +DURATION counts from the database's clock, which workers
-             * compare run-at with: added once the database is open. */
-            bool ok = m > 0 && rt__parse_time_ms(v, 0, &o.run_at_ms);
-            run_at_relative = ok && v[0] == '+';
-            if (!ok)
-                code = rt__usage_error("enqueue: --run-at takes an ISO-8601 time "
-                                       "(2026-11-23T12:00:00Z) or +DURATION (+30s, "
-                                       "+5m, +2h, +1d), got '%s'", m > 0 ? v : "");
-        } else if ((m = cli_opt(c->argc, c->argv, &i, "--priority", &v))) {
-            if (m < 0 || !rt__parse_int64(v, &n) || n < -1000000 || n > 1000000)
-                code = rt__usage_error("enqueue: --priority takes an integer, got '%s'",
-                                       m > 0 ? v : "");
-            else o.priority = (int)n;
-        } else if ((m = cli_opt(c->argc, c->argv, &i, "--max-attempts", &v))) {
-            if (m < 0 || !rt__parse_int64(v, &n) || n < 1 || n > 1000)
-                code = rt__usage_error("enqueue: --max-attempts takes 1 to 1000, "
-                                       "got '%s'", m > 0 ? v : "");
-            else o.max_attempts = (int)n;
-        } else if (c->argv[i][0] != '-' && !job_name) {
-            job_name = c->argv[i];
-        } else {
-            code = cli_bad_arg(c, c->argv[i]);
-        }
-    }
+    const char *job_name = a->npos > 0 ? a->pos[0] : NULL;
+    const char *const none[] = {NULL};
+    const char *const *params = a->v[O_PARAM].n ? a->v[O_PARAM].list : none;
+    int code = RT_EXIT_OK;
+    o.key = a->v[O_KEY].text;
+    o.run_at_ms = a->v[O_RUN_AT].i;
+    /* --run-at +DURATION: o.run_at_ms holds it */
+    bool run_at_relative = a->v[O_RUN_AT].set && a->v[O_RUN_AT].text[0] == '+';
+    o.priority = (int)a->v[O_PRIORITY].i;
+    o.max_attempts = (int)a->v[O_MAX_ATTEMPTS].i;
     const rt_job *job = NULL;
     if (code == RT_EXIT_OK && !job_name)
         code = rt__usage_error("enqueue: which job? (see 'ratchet jobs')");
@@ -550,7 +506,6 @@ static int cli_enqueue(const cli *c) {
         }
     }
     rt__store_close(s);
-    free(params);
     return code;
 }
 
@@ -574,47 +529,37 @@ static const char cli_worker_usage[] =
     "  --metrics-listen [ADDR:]PORT   serve GET /metrics (see 'ratchet metrics')\n"
     "                    from this process, on 127.0.0.1 or on ADDR when given\n";
 
-static int cli_worker(const cli *c) {
+static const rt__cli_opt cli_worker_opts[] = {
+    /* --concurrency and --workers mean the same, as in 'daemon'. */
+    {"--concurrency", RT_CLI_INT, O_WORKERS, "takes 1 to 256", 1, 256, "N", 0,
+     NULL},
+    CLI_ROW_ONLY,
+    CLI_ROW_GRACE,
+    CLI_ROW_TTL,
+    CLI_ROW_ITEMS,
+    CLI_ROW_CHUNK_MS,
+    {"--workers", RT_CLI_INT, O_WORKERS, "takes 1 to 256", 1, 256, "N", 0,
+     NULL},
+    CLI_ROW_METRICS,
+    CLI_ROW_END,
+};
+
+static int cli_worker(const cli *c, const rt__cli_args *a) {
     rt__worker_opts o;
     memset(&o, 0, sizeof o);
-    o.concurrency = 1;
-    cli_run_opts ro = CLI_RUN_OPTS_DEFAULT;
-    int code = RT_EXIT_OK;
-    for (int i = 0; i < c->argc && code == RT_EXIT_OK; i++) {
-        const char *v = NULL;
-        int m;
-        int64_t n;
-        /* --concurrency and --workers mean the same, as in 'daemon'. */
-        bool alias = false;
-        if ((m = cli_opt(c->argc, c->argv, &i, "--concurrency", &v)) ||
-            (alias = true, m = cli_opt(c->argc, c->argv, &i, "--workers", &v))) {
-            if (m < 0 || !rt__parse_int64(v, &n) || n < 1 || n > 256)
-                code = rt__usage_error("worker: %s takes 1 to 256, got '%s'",
-                                       alias ? "--workers" : "--concurrency",
-                                       m > 0 ? v : "");
-            else o.concurrency = (int)n;
-        } else if (cli_run_option(c, &i, "worker", &ro, &code)) {
-            /* one of the options all three share */
-        } else if ((m = cli_opt(c->argc, c->argv, &i, "--only", &v))) {
-            if (m < 0 || !*v) code = rt__usage_error("worker: --only needs JOB,...");
-            else o.only = v;
-        } else if ((m = cli_opt(c->argc, c->argv, &i, "--metrics-listen", &v))) {
-            code = rt__metrics_listen_option("worker", m, v, &o.metrics_listen);
-        } else {
-            code = cli_bad_arg(c, c->argv[i]);
-        }
-    }
+    o.concurrency = a->v[O_WORKERS].set ? (int)a->v[O_WORKERS].i : 1;
+    o.only = a->v[O_ONLY].text;
+    o.metrics_listen = a->v[O_METRICS].text;
+    cli_run_opts ro = cli_run_opts_of(a);
     o.url = c->db;
     o.grace_ms = (int64_t)llround(ro.grace * 1000);
     o.lease_ttl_ms = (int64_t)llround(ro.ttl * 1000);
     o.chunk_items = ro.chunk_items;
     o.chunk_ms = ro.chunk_ms;
-    if (code == RT_EXIT_OK) {
-        rt__signals_grace(o.grace_ms); /* the handlers are in (rt_main) */
-        code = rt__worker(c->jobs, &o);
-        /* Stopped while it opened the database: asked to stop, it did. */
-        if (code == RT_EXIT_FAILED && rt__stop_flag) code = RT_EXIT_OK;
-    }
+    rt__signals_grace(o.grace_ms); /* the handlers are in (rt_main) */
+    int code = rt__worker(c->jobs, &o);
+    /* Stopped while it opened the database: asked to stop, it did. */
+    if (code == RT_EXIT_FAILED && rt__stop_flag) code = RT_EXIT_OK;
     return code;
 }
 
@@ -622,8 +567,8 @@ static int cli_worker(const cli *c) {
 
 static const char *const cli_param_types[] = {"text", "int", "real", "bool"};
 
-static int cli_jobs(const cli *c) {
-    if (c->argc > 0) return cli_bad_arg(c, c->argv[0]);
+static int cli_jobs(const cli *c, const rt__cli_args *a) {
+    (void)a;
     for (int i = 0; c->jobs[i]; i++) {
         const rt_job *j = c->jobs[i];
         printf("%s%s%s\n", j->name, j->description ? " — " : "",
@@ -644,23 +589,15 @@ static int cli_jobs(const cli *c) {
 /* Tries of a reset whose run moves on between its read and its delete. */
 #define CLI_RESET_ROUNDS 10
 
-static int cli_reset(const cli *c) {
-    const char *job = NULL, *key = NULL;
-    bool force = false;
-    for (int i = 0; i < c->argc; i++) {
-        const char *v = NULL;
-        int m;
-        if ((m = cli_opt(c->argc, c->argv, &i, "--key", &v))) {
-            int code = cli_key("reset", m, v, &key);
-            if (code != RT_EXIT_OK) return code;
-        } else if (cli_opt(c->argc, c->argv, &i, "--force", NULL)) {
-            force = true;
-        } else if (c->argv[i][0] != '-' && !job) {
-            job = c->argv[i];
-        } else {
-            return cli_bad_arg(c, c->argv[i]);
-        }
-    }
+static const rt__cli_opt cli_reset_opts[] = {
+    CLI_ROW_KEY,
+    {"--force", RT_CLI_FLAG, O_FORCE, NULL, 0, 0, NULL, 0, NULL},
+    CLI_ROW_END,
+};
+
+static int cli_reset(const cli *c, const rt__cli_args *a) {
+    const char *job = a->npos > 0 ? a->pos[0] : NULL, *key = a->v[O_KEY].text;
+    bool force = a->v[O_FORCE].set;
     if (!job || !key)
         return rt__usage_error("reset: usage: ratchet reset JOB --key K [--force]");
     rt_store *s = NULL;
@@ -720,8 +657,8 @@ static int cli_reset(const cli *c) {
 
 /* -------------------------------------------------------------- migrate */
 
-static int cli_migrate(const cli *c) {
-    if (c->argc > 0) return cli_bad_arg(c, c->argv[0]);
+static int cli_migrate(const cli *c, const rt__cli_args *a) {
+    (void)a;
     rt_store *s;
     int from = 0, to = 0, code;
     if (rt__db_open(c->db, &s, &from, &to, &code, NULL, 0) != RT_OK)
@@ -734,25 +671,16 @@ static int cli_migrate(const cli *c) {
 
 /* ----------------------------------------------------------------- wait */
 
-static int cli_wait(const cli *c) {
-    const char *job = NULL, *key = NULL;
-    double timeout = -1;
-    for (int i = 0; i < c->argc; i++) {
-        const char *v = NULL;
-        int m;
-        if ((m = cli_opt(c->argc, c->argv, &i, "--key", &v))) {
-            int code = cli_key("wait", m, v, &key);
-            if (code != RT_EXIT_OK) return code;
-        } else if ((m = cli_opt(c->argc, c->argv, &i, "--timeout", &v))) {
-            if (m < 0 || !rt__parse_double(v, &timeout) || timeout < 0)
-                return rt__usage_error("wait: --timeout takes seconds >= 0, got '%s'",
-                                 m > 0 ? v : "");
-        } else if (c->argv[i][0] != '-' && !job) {
-            job = c->argv[i];
-        } else {
-            return cli_bad_arg(c, c->argv[i]);
-        }
-    }
+static const rt__cli_opt cli_wait_opts[] = {
+    CLI_ROW_KEY,
+    {"--timeout", RT_CLI_REAL, O_TIMEOUT, "takes seconds >= 0", 0, HUGE_VAL,
+     "S", 0, NULL},
+    CLI_ROW_END,
+};
+
+static int cli_wait(const cli *c, const rt__cli_args *a) {
+    const char *job = a->npos > 0 ? a->pos[0] : NULL, *key = a->v[O_KEY].text;
+    double timeout = a->v[O_TIMEOUT].set ? a->v[O_TIMEOUT].d : -1;
     if (!job) return rt__usage_error("wait: which job? usage: ratchet wait JOB [--key K]");
     char err[RT_ERRMSG_MAX];
     int rc = rt_wait(c->db, job, key, timeout, err, sizeof err);
@@ -786,25 +714,17 @@ typedef int (*cli_render_fn)(rt_store *s, const char *job, int64_t limit,
                              bool json, rt__buf *out);
 
 /* `status` and `history`: [JOB] [--json] [--limit N], then a list. */
-static int cli_list(const cli *c, cli_render_fn render) {
-    const char *job = NULL;
-    bool json = false;
-    int64_t limit = 50;
-    for (int i = 0; i < c->argc; i++) {
-        const char *v = NULL;
-        int m;
-        if (cli_opt(c->argc, c->argv, &i, "--json", NULL)) {
-            json = true;
-        } else if ((m = cli_opt(c->argc, c->argv, &i, "--limit", &v))) {
-            if (m < 0 || !rt__parse_int64(v, &limit) || limit < 1)
-                return rt__usage_error("%s: --limit takes a count >= 1, got '%s'",
-                                       c->cmd, m > 0 ? v : "");
-        } else if (c->argv[i][0] != '-' && !job) {
-            job = c->argv[i];
-        } else {
-            return cli_bad_arg(c, c->argv[i]);
-        }
-    }
+static const rt__cli_opt cli_list_opts[] = {
+    {"--json", RT_CLI_FLAG, O_JSON, NULL, 0, 0, NULL, 0, NULL},
+    {"--limit", RT_CLI_INT, O_LIMIT, "takes a count >= 1", 1, CLI_INT_MAX, "N",
+     0, NULL},
+    CLI_ROW_END,
+};
+
+static int cli_list(const cli *c, const rt__cli_args *a, cli_render_fn render) {
+    const char *job = a->npos > 0 ? a->pos[0] : NULL;
+    bool json = a->v[O_JSON].set;
+    int64_t limit = a->v[O_LIMIT].set ? a->v[O_LIMIT].i : 50;
     rt_store *s = NULL;
     int code = cli_open(c, &s);
     if (code != RT_EXIT_OK) return code;
@@ -821,7 +741,9 @@ static int cli_list(const cli *c, cli_render_fn render) {
     return code;
 }
 
-static int cli_status(const cli *c) { return cli_list(c, rt__status_render); }
+static int cli_status(const cli *c, const rt__cli_args *a) {
+    return cli_list(c, a, rt__status_render);
+}
 
 /* -------------------------------------------------------------- metrics */
 
@@ -835,8 +757,8 @@ static const char cli_metrics_usage[] =
     "  ratchet metrics > DIR/ratchet.prom.tmp && mv DIR/ratchet.prom.tmp DIR/ratchet.prom\n"
     "'daemon' and 'worker' serve the same with --metrics-listen [ADDR:]PORT.\n";
 
-static int cli_metrics(const cli *c) {
-    if (c->argc > 0) return cli_bad_arg(c, c->argv[0]);
+static int cli_metrics(const cli *c, const rt__cli_args *a) {
+    (void)a;
     rt_store *s = NULL;
     int code = cli_open(c, &s);
     if (code != RT_EXIT_OK) return code;
@@ -860,7 +782,9 @@ static const char cli_history_usage[] =
     "key, status, attempts, items, start, finish, duration, error. --json\n"
     "prints one JSON document. --limit N shows at most N runs (default 50).\n";
 
-static int cli_history(const cli *c) { return cli_list(c, rt__ops_history); }
+static int cli_history(const cli *c, const rt__cli_args *a) {
+    return cli_list(c, a, rt__ops_history);
+}
 
 /* -------------------------------------------------------- retry, cancel */
 
@@ -889,15 +813,13 @@ typedef int (*cli_run_op_fn)(rt_store *s, const rt_job *const *jobs,
                              const rt__run_ref *ref, rt__buf *out);
 
 /* `retry RUN`, `cancel RUN`: one line on stdout, or one error line. */
-static int cli_run_op(const cli *c, cli_run_op_fn op) {
-    if (c->argc == 0)
+static int cli_run_op(const cli *c, const rt__cli_args *a, cli_run_op_fn op) {
+    if (a->npos == 0)
         return rt__usage_error("%s: which run? usage: ratchet %s RUN (a run id "
                                "or JOB/KEY)", c->cmd, c->cmd);
-    if (c->argv[0][0] == '-') return cli_bad_arg(c, c->argv[0]);
-    if (c->argc > 1) return cli_bad_arg(c, c->argv[1]);
     char err[RT_ERRMSG_MAX];
     rt__run_ref ref;
-    if (rt__run_ref_parse(c->argv[0], &ref, err, sizeof err) != RT_OK)
+    if (rt__run_ref_parse(a->pos[0], &ref, err, sizeof err) != RT_OK)
         return rt__usage_error("%s: %s", c->cmd, err);
     rt_store *s = NULL;
     int code = cli_open(c, &s);
@@ -922,8 +844,12 @@ static int cli_run_op(const cli *c, cli_run_op_fn op) {
     return code;
 }
 
-static int cli_retry(const cli *c) { return cli_run_op(c, rt__ops_retry); }
-static int cli_cancel(const cli *c) { return cli_run_op(c, rt__ops_cancel); }
+static int cli_retry(const cli *c, const rt__cli_args *a) {
+    return cli_run_op(c, a, rt__ops_retry);
+}
+static int cli_cancel(const cli *c, const rt__cli_args *a) {
+    return cli_run_op(c, a, rt__ops_cancel);
+}
 
 /* ---------------------------------------------------------------- prune */
 
@@ -944,18 +870,14 @@ static bool cli_age(const char *v, int64_t *ms) {
     return rt__parse_duration_ms(v, ms);
 }
 
-static int cli_prune(const cli *c) {
-    const char *age = NULL;
-    for (int i = 0; i < c->argc; i++) {
-        const char *v = NULL;
-        int m;
-        if ((m = cli_opt(c->argc, c->argv, &i, "--older-than", &v))) {
-            if (m < 0) return rt__usage_error("prune: --older-than needs a DURATION");
-            age = v;
-        } else {
-            return cli_bad_arg(c, c->argv[i]);
-        }
-    }
+static const rt__cli_opt cli_prune_opts[] = {
+    {"--older-than", RT_CLI_TEXT, O_OLDER_THAN, "needs a DURATION", 0, 0,
+     "DURATION", 0, NULL},
+    CLI_ROW_END,
+};
+
+static int cli_prune(const cli *c, const rt__cli_args *a) {
+    const char *age = a->v[O_OLDER_THAN].text;
     int64_t ms = 0;
     if (!age)
         return rt__usage_error("prune: --older-than DURATION is required (e.g. 30d)");
@@ -988,63 +910,66 @@ static const char cli_completion_usage[] =
     "  source <(ratchet completion bash)\n"
     "or save it as ~/.local/share/bash-completion/completions/ratchet.\n";
 
-static int cli_completion(const cli *c); /* reads the command table below */
+static int cli_completion(const cli *c, const rt__cli_args *a); /* reads
+                                              the command table below */
 
 /* ------------------------------------------------------------- dispatch */
 
-typedef struct cli_command {
-    const char *name;
-    int (*run)(const cli *c);
-    const char *usage;
-    /* SIGTERM/SIGINT stop it at a safe point (else they just end it),
-     * and stop_exit is its exit code when the stop deadline passes. */
-    bool stops;
-    int stop_exit;
-} cli_command;
-
-static const cli_command cli_commands[] = {
-    {"run", cli_run, cli_run_usage, true, RT_EXIT_INTERRUPTED},
+/* The commands: their options, what they take, what a stop does to them. */
+static const rt__cli_cmd cli_commands[] = {
+    {"run", cli_run_usage, cli_run_opts_table, 1, "JOB", true, cli_run, true,
+     RT_EXIT_INTERRUPTED},
     /* a resident process asked to stop did what it was asked: exit 0 */
-    {"daemon", cli_daemon, cli_daemon_usage, true, RT_EXIT_OK},
-    {"enqueue", cli_enqueue, cli_enqueue_usage, false, 0},
-    {"worker", cli_worker, cli_worker_usage, true, RT_EXIT_OK},
-    {"status", cli_status, cli_status_usage, false, 0},
-    {"jobs", cli_jobs, cli_jobs_usage, false, 0},
-    {"reset", cli_reset, cli_reset_usage, false, 0},
-    {"retry", cli_retry, cli_retry_usage, false, 0},
-    {"cancel", cli_cancel, cli_cancel_usage, false, 0},
-    {"history", cli_history, cli_history_usage, false, 0},
-    {"prune", cli_prune, cli_prune_usage, false, 0},
-    {"wait", cli_wait, cli_wait_usage, false, 0},
-    {"migrate", cli_migrate, cli_migrate_usage, false, 0},
-    {"metrics", cli_metrics, cli_metrics_usage, false, 0},
-    {"completion", cli_completion, cli_completion_usage, false, 0},
-    {NULL, NULL, NULL, false, 0},
+    {"daemon", cli_daemon_usage, cli_daemon_opts, 0, NULL, true, cli_daemon, true,
+     RT_EXIT_OK},
+    {"enqueue", cli_enqueue_usage, cli_enqueue_opts, 1, "JOB", true, cli_enqueue,
+     false, 0},
+    {"worker", cli_worker_usage, cli_worker_opts, 0, NULL, true, cli_worker, true,
+     RT_EXIT_OK},
+    {"status", cli_status_usage, cli_list_opts, 1, "JOB", true, cli_status, false, 0},
+    {"jobs", cli_jobs_usage, NULL, 0, NULL, false, cli_jobs, false, 0},
+    {"reset", cli_reset_usage, cli_reset_opts, 1, "JOB", true, cli_reset, false, 0},
+    {"retry", cli_retry_usage, NULL, 1, NULL, true, cli_retry, false, 0},
+    {"cancel", cli_cancel_usage, NULL, 1, NULL, true, cli_cancel, false, 0},
+    {"history", cli_history_usage, cli_list_opts, 1, "JOB", true, cli_history, false,
+     0},
+    {"prune", cli_prune_usage, cli_prune_opts, 0, NULL, true, cli_prune, false, 0},
+    {"wait", cli_wait_usage, cli_wait_opts, 1, "JOB", true, cli_wait, false, 0},
+    {"migrate", cli_migrate_usage, NULL, 0, NULL, true, cli_migrate, false, 0},
+    {"metrics", cli_metrics_usage, NULL, 0, NULL, true, cli_metrics, false, 0},
+    /* two: `completion zsh x` says which shells there are first */
+    {"completion", cli_completion_usage, NULL, 2, "bash", false, cli_completion,
+     false, 0},
+    {NULL, NULL, NULL, 0, NULL, false, NULL, false, 0},
 };
 
-static int cli_completion(const cli *c) {
-    if (c->argc == 0)
+/* The global options, accepted anywhere on the line. */
+static const rt__cli_opt cli_global_opts[] = {
+    {"--db", RT_CLI_WORD, O_DB, "needs a URL", 0, 0, "URL", 0, NULL},
+    {"--version", RT_CLI_FLAG, O_VERSION, NULL, 0, 0, NULL, 0, NULL},
+    {"--help", RT_CLI_FLAG, O_HELP, NULL, 0, 0, NULL, 0, NULL},
+    {"-h", RT_CLI_FLAG, O_HELP, NULL, 0, 0, NULL, RT_CLI_HIDDEN, NULL},
+    CLI_ROW_END,
+};
+
+static int cli_completion(const cli *c, const rt__cli_args *a) {
+    if (a->npos == 0)
         return rt__usage_error("completion: which shell? usage: ratchet completion bash");
-    if (c->argv[0][0] == '-') return cli_bad_arg(c, c->argv[0]);
-    if (strcmp(c->argv[0], "bash"))
+    if (strcmp(a->pos[0], "bash"))
         return rt__usage_error("completion: unknown shell '%s' (bash is the one "
-                               "supported)", c->argv[0]);
-    if (c->argc > 1) return cli_bad_arg(c, c->argv[1]);
-    enum { N = sizeof cli_commands / sizeof cli_commands[0] };
-    rt__cli_doc docs[N];
-    for (int i = 0; i < N; i++) {
-        docs[i].name = cli_commands[i].name;
-        docs[i].usage = cli_commands[i].usage;
-    }
+                               "supported)", a->pos[0]);
+    if (a->npos > 1)
+        return rt__usage_error("completion: unexpected argument '%s' (see "
+                               "'ratchet completion --help')", a->pos[1]);
     rt__buf out = {0};
-    rt__completion_bash(&out, c->exe, CLI_OPTIONS, docs, c->jobs);
+    rt__completion_bash(&out, c->exe, cli_global_opts, cli_commands, c->jobs);
     fwrite(out.p, 1, out.len, stdout);
     rt__buf_free(&out);
     return RT_EXIT_OK;
 }
 
-static const cli_command *cli_find(const char *name) {
-    for (const cli_command *k = cli_commands; k->name; k++)
+static const rt__cli_cmd *cli_find(const char *name) {
+    for (const rt__cli_cmd *k = cli_commands; k->name; k++)
         if (!strcmp(k->name, name)) return k;
     return NULL;
 }
@@ -1059,7 +984,7 @@ static int cli_version(void) {
  * the default grace until its --grace is parsed; the others get the signal
  * mask they started with back, and with it the default actions.
  */
-static void cli_stop_handlers(const cli_command *k) {
+static void cli_stop_handlers(const rt__cli_cmd *k) {
     if (!k || !k->stops) {
         rt__signals_release();
         return;
@@ -1089,22 +1014,14 @@ int rt_main(int argc, char **argv, const rt_job *const *jobs) {
     if (!c.db || !*c.db) c.db = CLI_DEFAULT_DB;
     /* Pull global options out wherever they stand; keep the rest in order. */
     char **rest = rt__xcalloc((size_t)argc + 1, sizeof *rest);
-    int nrest = 0, code = RT_EXIT_OK;
-    bool version = false;
-    for (int i = 1; i < argc && code == RT_EXIT_OK; i++) {
-        const char *v = NULL;
-        int m;
-        if ((m = cli_opt(argc, argv, &i, "--db", &v))) {
-            if (m < 0 || !*v) code = rt__usage_error("--db needs a URL");
-            else c.db = v;
-        } else if (!strcmp(argv[i], "--help") || !strcmp(argv[i], "-h")) {
-            c.help = true;
-        } else if (!strcmp(argv[i], "--version")) {
-            version = true;
-        } else {
-            rest[nrest++] = argv[i];
-        }
-    }
+    int nrest = 0;
+    rt__cli_args g;
+    memset(&g, 0, sizeof g);
+    int code = rt__cli_parse(NULL, cli_global_opts, 0, argc > 0 ? argc - 1 : 0,
+                             argv + 1, &g, rest, &nrest);
+    if (g.v[O_DB].set) c.db = g.v[O_DB].text;
+    c.help = g.v[O_HELP].set;
+    bool version = g.v[O_VERSION].set;
     cli_stop_handlers(code == RT_EXIT_OK && !version && nrest > 0 && !c.help
                           ? cli_find(rest[0])
                           : NULL);
@@ -1115,13 +1032,13 @@ int rt_main(int argc, char **argv, const rt_job *const *jobs) {
             fputs(cli_usage, c.help ? stdout : stderr);
             code = c.help ? RT_EXIT_OK : RT_EXIT_USAGE;
         } else if (!strcmp(rest[0], "help")) {
-            const cli_command *k = nrest > 1 ? cli_find(rest[1]) : NULL;
+            const rt__cli_cmd *k = nrest > 1 ? cli_find(rest[1]) : NULL;
             if (nrest > 1 && !k && strcmp(rest[1], "help")) /* help help: this */
                 code = rt__usage_error("help: unknown command '%s'", rest[1]);
             else
                 fputs(k ? k->usage : cli_usage, stdout);
         } else {
-            const cli_command *k = cli_find(rest[0]);
+            const rt__cli_cmd *k = cli_find(rest[0]);
             if (!k) {
                 code = rt__usage_error("unknown command '%s' (see 'ratchet --help')",
                                  rest[0]);
@@ -1129,9 +1046,12 @@ int rt_main(int argc, char **argv, const rt_job *const *jobs) {
                 fputs(k->usage, stdout);
             } else {
                 c.cmd = k->name;
-                c.argc = nrest - 1;
-                c.argv = rest + 1;
-                code = k->run(&c);
+                rt__cli_args a;
+                memset(&a, 0, sizeof a);
+                code = rt__cli_parse(k->name, k->opts, k->maxpos, nrest - 1,
+                                     rest + 1, &a, NULL, NULL);
+                if (code == RT_EXIT_OK) code = k->run(&c, &a);
+                rt__cli_args_free(&a);
             }
         }
     }

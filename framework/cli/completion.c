@@ -1,10 +1,11 @@
 /*
  * completion.c — `ratchet completion bash`: writes a bash completion script
  * for the program. Nothing is listed twice: the commands and each command's
- * flags are read from the CLI's own usage texts (see cmp_scan: a flag takes
- * a value when its usage shows one, `--key K`; `--if-running fail|skip|wait`
- * lists its choices), and the job names are the ones compiled into the
- * binary, so completing needs no process and no database.
+ * flags come from the option tables the CLI parses with (rt__cli_opt: a
+ * flag takes a value unless it is RT_CLI_FLAG; an RT_CLI_CHOICE lists its
+ * choices, RT_CLI_JOBS values are job names; RT_CLI_HIDDEN ones are left
+ * out), and the job names are the ones compiled into the binary, so
+ * completing needs no process and no database.
  */
 #include <string.h>
 
@@ -46,7 +47,7 @@ static cmp_flag *cmp_find(cmp_flags *fs, const char *name) {
 
 /*
  * Add what is known about flag f to fs: a flag is one flag, whatever
- * command shows it, and takes a value if any usage shows one.
+ * command has it, and takes a value if any command's takes one.
  */
 static void cmp_merge(cmp_flags *fs, const cmp_flag *f) {
     cmp_flag *old = cmp_find(fs, f->name);
@@ -59,89 +60,43 @@ static void cmp_merge(cmp_flags *fs, const cmp_flag *f) {
     if (!old->choices[0]) memcpy(old->choices, f->choices, sizeof old->choices);
 }
 
-/* The flags in the line of len bytes at line (see cmp_scan). */
-static void cmp_scan_line(const char *line, size_t len, cmp_flags *fs) {
-    const char *end = line + len;
-    for (const char *p = line; p + 2 < end; p++) {
-        if (p[0] != '-' || p[1] != '-' || !(p[2] >= 'a' && p[2] <= 'z') ||
-            (p > line && (cmp_is_name(p[-1]) || p[-1] == '_')))
+/* The options of table opts (NULL: none) but the hidden ones, into fs. */
+static void cmp_table(const rt__cli_opt *opts, cmp_flags *fs) {
+    for (const rt__cli_opt *o = opts; o && o->name; o++) {
+        if ((o->flags & RT_CLI_HIDDEN) || strlen(o->name) >= sizeof fs->v[0].name)
             continue;
         cmp_flag f;
         memset(&f, 0, sizeof f);
-        size_t n = 2;
-        while (p + n < end && cmp_is_name(p[n])) n++;
-        if (n >= sizeof f.name) continue;
-        memcpy(f.name, p, n);
-        const char *v = p + n; /* what follows the name */
-        p += n - 1;
-        if (v < end && *v == ' ' && v + 1 < end) {
-            const char *w = v + 1 + (v[1] == '[');
-            if (*w >= 'A' && *w <= 'Z') {
-                f.value = true;
-                f.jobs = end - w >= 3 && !strncmp(w, "JOB", 3) &&
-                         (end - w == 3 || strchr(" ,]", w[3]));
-            } else if (*w >= 'a' && *w <= 'z') {
-                size_t k = 0, bars = 0;
-                while (w + k < end && (cmp_is_name(w[k]) || w[k] == '|'))
-                    bars += w[k++] == '|';
-                if (bars > 0 && k < sizeof f.choices) {
-                    f.value = true;
-                    memcpy(f.choices, w, k);
-                    for (char *c = f.choices; *c; c++)
-                        if (*c == '|') *c = ' ';
-                }
-            }
+        memcpy(f.name, o->name, strlen(o->name) + 1);
+        f.value = o->kind != RT_CLI_FLAG;
+        f.jobs = (o->flags & RT_CLI_JOBS) != 0;
+        if (o->kind == RT_CLI_CHOICE && strlen(o->meta) < sizeof f.choices) {
+            memcpy(f.choices, o->meta, strlen(o->meta) + 1);
+            for (char *c = f.choices; *c; c++)
+                if (*c == '|') *c = ' ';
         }
         cmp_merge(fs, &f);
     }
 }
 
 /*
- * The flags a usage text shows: every --name in its synopsis (the lines up
- * to the first empty one) and in its option lines (those that begin with
- * "  --"); prose that mentions another command's flag does not count.
- * What follows a flag says whether it takes a value: an upper-case word
- * (`--limit N`, `[ADDR:]PORT`), or lower-case words joined by '|'
- * (`fail|skip|wait`: the choices).
+ * What a command's first positional argument is (rt__cli_cmd.pos): job
+ * names for JOB, the words of a literal (`bash`, `a|b`), else nothing
+ * (NULL).
  */
-static void cmp_scan(const char *usage, cmp_flags *fs) {
-    bool synopsis = true;
-    for (const char *line = usage; *line;) {
-        size_t len = strcspn(line, "\n");
-        if (len == 0) synopsis = false;
-        if (synopsis || !strncmp(line, "  --", 4))
-            cmp_scan_line(line, len, fs);
-        line += len + (line[len] == '\n');
+static const char *cmp_positional(const rt__cli_cmd *d, char *words,
+                                  size_t wlen) {
+    const char *a = d->pos;
+    if (!a || d->maxpos == 0) return NULL;
+    if (!strcmp(a, "JOB")) return "jobs";
+    size_t k = strlen(a);
+    if (k == 0 || k >= wlen || !(a[0] >= 'a' && a[0] <= 'z')) return NULL;
+    for (size_t i = 0; i < k; i++) {
+        if (!cmp_is_name(a[i]) && a[i] != '|') return NULL;
+        words[i] = a[i] == '|' ? ' ' : a[i];
     }
-}
-
-/*
- * What a command's first positional argument is, from its usage line
- * (`usage: ratchet [--db URL] run JOB ...`): job names for JOB or [JOB],
- * the words of a literal (`bash`, `a|b`), else nothing (NULL).
- */
-static const char *cmp_positional(const char *usage, const char *name,
-                                  char *words, size_t wlen) {
-    const char *end = strchr(usage, '\n');
-    size_t nlen = strlen(name);
-    if (!end) end = usage + strlen(usage);
-    for (const char *p = usage; p + nlen < end; p++) {
-        if (p == usage || p[-1] != ' ' || strncmp(p, name, nlen) || p[nlen] != ' ')
-            continue;
-        const char *a = p + nlen + 1;
-        size_t k = 0;
-        while (a + k < end && a[k] != ' ') k++;
-        if ((k == 3 && !strncmp(a, "JOB", 3)) || (k == 5 && !strncmp(a, "[JOB]", 5)))
-            return "jobs";
-        if (k == 0 || k >= wlen || !(a[0] >= 'a' && a[0] <= 'z')) return NULL;
-        for (size_t i = 0; i < k; i++) {
-            if (!cmp_is_name(a[i]) && a[i] != '|') return NULL;
-            words[i] = a[i] == '|' ? ' ' : a[i];
-        }
-        words[k] = '\0';
-        return "words";
-    }
-    return NULL;
+    words[k] = '\0';
+    return "words";
 }
 
 /* The flag names of fs, space-separated. */
@@ -152,8 +107,9 @@ static void cmp_names(rt__buf *out, const cmp_flags *fs) {
     }
 }
 
-void rt__completion_bash(rt__buf *out, const char *prog, const char *options,
-                         const rt__cli_doc *cmds, const rt_job *const *jobs) {
+void rt__completion_bash(rt__buf *out, const char *prog,
+                         const rt__cli_opt *options, const rt__cli_cmd *cmds,
+                         const rt_job *const *jobs) {
     const char *base = strrchr(prog, '/');
     base = base ? base + 1 : prog;
     if (!cmp_safe_word(base)) base = "ratchet";
@@ -165,11 +121,11 @@ void rt__completion_bash(rt__buf *out, const char *prog, const char *options,
     fn[n] = '\0';
 
     cmp_flags global = {0}, all = {0};
-    cmp_scan(options, &global);
+    cmp_table(options, &global);
     for (int i = 0; i < global.n; i++) cmp_merge(&all, &global.v[i]);
-    for (const rt__cli_doc *d = cmds; d->name; d++) {
+    for (const rt__cli_cmd *d = cmds; d->name; d++) {
         cmp_flags fs = {0};
-        cmp_scan(d->usage, &fs);
+        cmp_table(d->opts, &fs);
         for (int i = 0; i < fs.n; i++) cmp_merge(&all, &fs.v[i]);
     }
 
@@ -249,18 +205,20 @@ void rt__completion_bash(rt__buf *out, const char *prog, const char *options,
                       "        words='");
     cmp_names(out, &global);
     rt__buf_puts(out, "'\n        [[ $cur == -* ]] || words='");
-    for (const rt__cli_doc *d = cmds; d->name; d++) rt__buf_printf(out, "%s ", d->name);
+    for (const rt__cli_cmd *d = cmds; d->name; d++) rt__buf_printf(out, "%s ", d->name);
     rt__buf_puts(out, "help' ;;\n    help)\n        ((npos > 0)) && words= || words='");
-    for (const rt__cli_doc *d = cmds; d->name; d++)
+    for (const rt__cli_cmd *d = cmds; d->name; d++)
         rt__buf_printf(out, "%s%s", d == cmds ? "" : " ", d->name);
     rt__buf_puts(out, "' ;;\n");
-    for (const rt__cli_doc *d = cmds; d->name; d++) {
+    for (const rt__cli_cmd *d = cmds; d->name; d++) {
         cmp_flags fs = {0};
-        cmp_scan(d->usage, &fs);
+        for (int i = 0; d->db && i < global.n; i++)
+            if (global.v[i].value) cmp_merge(&fs, &global.v[i]);
+        cmp_table(d->opts, &fs);
         cmp_flag help = {.name = "--help"};
         cmp_merge(&fs, &help);
         char lit[96];
-        const char *pos = cmp_positional(d->usage, d->name, lit, sizeof lit);
+        const char *pos = cmp_positional(d, lit, sizeof lit);
         rt__buf_printf(out, "    %s)\n        words='", d->name);
         cmp_names(out, &fs);
         rt__buf_puts(out, "'\n");
