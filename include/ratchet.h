@@ -388,6 +388,115 @@ typedef struct rt_run_info {
 RT_API int rt_run_status(const char *db_url, const char *job, const char *key,
                          rt_run_info *info, char *err, size_t errlen);
 
+/* ------------------------------------------------------------ operating */
+
+/*
+ * What `ratchet migrate`, `retry`, `cancel`, `reset` and `prune` do, for a
+ * program of your own (an admin page, an HTTP API). An rt_db is one open
+ * connection whose schema is up to date; it belongs to one thread at a
+ * time. Each call returns an RT_* code and leaves a one-line message,
+ * read with rt_db_errmsg, when it is not RT_OK. Nothing is written to
+ * stdout.
+ */
+typedef struct rt_db rt_db;
+
+/*
+ * Open db_url and create or upgrade its schema, as every command does.
+ * As sqlite3_open, *db is a handle whatever the outcome (NULL only when db
+ * is NULL); close it with rt_db_close. RT_OK: it is open. Else err (may be
+ * NULL) and rt_db_errmsg(*db) get one line, which is also logged to stderr
+ * (event db_open, schema or migrate), the code says why (RT_INVALID for a
+ * bad URL, RT_SCHEMA for a schema newer than this ratchet, RT_CONN when
+ * the server was not reached or was lost, RT_BUSY for a lock not had in
+ * time), rt_exit_code(*db, rc) the exit code it means, and the calls
+ * below return RT_MISUSE on it.
+ */
+RT_API int rt_db_open(const char *db_url, rt_db **db, char *err,
+                      size_t errlen);
+/* Close db; NULL is a no-op. */
+RT_API void rt_db_close(rt_db *db);
+/* The last error's message on db ("" when none); valid until the next call
+ * on db. */
+RT_API const char *rt_db_errmsg(const rt_db *db);
+/* db's URL for messages, any password masked; lives as long as db. */
+RT_API const char *rt_db_url(const rt_db *db);
+/* The schema's version before rt_db_open (from) and after it (to), and
+ * the newest this ratchet knows (latest); each pointer may be NULL. */
+RT_API void rt_db_schema(const rt_db *db, int *from, int *to, int *latest);
+/* The database libraries this ratchet uses, as `ratchet --version` shows
+ * them ("SQLite 3.45.1, libpq 16.2" or so); a static string. */
+RT_API const char *rt_versions(void);
+/* The exit codes of `ratchet` (and rt_run_result.exit_code). */
+enum {
+    RT_EXIT_OK = 0,
+    RT_EXIT_FAILED = 1,
+    RT_EXIT_USAGE = 2,         /* usage or configuration */
+    RT_EXIT_HELD = 3,          /* held by another process, or fenced */
+    RT_EXIT_INTERRUPTED = 75,  /* EX_TEMPFAIL: run again, nothing is lost */
+    RT_EXIT_TIMEOUT = 124      /* `ratchet wait --timeout`, as timeout(1) */
+};
+
+/*
+ * The exit code `ratchet` gives for return code rc: 0 done, 1 failed, 2
+ * usage or configuration, 3 held or fenced, 75 interrupted or temporary
+ * (run again), 124 timed out. db is the handle rc came from, or NULL
+ * when none was opened. For a handle whose rt_db_open failed it is that
+ * failure's code: a server not reached at all is 1 and any other refusal
+ * to open is the URL's (2), while a connection lost while it migrated, a
+ * full disk and a lock not had in time are 75. The one table the CLI
+ * maps its outcomes through.
+ */
+RT_API int rt_exit_code(const rt_db *db, int rc);
+
+/*
+ * retry: make a failed, cancelled or skipped run pending again, its error
+ * and attempt count cleared and its progress kept (a queued run goes back
+ * to the workers). cancel: cancel a run - at once when it is pending,
+ * interrupted, or running in a process that is gone; a running run stops
+ * at its next commit and ends cancelled. run names the run: its id
+ * ("42") or "JOB/KEY". jobs (NULL-ended, may be NULL) are the jobs of
+ * this program: a running run of one of them is judged by its lease.
+ * RT_OK with one line for people in msg (may be NULL); RT_INVALID when
+ * run names no run in that form or the run is in a state the call
+ * refuses; RT_NOTFOUND when there is no such run; or a database error.
+ */
+/* Is run a run's name in the form rt_retry_run takes (an id, or JOB/KEY
+ * with a valid key)? RT_OK, or RT_INVALID with one line in err (may be
+ * NULL). Needs no database. */
+RT_API int rt_run_name_check(const char *run, char *err, size_t errlen);
+RT_API int rt_retry_run(rt_db *db, const rt_job *const *jobs,
+                        const char *run, char *msg, size_t msglen);
+RT_API int rt_cancel_run(rt_db *db, const rt_job *const *jobs,
+                         const char *run, char *msg, size_t msglen);
+
+/* What rt_reset_run discarded. status is a static string. */
+typedef struct rt_reset_info {
+    int64_t id;
+    const char *status;
+    int step;      /* 1-based index of the step it was at */
+    int64_t items;
+} rt_reset_info;
+
+/*
+ * Discard the run (job, key) and all its progress; the work it committed
+ * is not undone. A running run is refused (RT_HELD) unless force: its
+ * process then rolls back its chunk at its next commit and exits 3.
+ * RT_OK with *was (may be NULL) describing the run; RT_NOTFOUND; RT_BUSY
+ * when the run kept changing under every try; or a database error.
+ */
+RT_API int rt_reset_run(rt_db *db, const char *job, const char *key,
+                        bool force, rt_reset_info *was);
+/* The runs' metrics in Prometheus text format (0.0.4), as `ratchet
+ * metrics` prints them: RT_OK with *text malloc'd (free it with rt_free),
+ * or an error (*text NULL) with the message in rt_db_errmsg. Reads only. */
+RT_API int rt_metrics_text(rt_db *db, char **text);
+/* Free what a call of this header returned malloc'd; NULL is a no-op. */
+RT_API void rt_free(void *p);
+/* Delete the finished runs (and their params) that finished more than
+ * older_than_ms ago by the database's clock; *deleted (may be NULL) says
+ * how many. Unfinished runs are never deleted. */
+RT_API int rt_prune_runs(rt_db *db, int64_t older_than_ms, int64_t *deleted);
+
 /* --------------------------------------------------------- run & params */
 
 RT_API const char *rt_job_name(const rt_ctx *ctx);

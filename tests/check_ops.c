@@ -5,7 +5,8 @@
  * `retry` resuming a cancelled run to an exact copy; refusals (bad RUN, a
  * run in the wrong state) that exit 2 with one line and leave the database
  * as it was; `history` as a table and as JSON; `prune` of old finished runs
- * only, with their params. Loop tests over both backends (_i).
+ * only, with their params; the same through ratchet.h's calls (rt_db,
+ * rt_retry_run, ...). Loop tests over both backends (_i).
  */
 #define _POSIX_C_SOURCE 200809L
 #include <check.h>
@@ -16,6 +17,7 @@
 #include <sys/types.h>
 
 #include "harness.h"
+#include "ratchet.h"
 #include "suites.h"
 
 #define EVENT(name) "\"event\":\"" name "\""
@@ -397,6 +399,76 @@ START_TEST(test_prune) {
 }
 END_TEST
 
+/* The operator's calls of ratchet.h on a handle (rt_db), as an embedder
+ * or an HTTP API would use them: the same outcomes as the commands, the
+ * exit codes of the one table, and a failed open's handle. */
+static int api_step(rt_ctx *ctx) {
+    (void)ctx;
+    return RT_DONE;
+}
+static const rt_step api_steps[] = {{"only", api_step}, {NULL, NULL}};
+static const rt_job api_job = {.name = "apijob", .steps = api_steps};
+static const rt_job *const api_jobs[] = {&api_job, NULL};
+
+START_TEST(test_api) {
+    const char *url = h_db_new(_i);
+    char err[1024], msg[1024], *text = NULL;
+    rt_db *db = NULL;
+    ck_assert_int_eq(rt_db_open(url, &db, err, sizeof err), RT_OK);
+    int from = -1, to = -1, latest = -1;
+    rt_db_schema(db, &from, &to, &latest);
+    ck_assert_int_eq(to, latest);
+    ck_assert_int_gt(latest, 0);
+    ck_assert_int_eq(rt_exit_code(db, RT_OK), RT_EXIT_OK);
+    ck_assert_int_eq(rt_exit_code(db, RT_HELD), RT_EXIT_HELD);
+    ck_assert_int_eq(rt_exit_code(db, RT_TIMEOUT), RT_EXIT_TIMEOUT);
+
+    ck_assert_int_eq(rt_run_name_check("apijob/k1", err, sizeof err), RT_OK);
+    ck_assert_int_eq(rt_run_name_check("zz", err, sizeof err), RT_INVALID);
+    ck_assert_ptr_nonnull(strstr(err, "JOB/KEY"));
+    ck_assert_int_eq(rt_retry_run(db, api_jobs, "zz", msg, sizeof msg), RT_INVALID);
+    ck_assert_int_eq(rt_retry_run(db, api_jobs, "999", msg, sizeof msg), RT_NOTFOUND);
+    ck_assert_int_eq(rt_exit_code(db, RT_NOTFOUND), RT_EXIT_USAGE);
+
+    rt_enqueue_opts eo = {.key = "k1"};
+    ck_assert_int_eq(rt_enqueue(url, &api_job, &eo, NULL, 0, NULL, err, sizeof err), RT_OK);
+    /* pending: retry refuses, cancel cancels, then retry makes it pending */
+    ck_assert_int_eq(rt_retry_run(db, api_jobs, "apijob/k1", msg, sizeof msg),
+                     RT_INVALID);
+    ck_assert_ptr_nonnull(strstr(rt_db_errmsg(db), "pending"));
+    ck_assert_int_eq(rt_cancel_run(db, api_jobs, "apijob/k1", msg, sizeof msg), RT_OK);
+    ck_assert_ptr_nonnull(strstr(msg, "cancelled"));
+    ops_assert_status(url, "k1", "cancelled");
+    ck_assert_int_eq(rt_retry_run(db, api_jobs, "apijob/k1", msg, sizeof msg), RT_OK);
+    ops_assert_status(url, "k1", "pending");
+
+    ck_assert_int_eq(rt_metrics_text(db, &text), RT_OK);
+    ck_assert_ptr_nonnull(strstr(text, "# TYPE ratchet_runs gauge"));
+    rt_free(text);
+
+    rt_reset_info was;
+    ck_assert_int_eq(rt_reset_run(db, "apijob", "k1", false, &was), RT_OK);
+    ck_assert_str_eq(was.status, "pending");
+    ck_assert_int_eq(was.step, 1);
+    ck_assert_int_eq(rt_reset_run(db, "apijob", "k1", false, &was), RT_NOTFOUND);
+    ck_assert_int_eq(h_query_int(url, "SELECT count(*) FROM rt_run"), 0);
+    int64_t deleted = -1;
+    ck_assert_int_eq(rt_prune_runs(db, 1000, &deleted), RT_OK);
+    ck_assert_int_eq(deleted, 0);
+    rt_db_close(db);
+
+    /* A failed open: a handle that says why and what exit it means. */
+    int rc = rt_db_open("nosuchscheme:x", &db, err, sizeof err);
+    ck_assert_int_ne(rc, RT_OK);
+    ck_assert_ptr_nonnull(db);
+    ck_assert_str_eq(rt_db_errmsg(db), err);
+    ck_assert_int_eq(rt_exit_code(db, rc), RT_EXIT_USAGE);
+    ck_assert_int_eq(rt_prune_runs(db, 1000, &deleted), RT_MISUSE);
+    rt_db_close(db);
+    rt_db_close(NULL);
+}
+END_TEST
+
 Suite *ops_suite(void) {
     Suite *s = suite_create("ops");
     TCase *tc = tcase_create("ops");
@@ -408,6 +480,7 @@ Suite *ops_suite(void) {
     tcase_add_loop_test(tc, test_refusals, 0, n);
     tcase_add_loop_test(tc, test_history, 0, n);
     tcase_add_loop_test(tc, test_prune, 0, n);
+    tcase_add_loop_test(tc, test_api, 0, n);
     suite_add_tcase(s, tc);
     return s;
 }

@@ -25,16 +25,9 @@
 #define RT_UNUSED
 #endif
 
-/* Exit codes of the CLI (DESIGN.md). Which return code (RT_*) gives
- * which is one table: rt__exit_code (core/entry.c). */
-enum {
-    RT_EXIT_OK = 0,
-    RT_EXIT_FAILED = 1,
-    RT_EXIT_USAGE = 2,
-    RT_EXIT_HELD = 3,
-    RT_EXIT_INTERRUPTED = 75, /* EX_TEMPFAIL: run again, nothing is lost */
-    RT_EXIT_TIMEOUT = 124     /* `ratchet wait --timeout`, as timeout(1) */
-};
+/* Exit codes of the CLI (RT_EXIT_*, DESIGN.md) are public: ratchet.h,
+ * beside rt_exit_code. Which return code (RT_*) gives which is one table:
+ * rt__exit_code (core/entry.c). */
 
 /* ------------------------------------------------------------- util.c */
 

@@ -617,6 +617,11 @@ int rt__ops_cancel(rt_store *s, const rt_job *const *jobs,
  * older_than_ms ago on the database's clock; *deleted: how many. */
 int rt__ops_prune(rt_store *s, int64_t older_than_ms, int64_t *deleted);
 
+/* ------------------------------------------------------------ admin.c */
+
+/* The connection of an open rt_db (NULL when its open failed). */
+rt_store *rt__db_store(rt_db *db);
+
 /* ------------------------------------------------------------ entry.c */
 
 /*
