@@ -18,7 +18,7 @@
 #include <string.h>
 
 #include "harness.h"
-#include "cli/cli.h"
+#include "service/service.h"
 #include "suites.h"
 
 /* ------------------------------------------------ a strict JSON checker */

@@ -15,7 +15,7 @@
 #include <string.h>
 
 #include "harness.h"
-#include "cli/cli.h"
+#include "service/service.h"
 #include "suites.h"
 
 /* The spec: for each state, its events and where each leads ('-' the run

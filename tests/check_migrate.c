@@ -16,7 +16,7 @@
 #include <string.h>
 
 #include "harness.h"
-#include "cli/cli.h"
+#include "service/service.h"
 #include "suites.h"
 
 static rt_store *unit_open(const char *url) {

@@ -39,7 +39,7 @@
 #include <libpq-fe.h>
 
 #include "harness.h"
-#include "cli/cli.h"
+#include "service/service.h"
 #include "pgproxy.h"
 #include "suites.h"
 

@@ -17,7 +17,7 @@
 #include <string.h>
 
 #include "harness.h"
-#include "cli/cli.h"
+#include "service/service.h"
 #include "suites.h"
 
 /* The database's own words for a UNIQUE violation. */

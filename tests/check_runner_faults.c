@@ -24,7 +24,7 @@
 #include <unistd.h>
 
 #include "harness.h"
-#include "cli/cli.h"
+#include "service/service.h"
 #include "suites.h"
 #include "store/failpoint.h"
 

@@ -5,10 +5,12 @@
  * `--flag=value`, global flags anywhere) and by completion.c; every input
  * is validated before the database is touched, and outcomes map to the
  * exit codes of DESIGN.md: 0 done, 1 failed, 2 usage/configuration, 3
- * held or fenced, 75 interrupted (resumable). SIGTERM and SIGINT are blocked from rt_main's
- * first instruction and, for run, worker and daemon, handled from the
- * moment the command is known (signals.c), so a stop at any time gives
- * that command's documented exit.
+ * held or fenced, 75 interrupted (resumable) - through the one table,
+ * rt_exit_code. It is a client of ratchet.h: what it needs from below
+ * that is not public API comes through cli.h (service/cli_entry.h).
+ * SIGTERM and SIGINT are blocked from rt_main's first instruction and, for
+ * run, worker and daemon, handled from the moment the command is known
+ * (signals.c), so a stop at any time gives that command's documented exit.
  */
 #define _POSIX_C_SOURCE 200809L
 #include <math.h>
@@ -16,7 +18,6 @@
 #include <string.h>
 
 #include "cli/cli.h"
-#include "service/metrics.h"
 
 #define CLI_DEFAULT_DB "sqlite:ratchet.db"
 
@@ -149,16 +150,16 @@ enum {
 
 #define CLI_INT_MAX 9.3e18 /* above any int64: no upper bound */
 
-/* --key: a run key (rt__key_check), or one usage line naming cmd. */
+/* --key: a run key (rt__cli_key_check), or one usage line naming cmd. */
 static int cli_key_check(const char *cmd, const rt__cli_opt *o, const char *v,
                          rt__cli_val *out) {
     (void)o;
     (void)out;
     if (!v || !*v)
-        return rt__usage_error("%s: --key needs a non-empty value", cmd);
+        return rt__cli_usage("%s: --key needs a non-empty value", cmd);
     char err[160];
-    if (rt__key_check(v, err, sizeof err) != RT_OK)
-        return rt__usage_error("%s: --key: %s", cmd, err);
+    if (rt__cli_key_check(v, err, sizeof err) != RT_OK)
+        return rt__cli_usage("%s: --key: %s", cmd, err);
     return RT_EXIT_OK;
 }
 
@@ -166,15 +167,16 @@ static int cli_key_check(const char *cmd, const rt__cli_opt *o, const char *v,
 static int cli_listen_check(const char *cmd, const rt__cli_opt *o,
                             const char *v, rt__cli_val *out) {
     (void)o;
-    return rt__metrics_listen_option(cmd, v ? 1 : -1, v, &out->text);
+    (void)out;
+    return rt__cli_listen_check(cmd, v);
 }
 
 /* --run-at TIME or +DURATION; +DURATION counts from the database's clock,
  * which workers compare run-at with: added once the database is open. */
 static int cli_run_at_check(const char *cmd, const rt__cli_opt *o,
                             const char *v, rt__cli_val *out) {
-    if (v && rt__parse_time_ms(v, 0, &out->i)) return RT_EXIT_OK;
-    return rt__usage_error("%s: %s %s, got '%s'", cmd, o->name, o->want,
+    if (v && rt__cli_parse_time(v, &out->i)) return RT_EXIT_OK;
+    return rt__cli_usage("%s: %s %s, got '%s'", cmd, o->name, o->want,
                            v ? v : "");
 }
 
@@ -218,21 +220,35 @@ static cli_run_opts cli_run_opts_of(const rt__cli_args *a) {
     return r;
 }
 
-/* Open and migrate the database (rt__db_open): its exit code. */
-static int cli_open(const cli *c, rt_store **s) {
-    int code;
-    rt__db_open(c->db, s, NULL, NULL, &code, NULL, 0);
+/* Open c->db (rt_db_open, which logs why it could not): RT_EXIT_OK with
+ * *db open, or the exit code of the failure (the handle closed). */
+static int cli_db(const cli *c, rt_db **db) {
+    int rc = rt_db_open(c->db, db, NULL, 0);
+    if (rc == RT_OK) return RT_EXIT_OK;
+    int code = rt_exit_code(*db, rc);
+    rt_db_close(*db);
+    *db = NULL;
     return code;
+}
+
+/*
+ * The exit code of a database failure rc of an operator command on db:
+ * the table's (rt_exit_code), except that it stays 1 where the table says
+ * 75 (a lost connection, a full disk, a lock not had in time), as these
+ * commands always exited.
+ */
+static int cli_db_exit(const rt_db *db, int rc) {
+    int code = rt_exit_code(db, rc);
+    return code == RT_EXIT_INTERRUPTED ? RT_EXIT_FAILED : code;
 }
 
 /* ------------------------------------------------------------------ run */
 
-static int cli_check_param(const rt_job *job, const char *name,
-                           const char *value) {
-    char err[1024];
-    if (rt__job_check_param(job, name, value, err, sizeof err) == RT_OK)
-        return RT_EXIT_OK;
-    return rt__usage_error("%s", err);
+/* The job of jobs named name, or NULL. */
+static const rt_job *cli_job_find(const rt_job *const *jobs, const char *name) {
+    for (int i = 0; jobs && jobs[i]; i++)
+        if (!strcmp(jobs[i]->name, name)) return jobs[i];
+    return NULL;
 }
 
 static const rt__cli_opt cli_run_opts_table[] = {
@@ -258,70 +274,67 @@ static const rt__cli_opt cli_run_opts_table[] = {
 };
 
 static int cli_run(const cli *c, const rt__cli_args *a) {
-    rt__run_opts o;
+    rt__cli_run_opts o;
     memset(&o, 0, sizeof o);
     cli_run_opts ro = cli_run_opts_of(a);
     const char *job_name = a->npos > 0 ? a->pos[0] : NULL;
+    const rt_job *job = NULL;
     int code = RT_EXIT_OK;
-    o.key = a->v[O_KEY].text;
-    for (int i = 0; i < a->v[O_PARAM].n; i++) {
-        const char *v = a->v[O_PARAM].list[i], *eq = strchr(v, '=');
-        char *name = rt__xstrndup(v, (size_t)(eq - v));
-        rt__params_set(&o.params, name, eq + 1);
+    if (!job_name)
+        code = rt__cli_usage("run: which job? (see 'ratchet jobs')");
+    else if (!(job = cli_job_find(c->jobs, job_name)))
+        code = rt__cli_usage("run: unknown job '%s' (see 'ratchet jobs')",
+                             job_name);
+    const rt__cli_val *params = &a->v[O_PARAM];
+    for (int i = 0; code == RT_EXIT_OK && i < params->n; i++) {
+        const char *v = params->list[i], *eq = strchr(v, '=');
+        char *name = strndup(v, (size_t)(eq - v)), err[1024];
+        if (!name) abort();
+        if (rt__cli_param_check(job, name, eq + 1, err, sizeof err) != RT_OK)
+            code = rt__cli_usage("%s", err);
         free(name);
     }
-    /* the choices' order is RT_IF_RUNNING_FAIL, _SKIP, _WAIT */
-    o.if_running = (int)a->v[O_IF_RUNNING].i;
-    o.restart_step = a->v[O_RESTART].text;
-    o.start_at_ms = a->v[O_START_AT].i;
-    o.record_skip = a->v[O_RECORD_SKIP].set;
-    const rt_job *job = NULL;
-    if (code == RT_EXIT_OK && !job_name)
-        code = rt__usage_error("run: which job? (see 'ratchet jobs')");
-    if (code == RT_EXIT_OK && !(job = rt__job_find(c->jobs, job_name)))
-        code = rt__usage_error("run: unknown job '%s' (see 'ratchet jobs')",
-                         job_name);
-    for (int i = 0; code == RT_EXIT_OK && i < o.params.n; i++)
-        code = cli_check_param(job, o.params.v[i].name, o.params.v[i].value);
-    if (code == RT_EXIT_OK && o.restart_step) {
+    const char *restart = a->v[O_RESTART].text;
+    if (code == RT_EXIT_OK && restart) {
         int k = 0;
-        while (job->steps[k].name && strcmp(job->steps[k].name, o.restart_step))
-            k++;
+        while (job->steps[k].name && strcmp(job->steps[k].name, restart)) k++;
         if (!job->steps[k].name) {
-            char *known = rt__job_steps_text(job);
-            for (char *p = known; *p; p++)
-                if (*p == '\n') *p = ',';
-            code = rt__usage_error("run: --restart-step: job %s has no step "
-                                   "'%s' (its steps are [%s])",
-                                   job->name, o.restart_step, known);
-            free(known);
+            char known[1024];
+            size_t n = 0;
+            known[0] = '\0';
+            for (int i = 0; job->steps[i].name && n < sizeof known; i++)
+                n += (size_t)snprintf(known + n, sizeof known - n, "%s%s",
+                                      i ? "," : "", job->steps[i].name);
+            code = rt__cli_usage("run: --restart-step: job %s has no step "
+                                 "'%s' (its steps are [%s])",
+                                 job->name, restart, known);
         }
     }
+    if (code != RT_EXIT_OK) return code;
     o.url = c->db;
+    o.key = a->v[O_KEY].text;
+    o.params = params->list;
+    o.nparams = params->n;
+    /* the choices' order is RT_IF_RUNNING_FAIL, _SKIP, _WAIT */
+    o.if_running = (int)a->v[O_IF_RUNNING].i;
+    o.restart_step = restart;
+    o.start_at_ms = a->v[O_START_AT].i;
+    o.record_skip = a->v[O_RECORD_SKIP].set;
     o.lease_ttl_ms = (int64_t)llround(ro.ttl * 1000);
     o.chunk_items = ro.chunk_items;
     o.chunk_ms = ro.chunk_ms;
-    if (code == RT_EXIT_OK) rt__store_set_label(job->name);
     /* The handlers are in since rt_main began (a SIGTERM while it parsed,
      * connects or migrates also ends in exit 75): --grace sets the
      * deadline, also of a stop that came already. */
-    if (code == RT_EXIT_OK) rt__signals_grace((int64_t)llround(ro.grace * 1000));
-    /* The way rt_run goes too (core/entry.c): open, migrate, run; the
-     * stop handlers may interrupt its SQL, and their deadline is --grace. */
-    if (code == RT_EXIT_OK) {
-        rt_run_result res;
-        o.result = &res;
-        rt__run_job(job, &o, true, -1);
-        code = res.exit_code;
-    }
-    rt__params_free(&o.params);
+    rt__cli_signals_grace((int64_t)llround(ro.grace * 1000));
+    code = rt__cli_run(job, &o);
     /* The handlers stay until the process exits (rt_main's contract,
      * ratchet.h): put back, the default action of a SIGTERM that lands
      * between here and exit would kill a process whose run is committed
      * (torture saw exit 143). A stop now changes nothing; once stopping,
      * the deadline still holds. Failpoint run.exit (test builds): a
      * SIGTERM of our own here. */
-    (void)RT_FAILPOINT(NULL, "run.exit");
+    rt__cli_failpoint_run_exit();
     return code;
 }
 
@@ -388,7 +401,7 @@ static const rt__cli_opt cli_daemon_opts[] = {
 };
 
 static int cli_daemon(const cli *c, const rt__cli_args *a) {
-    rt__daemon_opts o;
+    rt__cli_daemon_opts o;
     memset(&o, 0, sizeof o);
     o.workers = a->v[O_WORKERS].set ? (int)a->v[O_WORKERS].i : 1;
     o.only = a->v[O_ONLY].text;
@@ -410,10 +423,10 @@ static int cli_daemon(const cli *c, const rt__cli_args *a) {
     o.lease_ttl_ms = (int64_t)llround(ro.ttl * 1000);
     o.chunk_items = ro.chunk_items;
     o.chunk_ms = ro.chunk_ms;
-    rt__signals_grace(o.grace_ms); /* the handlers are in (rt_main) */
-    int code = rt__daemon(c->jobs, &o);
+    rt__cli_signals_grace(o.grace_ms); /* the handlers are in (rt_main) */
+    int code = rt__cli_daemon(c->jobs, &o);
     /* Stopped while it opened the database: asked to stop, it did. */
-    if (code == RT_EXIT_FAILED && rt__stop_flag) code = RT_EXIT_OK;
+    if (code == RT_EXIT_FAILED && rt__cli_stopping()) code = RT_EXIT_OK;
     return code;
 }
 
@@ -462,50 +475,36 @@ static int cli_enqueue(const cli *c, const rt__cli_args *a) {
     o.max_attempts = (int)a->v[O_MAX_ATTEMPTS].i;
     const rt_job *job = NULL;
     if (code == RT_EXIT_OK && !job_name)
-        code = rt__usage_error("enqueue: which job? (see 'ratchet jobs')");
-    if (code == RT_EXIT_OK && !(job = rt__job_find(c->jobs, job_name)))
-        code = rt__usage_error("enqueue: unknown job '%s' (see 'ratchet jobs')",
-                               job_name);
+        code = rt__cli_usage("enqueue: which job? (see 'ratchet jobs')");
+    if (code == RT_EXIT_OK && !(job = cli_job_find(c->jobs, job_name)))
+        code = rt__cli_usage("enqueue: unknown job '%s' (see 'ratchet jobs')",
+                             job_name);
     o.params = params;
-    char err[RT_ERRMSG_MAX], key[256];
-    /* Checked before the database is touched; rt__enqueue checks again
-     * for the C callers. */
-    rt__params checked = {0};
+    char err[1024], key[256], status[32];
+    /* Checked before the database is touched; rt__cli_enqueue checks
+     * again. */
     if (code == RT_EXIT_OK &&
-        rt__enqueue_params(job, &o, &checked, err, sizeof err) != RT_OK)
-        code = rt__usage_error("enqueue: %s", err);
-    rt__params_free(&checked);
-    rt_store *s = NULL;
-    if (code == RT_EXIT_OK) code = cli_open(c, &s);
-    if (code == RT_EXIT_OK) {
-        bool created = false;
-        int rc = run_at_relative ? rt__store_now_ms(s, o.run_at_ms, &o.run_at_ms)
-                                 : RT_OK;
-        if (rc != RT_OK) snprintf(err, sizeof err, "%s", s->errmsg);
-        else rc = rt__enqueue(s, true, job, &o, key, sizeof key, &created, err,
-                              sizeof err);
-        if (rc == RT_INVALID) {
-            code = rt__usage_error("enqueue: %s", err);
-        } else if (rc != RT_OK) {
-            rt__log(RT_LOG_ERROR, "db_error", NULL, "%s", err);
-            code = RT_EXIT_FAILED;
-        } else if (created) {
-            printf("%s/%s\n", job->name, key);
-        } else {
-            rt__run run;
-            if (rt__run_load(s, job->name, key, &run) == RT_OK) {
-                rt__log_fields f = RT_LOG_FIELDS_NONE;
-                f.job = job->name;
-                f.key = key;
-                rt__log(RT_LOG_INFO, "exists", &f,
-                        "run exists already (%s); left as it is",
-                        rt__status_name(run.status));
-                rt__run_free(&run);
-            }
-            printf("%s/%s\n", job->name, key);
-        }
+        rt__cli_enqueue_check(job, &o, err, sizeof err) != RT_OK)
+        code = rt__cli_usage("enqueue: %s", err);
+    if (code != RT_EXIT_OK) return code;
+    rt_db *db = NULL;
+    code = cli_db(c, &db);
+    if (code != RT_EXIT_OK) return code;
+    bool created = false;
+    int rc = rt__cli_enqueue(db, job, &o, run_at_relative, key, sizeof key,
+                             &created, status, sizeof status, err, sizeof err);
+    if (rc == RT_INVALID) {
+        code = rt__cli_usage("enqueue: %s", err);
+    } else if (rc != RT_OK) {
+        rt__cli_log(RT_LOG_ERROR, "db_error", NULL, NULL, "%s", err);
+        code = cli_db_exit(db, rc);
+    } else {
+        if (!created && status[0])
+            rt__cli_log(RT_LOG_INFO, "exists", job->name, key,
+                        "run exists already (%s); left as it is", status);
+        printf("%s/%s\n", job->name, key);
     }
-    rt__store_close(s);
+    rt_db_close(db);
     return code;
 }
 
@@ -545,7 +544,7 @@ static const rt__cli_opt cli_worker_opts[] = {
 };
 
 static int cli_worker(const cli *c, const rt__cli_args *a) {
-    rt__worker_opts o;
+    rt__cli_worker_opts o;
     memset(&o, 0, sizeof o);
     o.concurrency = a->v[O_WORKERS].set ? (int)a->v[O_WORKERS].i : 1;
     o.only = a->v[O_ONLY].text;
@@ -556,10 +555,10 @@ static int cli_worker(const cli *c, const rt__cli_args *a) {
     o.lease_ttl_ms = (int64_t)llround(ro.ttl * 1000);
     o.chunk_items = ro.chunk_items;
     o.chunk_ms = ro.chunk_ms;
-    rt__signals_grace(o.grace_ms); /* the handlers are in (rt_main) */
-    int code = rt__worker(c->jobs, &o);
+    rt__cli_signals_grace(o.grace_ms); /* the handlers are in (rt_main) */
+    int code = rt__cli_worker(c->jobs, &o);
     /* Stopped while it opened the database: asked to stop, it did. */
-    if (code == RT_EXIT_FAILED && rt__stop_flag) code = RT_EXIT_OK;
+    if (code == RT_EXIT_FAILED && rt__cli_stopping()) code = RT_EXIT_OK;
     return code;
 }
 
@@ -586,9 +585,6 @@ static int cli_jobs(const cli *c, const rt__cli_args *a) {
 
 /* ---------------------------------------------------------------- reset */
 
-/* Tries of a reset whose run moves on between its read and its delete. */
-#define CLI_RESET_ROUNDS 10
-
 static const rt__cli_opt cli_reset_opts[] = {
     CLI_ROW_KEY,
     {"--force", RT_CLI_FLAG, O_FORCE, NULL, 0, 0, NULL, 0, NULL},
@@ -599,59 +595,27 @@ static int cli_reset(const cli *c, const rt__cli_args *a) {
     const char *job = a->npos > 0 ? a->pos[0] : NULL, *key = a->v[O_KEY].text;
     bool force = a->v[O_FORCE].set;
     if (!job || !key)
-        return rt__usage_error("reset: usage: ratchet reset JOB --key K [--force]");
-    rt_store *s = NULL;
-    int code = cli_open(c, &s);
+        return rt__cli_usage("reset: usage: ratchet reset JOB --key K [--force]");
+    rt_db *db = NULL;
+    int code = cli_db(c, &db);
     if (code != RT_EXIT_OK) return code;
-    int rc = RT_NOTFOUND;
-    bool deleted = false;
-    /* The delete is fenced on what was read: a run that moved on meanwhile
-     * (started, taken over, finished) is read and judged again. */
-    for (int round = 0; round < CLI_RESET_ROUNDS && !deleted; round++) {
-        rt__run run;
-        rc = rt__run_load(s, job, key, &run);
-        if (rc != RT_OK) break;
-        if (!force && run.status == RT__ST_RUNNING) {
-            rt__log_fields f = RT_LOG_FIELDS_NONE;
-            f.job = job;
-            f.key = key;
-            rt__log(RT_LOG_ERROR, "refused", &f,
-                    "reset: run %s[%s] is running; stop its process first, or "
-                    "use --force to discard it anyway (that process then "
-                    "stops, exit 3)",
-                    job, key);
-            rt__run_free(&run);
-            rt__store_close(s);
-            return RT_EXIT_HELD;
-        }
-        rc = rt__run_delete(s, &run);
-        deleted = rc == RT_OK;
-        if (deleted)
-            printf("reset %s[%s]: discarded run %lld (was %s at step %d, %lld "
-                   "items)\n",
-                   job, key, (long long)run.id, rt__status_name(run.status),
-                   run.step_index + 1,
-                   (long long)run.items);
-        rt__run_free(&run);
-        if (rc != RT_OK && rc != RT_NOTFOUND) break;
+    rt_reset_info was;
+    int rc = rt_reset_run(db, job, key, force, &was);
+    if (rc == RT_OK) {
+        printf("reset %s[%s]: discarded run %lld (was %s at step %d, %lld "
+               "items)\n",
+               job, key, (long long)was.id, was.status, was.step,
+               (long long)was.items);
+    } else if (rc == RT_NOTFOUND) {
+        code = rt__cli_usage("%s", rt_db_errmsg(db));
+    } else if (rc == RT_HELD) {
+        rt__cli_log(RT_LOG_ERROR, "refused", job, key, "%s", rt_db_errmsg(db));
+        code = rt_exit_code(db, rc);
+    } else {
+        rt__cli_log(RT_LOG_ERROR, "db_error", NULL, NULL, "%s", rt_db_errmsg(db));
+        code = cli_db_exit(db, rc);
     }
-    if (rc == RT_NOTFOUND && !deleted) {
-        /* Still there after every round: it kept moving on. */
-        rt__run probe;
-        if (rt__run_load(s, job, key, &probe) == RT_OK) {
-            rt__run_free(&probe);
-            rt__store_fail(s, RT_BUSY, "run %s[%s] changed under every one of "
-                           "%d tries; try again", job, key, CLI_RESET_ROUNDS);
-            rc = RT_BUSY;
-        }
-    }
-    if (rc == RT_NOTFOUND) {
-        code = rt__usage_error("reset: no run of job '%s' with key '%s'", job, key);
-    } else if (rc != RT_OK) {
-        rt__log(RT_LOG_ERROR, "db_error", NULL, "%s", s->errmsg);
-        code = RT_EXIT_FAILED;
-    }
-    rt__store_close(s);
+    rt_db_close(db);
     return code;
 }
 
@@ -659,13 +623,14 @@ static int cli_reset(const cli *c, const rt__cli_args *a) {
 
 static int cli_migrate(const cli *c, const rt__cli_args *a) {
     (void)a;
-    rt_store *s;
-    int from = 0, to = 0, code;
-    if (rt__db_open(c->db, &s, &from, &to, &code, NULL, 0) != RT_OK)
-        return code; /* logged, with the exit code it means */
-    printf("%s: schema version %d%s (latest %d)\n", s->url_display, to,
-           from == to ? ", up to date" : "", rt__schema_latest(rt__store_name(s)));
-    rt__store_close(s);
+    rt_db *db = NULL;
+    int code = cli_db(c, &db);
+    if (code != RT_EXIT_OK) return code; /* logged, with the exit code it means */
+    int from = 0, to = 0, latest = 0;
+    rt_db_schema(db, &from, &to, &latest);
+    printf("%s: schema version %d%s (latest %d)\n", rt_db_url(db), to,
+           from == to ? ", up to date" : "", latest);
+    rt_db_close(db);
     return RT_EXIT_OK;
 }
 
@@ -681,37 +646,37 @@ static const rt__cli_opt cli_wait_opts[] = {
 static int cli_wait(const cli *c, const rt__cli_args *a) {
     const char *job = a->npos > 0 ? a->pos[0] : NULL, *key = a->v[O_KEY].text;
     double timeout = a->v[O_TIMEOUT].set ? a->v[O_TIMEOUT].d : -1;
-    if (!job) return rt__usage_error("wait: which job? usage: ratchet wait JOB [--key K]");
-    char err[RT_ERRMSG_MAX];
+    if (!job) return rt__cli_usage("wait: which job? usage: ratchet wait JOB [--key K]");
+    char err[1024];
     int rc = rt_wait(c->db, job, key, timeout, err, sizeof err);
-    rt__log_fields f = RT_LOG_FIELDS_NONE;
-    f.job = job;
-    f.key = key;
+    /* The exit code is the table's (0, 1, 124, 2), but for a database
+     * error, which is 1 as wait always gave (rt_wait opens its own
+     * connection: the table, without it, would call some of them the
+     * URL's, 2). */
+    int code = rt_exit_code(NULL, rc);
     switch (rc) {
     case RT_OK:
-        rt__log(RT_LOG_INFO, "done", &f, "%s", "run is finished");
-        return RT_EXIT_OK;
+        rt__cli_log(RT_LOG_INFO, "done", job, key, "%s", "run is finished");
+        return code;
     case RT_ERROR:
-        rt__log(RT_LOG_ERROR, "failed", &f, "%s", err);
-        return RT_EXIT_FAILED;
+        rt__cli_log(RT_LOG_ERROR, "failed", job, key, "%s", err);
+        return code;
     case RT_TIMEOUT:
-        rt__log(RT_LOG_ERROR, "timeout", &f, "%s after %g s", err, timeout);
-        return RT_EXIT_TIMEOUT;
+        rt__cli_log(RT_LOG_ERROR, "timeout", job, key, "%s after %g s", err,
+                    timeout);
+        return code;
     case RT_NOTFOUND:
     case RT_INVALID:
     case RT_SCHEMA:
-        return rt__usage_error("wait: %s", err);
+        rt__cli_usage("wait: %s", err);
+        return code;
     default:
-        rt__log(RT_LOG_ERROR, "db_error", &f, "%s", err);
+        rt__cli_log(RT_LOG_ERROR, "db_error", job, key, "%s", err);
         return RT_EXIT_FAILED;
     }
 }
 
 /* ------------------------------------------------------ status, history */
-
-/* rt__status_render, rt__ops_history */
-typedef int (*cli_render_fn)(rt_store *s, const char *job, int64_t limit,
-                             bool json, rt__buf *out);
 
 /* `status` and `history`: [JOB] [--json] [--limit N], then a list. */
 static const rt__cli_opt cli_list_opts[] = {
@@ -721,28 +686,19 @@ static const rt__cli_opt cli_list_opts[] = {
     CLI_ROW_END,
 };
 
+/* rt__cli_status, rt__cli_history */
+typedef int (*cli_render_fn)(const char *url, const char *job, int64_t limit,
+                             bool json);
+
 static int cli_list(const cli *c, const rt__cli_args *a, cli_render_fn render) {
     const char *job = a->npos > 0 ? a->pos[0] : NULL;
     bool json = a->v[O_JSON].set;
     int64_t limit = a->v[O_LIMIT].set ? a->v[O_LIMIT].i : 50;
-    rt_store *s = NULL;
-    int code = cli_open(c, &s);
-    if (code != RT_EXIT_OK) return code;
-    rt__buf out = {0};
-    int rc = render(s, job, limit, json, &out);
-    if (rc == RT_OK) {
-        fwrite(out.p ? out.p : "", 1, out.len, stdout);
-    } else {
-        rt__log(RT_LOG_ERROR, "db_error", NULL, "%s", s->errmsg);
-        code = RT_EXIT_FAILED;
-    }
-    rt__buf_free(&out);
-    rt__store_close(s);
-    return code;
+    return render(c->db, job, limit, json);
 }
 
 static int cli_status(const cli *c, const rt__cli_args *a) {
-    return cli_list(c, a, rt__status_render);
+    return cli_list(c, a, rt__cli_status);
 }
 
 /* -------------------------------------------------------------- metrics */
@@ -759,19 +715,20 @@ static const char cli_metrics_usage[] =
 
 static int cli_metrics(const cli *c, const rt__cli_args *a) {
     (void)a;
-    rt_store *s = NULL;
-    int code = cli_open(c, &s);
+    rt_db *db = NULL;
+    int code = cli_db(c, &db);
     if (code != RT_EXIT_OK) return code;
-    rt__buf out = {0};
-    int rc = rt__metrics_render(s, &out);
+    char *text = NULL;
+    int rc = rt_metrics_text(db, &text);
     if (rc == RT_OK) {
-        fwrite(out.p ? out.p : "", 1, out.len, stdout);
+        fputs(text, stdout);
     } else {
-        rt__log(RT_LOG_ERROR, "db_error", NULL, "metrics: %s", s->errmsg);
-        code = RT_EXIT_FAILED;
+        rt__cli_log(RT_LOG_ERROR, "db_error", NULL, NULL, "metrics: %s",
+                    rt_db_errmsg(db));
+        code = cli_db_exit(db, rc);
     }
-    rt__buf_free(&out);
-    rt__store_close(s);
+    rt_free(text);
+    rt_db_close(db);
     return code;
 }
 
@@ -783,7 +740,7 @@ static const char cli_history_usage[] =
     "prints one JSON document. --limit N shows at most N runs (default 50).\n";
 
 static int cli_history(const cli *c, const rt__cli_args *a) {
-    return cli_list(c, a, rt__ops_history);
+    return cli_list(c, a, rt__cli_history);
 }
 
 /* -------------------------------------------------------- retry, cancel */
@@ -808,47 +765,45 @@ static const char cli_cancel_usage[] =
     "run. RUN is a run id or JOB/KEY. Exit 2 when the run does not exist or is\n"
     "finished.\n";
 
-/* rt__ops_retry, rt__ops_cancel */
-typedef int (*cli_run_op_fn)(rt_store *s, const rt_job *const *jobs,
-                             const rt__run_ref *ref, rt__buf *out);
+/* rt_retry_run, rt_cancel_run */
+typedef int (*cli_run_op_fn)(rt_db *db, const rt_job *const *jobs,
+                             const char *run, char *msg, size_t msglen);
 
 /* `retry RUN`, `cancel RUN`: one line on stdout, or one error line. */
 static int cli_run_op(const cli *c, const rt__cli_args *a, cli_run_op_fn op) {
     if (a->npos == 0)
-        return rt__usage_error("%s: which run? usage: ratchet %s RUN (a run id "
+        return rt__cli_usage("%s: which run? usage: ratchet %s RUN (a run id "
                                "or JOB/KEY)", c->cmd, c->cmd);
-    char err[RT_ERRMSG_MAX];
-    rt__run_ref ref;
-    if (rt__run_ref_parse(a->pos[0], &ref, err, sizeof err) != RT_OK)
-        return rt__usage_error("%s: %s", c->cmd, err);
-    rt_store *s = NULL;
-    int code = cli_open(c, &s);
-    if (code == RT_EXIT_OK) {
-        rt__buf out = {0};
-        int rc = op(s, c->jobs, &ref, &out);
-        if (rc == RT_OK) {
-            fwrite(out.p ? out.p : "", 1, out.len, stdout);
-        } else if (rc == RT_NOTFOUND) {
-            code = rt__usage_error("%s: %s", c->cmd, s->errmsg);
-        } else if (rc == RT_INVALID) {
-            rt__log(RT_LOG_ERROR, "refused", NULL, "%s: %s", c->cmd, s->errmsg);
-            code = RT_EXIT_USAGE;
-        } else {
-            rt__log(RT_LOG_ERROR, "db_error", NULL, "%s: %s", c->cmd, s->errmsg);
-            code = RT_EXIT_FAILED;
-        }
-        rt__buf_free(&out);
+    char err[1024];
+    if (rt_run_name_check(a->pos[0], err, sizeof err) != RT_OK)
+        return rt__cli_usage("%s: %s", c->cmd, err);
+    rt_db *db = NULL;
+    int code = cli_db(c, &db);
+    if (code != RT_EXIT_OK) return code;
+    char msg[1024];
+    int rc = op(db, c->jobs, a->pos[0], msg, sizeof msg);
+    if (rc == RT_OK) {
+        fputs(msg, stdout);
+    } else if (rc == RT_NOTFOUND) {
+        code = rt__cli_usage("%s: %s", c->cmd, rt_db_errmsg(db));
+    } else if (rc == RT_INVALID) {
+        rt__cli_log(RT_LOG_ERROR, "refused", NULL, NULL, "%s: %s", c->cmd,
+                rt_db_errmsg(db));
+        code = rt_exit_code(db, rc);
+    } else {
+        rt__cli_log(RT_LOG_ERROR, "db_error", NULL, NULL, "%s: %s", c->cmd,
+                rt_db_errmsg(db));
+        code = cli_db_exit(db, rc);
     }
-    rt__store_close(s);
-    rt__run_ref_free(&ref);
+    rt_db_close(db);
     return code;
 }
 
 static int cli_retry(const cli *c, const rt__cli_args *a) {
-    return cli_run_op(c, a, rt__ops_retry);
+    return cli_run_op(c, a, rt_retry_run);
 }
 static int cli_cancel(const cli *c, const rt__cli_args *a) {
-    return cli_run_op(c, a, rt__ops_cancel);
+    return cli_run_op(c, a, rt_cancel_run);
 }
 
 /* ---------------------------------------------------------------- prune */
@@ -861,13 +816,26 @@ static const char cli_prune_usage[] =
     "with their params. Unfinished runs are never deleted. Times are the\n"
     "database's clock.\n";
 
-/* N followed by s, m, h or d, as milliseconds. */
+/* N followed by s, m, h or d, as milliseconds (at most 9e15). */
 static bool cli_age(const char *v, int64_t *ms) {
+    static const struct { char unit; int64_t ms; } units[] = {
+        {'s', 1000}, {'m', 60000}, {'h', 3600000}, {'d', 86400000}};
     size_t n = strlen(v);
-    if (n < 2 || !strchr("smhd", v[n - 1])) return false;
+    if (n < 2 || n > 30) return false;
     for (size_t i = 0; i + 1 < n; i++)
         if (v[i] < '0' || v[i] > '9') return false;
-    return rt__parse_duration_ms(v, ms);
+    char num[32];
+    memcpy(num, v, n - 1);
+    num[n - 1] = '\0';
+    int64_t k;
+    if (!rt__cli_int(num, &k)) return false;
+    for (size_t u = 0; u < sizeof units / sizeof units[0]; u++)
+        if (v[n - 1] == units[u].unit) {
+            if ((double)k * (double)units[u].ms > 9e15) return false;
+            *ms = k * units[u].ms;
+            return true;
+        }
+    return false;
 }
 
 static const rt__cli_opt cli_prune_opts[] = {
@@ -880,23 +848,24 @@ static int cli_prune(const cli *c, const rt__cli_args *a) {
     const char *age = a->v[O_OLDER_THAN].text;
     int64_t ms = 0;
     if (!age)
-        return rt__usage_error("prune: --older-than DURATION is required (e.g. 30d)");
+        return rt__cli_usage("prune: --older-than DURATION is required (e.g. 30d)");
     if (!cli_age(age, &ms))
-        return rt__usage_error("prune: --older-than takes N followed by s, m, h "
+        return rt__cli_usage("prune: --older-than takes N followed by s, m, h "
                                "or d (e.g. 30d, 12h), got '%s'", age);
-    rt_store *s = NULL;
-    int code = cli_open(c, &s);
+    rt_db *db = NULL;
+    int code = cli_db(c, &db);
     if (code != RT_EXIT_OK) return code;
     int64_t deleted = 0;
-    int rc = rt__ops_prune(s, ms, &deleted);
+    int rc = rt_prune_runs(db, ms, &deleted);
     if (rc == RT_OK) {
         printf("pruned %lld finished run%s that finished more than %s ago\n",
                (long long)deleted, deleted == 1 ? "" : "s", age);
     } else {
-        rt__log(RT_LOG_ERROR, "db_error", NULL, "prune: %s", s->errmsg);
-        code = RT_EXIT_FAILED;
+        rt__cli_log(RT_LOG_ERROR, "db_error", NULL, NULL, "prune: %s",
+                    rt_db_errmsg(db));
+        code = cli_db_exit(db, rc);
     }
-    rt__store_close(s);
+    rt_db_close(db);
     return code;
 }
 
@@ -954,17 +923,14 @@ static const rt__cli_opt cli_global_opts[] = {
 
 static int cli_completion(const cli *c, const rt__cli_args *a) {
     if (a->npos == 0)
-        return rt__usage_error("completion: which shell? usage: ratchet completion bash");
+        return rt__cli_usage("completion: which shell? usage: ratchet completion bash");
     if (strcmp(a->pos[0], "bash"))
-        return rt__usage_error("completion: unknown shell '%s' (bash is the one "
+        return rt__cli_usage("completion: unknown shell '%s' (bash is the one "
                                "supported)", a->pos[0]);
     if (a->npos > 1)
-        return rt__usage_error("completion: unexpected argument '%s' (see "
+        return rt__cli_usage("completion: unexpected argument '%s' (see "
                                "'ratchet completion --help')", a->pos[1]);
-    rt__buf out = {0};
-    rt__completion_bash(&out, c->exe, cli_global_opts, cli_commands, c->jobs);
-    fwrite(out.p, 1, out.len, stdout);
-    rt__buf_free(&out);
+    rt__completion_bash(stdout, c->exe, cli_global_opts, cli_commands, c->jobs);
     return RT_EXIT_OK;
 }
 
@@ -975,7 +941,7 @@ static const rt__cli_cmd *cli_find(const char *name) {
 }
 
 static int cli_version(void) {
-    printf("ratchet %s (%s)\n", RT_VERSION, rt__store_versions());
+    printf("ratchet %s (%s)\n", RT_VERSION, rt_versions());
     return RT_EXIT_OK;
 }
 
@@ -986,24 +952,21 @@ static int cli_version(void) {
  */
 static void cli_stop_handlers(const rt__cli_cmd *k) {
     if (!k || !k->stops) {
-        rt__signals_release();
+        rt__cli_signals_release();
         return;
     }
-    rt__signals_deadline_code(k->stop_exit);
-    if (rt__signals_install(CLI_GRACE_DEFAULT_MS) != RT_OK)
-        rt__log(RT_LOG_WARN, "signals", NULL,
-                "could not arm the stop deadline timer");
+    rt__cli_signals_install(k->stop_exit, CLI_GRACE_DEFAULT_MS);
 }
 
 int rt_main(int argc, char **argv, const rt_job *const *jobs) {
     /* First of all: a SIGTERM from now on waits for the handlers of run,
      * worker and daemon (cli_stop_handlers) instead of killing them. */
-    rt__signals_hold();
-    rt__log_init();
+    rt__cli_signals_hold();
+    rt__cli_log_init();
     /* Test builds: a malformed RATCHET_FAILPOINT is a usage error. */
-    int bad = RT_FAILPOINT_INIT();
+    int bad = rt__cli_failpoint_init();
     if (bad) {
-        rt__signals_release();
+        rt__cli_signals_release();
         return bad;
     }
     cli c;
@@ -1013,7 +976,8 @@ int rt_main(int argc, char **argv, const rt_job *const *jobs) {
     c.db = getenv("RATCHET_DB");
     if (!c.db || !*c.db) c.db = CLI_DEFAULT_DB;
     /* Pull global options out wherever they stand; keep the rest in order. */
-    char **rest = rt__xcalloc((size_t)argc + 1, sizeof *rest);
+    char **rest = calloc((size_t)argc + 1, sizeof *rest);
+    if (!rest) abort();
     int nrest = 0;
     rt__cli_args g;
     memset(&g, 0, sizeof g);
@@ -1034,13 +998,13 @@ int rt_main(int argc, char **argv, const rt_job *const *jobs) {
         } else if (!strcmp(rest[0], "help")) {
             const rt__cli_cmd *k = nrest > 1 ? cli_find(rest[1]) : NULL;
             if (nrest > 1 && !k && strcmp(rest[1], "help")) /* help help: this */
-                code = rt__usage_error("help: unknown command '%s'", rest[1]);
+                code = rt__cli_usage("help: unknown command '%s'", rest[1]);
             else
                 fputs(k ? k->usage : cli_usage, stdout);
         } else {
             const rt__cli_cmd *k = cli_find(rest[0]);
             if (!k) {
-                code = rt__usage_error("unknown command '%s' (see 'ratchet --help')",
+                code = rt__cli_usage("unknown command '%s' (see 'ratchet --help')",
                                  rest[0]);
             } else if (c.help) {
                 fputs(k->usage, stdout);

@@ -1,40 +1,31 @@
 /*
- * cli/cli.h — what the command-line tool's files share: the listings of
- * runs (status.c) and the completion script (completion.c).
+ * cli/cli.h — what the command-line tool's files share: the option tables
+ * and their parser (args.c), the command table (cli.c), the listings of
+ * runs (status.c, history.c) and the completion script (completion.c).
+ *
+ * The CLI is a client of ratchet.h. What it needs from below that is wrong
+ * for the public API (the log, usage errors, rt_main's signals, the
+ * foreground run, worker pool and daemon under them) comes through
+ * service/cli_entry.h, which this header is the only includer of; no file
+ * of cli/ includes another layer's header but cli/below.h (see there).
  */
 #ifndef RT_CLI_H
 #define RT_CLI_H
 
-#include "service/service.h"
+#include <stdbool.h>
+#include <stdint.h>
+#include <stdio.h>
 
-/* ----------------------------------------------------------- status.c */
+#include "ratchet.h"
+#include "service/cli_entry.h"
 
-/* Runs of job (all when NULL), newest first, as a table or one JSON document. */
-int rt__status_render(rt_store *s, const char *job, int64_t limit, bool json,
-                      rt__buf *out);
-/* Appends one row read from st: a JSON object's members, or a table line. */
-typedef void (*rt__status_row_fn)(rt__buf *out, rt_stmt *st, bool json);
-/*
- * Run sql and list its rows: header then one line per row, or one JSON
- * document {"runs":[{...},...]}. An error leaves a partial list in out.
- */
-int rt__status_rows(rt_store *s, const char *sql, int nargs,
-                    const rt_value *args, bool json, const char *header,
-                    rt__status_row_fn row, rt__buf *out);
-/* Finished runs of job (all when NULL), newest finish first. */
-int rt__ops_history(rt_store *s, const char *job, int64_t limit, bool json,
-                    rt__buf *out);
-/* An integer column, -1 when NULL. */
-int64_t rt__status_int(rt_stmt *st, int col);
-/* ,"name":"2026-11-22T15:08:00.123Z" or ,"name":null when ms < 0. */
-void rt__status_json_time(rt__buf *b, const char *name, int64_t ms);
-/* s as a JSON string, or null when NULL. */
-void rt__status_json_text(rt__buf *b, const char *s);
-/* A run's first members: "id":12,"job":"...","key":"...","status":"..." */
-void rt__status_json_run(rt__buf *b, int64_t id, const char *job,
-                         const char *key, const char *status);
-/* A duration for people: "850ms", "12.3s", "5m", "3h", "2d"; "-" if < 0. */
-void rt__status_age(char *out, size_t n, int64_t ms);
+/* ------------------------------------------------- status.c, history.c */
+
+/* `status` and `history` (finished runs only) on the database at url:
+ * the listing on stdout, and the exit code. */
+int rt__cli_status(const char *url, const char *job, int64_t limit, bool json);
+int rt__cli_history(const char *url, const char *job, int64_t limit,
+                    bool json);
 
 /* ------------------------------------------------------------- args.c */
 
@@ -101,8 +92,6 @@ int rt__cli_parse(const char *cmd, const rt__cli_opt *opts, int maxpos,
                   int argc, char **argv, rt__cli_args *out, char **rest,
                   int *nrest);
 void rt__cli_args_free(rt__cli_args *a);
-/* One usage line (event usage) on stderr; returns RT_EXIT_USAGE. */
-int rt__cli_usage(const char *fmt, ...) RT_PRINTF(1, 2);
 /* A whole decimal integer, or a finite number, without leading space. */
 bool rt__cli_int(const char *s, int64_t *out);
 bool rt__cli_real(const char *s, double *out);
@@ -128,13 +117,13 @@ typedef struct rt__cli_cmd {
 } rt__cli_cmd;
 
 /*
- * Append to out a bash completion script for the program prog (a path; its
+ * Write to out a bash completion script for the program prog (a path; its
  * base name is what gets completed): the commands cmds with the options of
  * their tables (and the global ones that take a value, for a command that
  * opens the database), the global options global, and the names of jobs
  * (NULL-ended). Options marked RT_CLI_HIDDEN are left out.
  */
-void rt__completion_bash(rt__buf *out, const char *prog,
+void rt__completion_bash(FILE *out, const char *prog,
                          const rt__cli_opt *global, const rt__cli_cmd *cmds,
                          const rt_job *const *jobs);
 

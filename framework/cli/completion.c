@@ -100,14 +100,14 @@ static const char *cmp_positional(const rt__cli_cmd *d, char *words,
 }
 
 /* The flag names of fs, space-separated. */
-static void cmp_names(rt__buf *out, const cmp_flags *fs) {
+static void cmp_names(FILE *out, const cmp_flags *fs) {
     for (int i = 0; i < fs->n; i++) {
-        if (i) rt__buf_puts(out, " ");
-        rt__buf_puts(out, fs->v[i].name);
+        if (i) fputs(" ", out);
+        fputs(fs->v[i].name, out);
     }
 }
 
-void rt__completion_bash(rt__buf *out, const char *prog,
+void rt__completion_bash(FILE *out, const char *prog,
                          const rt__cli_opt *options, const rt__cli_cmd *cmds,
                          const rt_job *const *jobs) {
     const char *base = strrchr(prog, '/');
@@ -129,7 +129,7 @@ void rt__completion_bash(rt__buf *out, const char *prog,
         for (int i = 0; i < fs.n; i++) cmp_merge(&all, &fs.v[i]);
     }
 
-    rt__buf_printf(out,
+    fprintf(out,
                    "# bash completion for %s (ratchet %s): commands, their flags and the\n"
                    "# jobs built into it. Load it with:  source <(%s completion bash)\n"
                    "%s() {\n"
@@ -139,77 +139,77 @@ void rt__completion_bash(rt__buf *out, const char *prog,
     bool first = true;
     for (int i = 0; jobs && jobs[i]; i++) {
         if (!cmp_safe_word(jobs[i]->name)) continue;
-        rt__buf_printf(out, "%s%s", first ? "" : " ", jobs[i]->name);
+        fprintf(out, "%s%s", first ? "" : " ", jobs[i]->name);
         first = false;
     }
-    rt__buf_puts(out, "'\n"
+    fputs("'\n"
                       "    ((COMP_CWORD > 0)) && prev=${COMP_WORDS[COMP_CWORD-1]}\n"
                       "    # --flag=value arrives as three words: --flag = value\n"
                       "    if [[ $cur == = ]]; then cur=\n"
                       "    elif [[ $prev == = ]] && ((COMP_CWORD > 1)); then "
                       "prev=${COMP_WORDS[COMP_CWORD-2]}; fi\n"
                       "    for ((i = 1; i < COMP_CWORD; i++)); do\n"
-                      "        case ${COMP_WORDS[i]} in\n");
+                      "        case ${COMP_WORDS[i]} in\n", out);
     /* Before the command only global flags may stand. */
     bool any = false;
     for (int i = 0; i < global.n; i++) {
         if (!global.v[i].value) continue;
-        rt__buf_printf(out, "%s%s", any ? "|" : "        ", global.v[i].name);
+        fprintf(out, "%s%s", any ? "|" : "        ", global.v[i].name);
         any = true;
     }
     if (any)
-        rt__buf_puts(out, ") [[ ${COMP_WORDS[i+1]} == = ]] && ((i++)); ((i++)) ;;\n");
-    rt__buf_puts(out, "        -*|=) ;;\n"
+        fputs(") [[ ${COMP_WORDS[i+1]} == = ]] && ((i++)); ((i++)) ;;\n", out);
+    fputs("        -*|=) ;;\n"
                       "        *) cmd=${COMP_WORDS[i]}; break ;;\n"
                       "        esac\n"
                       "    done\n"
                       "    # positional arguments after the command, flag values left out\n"
                       "    for ((j = i + 1; j < COMP_CWORD; j++)); do\n"
-                      "        case ${COMP_WORDS[j]} in\n");
+                      "        case ${COMP_WORDS[j]} in\n", out);
     any = false;
     for (int i = 0; i < all.n; i++) {
         if (!all.v[i].value) continue;
-        rt__buf_printf(out, "%s%s", any ? "|" : "        ", all.v[i].name);
+        fprintf(out, "%s%s", any ? "|" : "        ", all.v[i].name);
         any = true;
     }
     if (any)
-        rt__buf_puts(out, ") [[ ${COMP_WORDS[j+1]} == = ]] && ((j++)); ((j++)) ;;\n");
-    rt__buf_puts(out, "        -*|=) ;;\n"
+        fputs(") [[ ${COMP_WORDS[j+1]} == = ]] && ((j++)); ((j++)) ;;\n", out);
+    fputs("        -*|=) ;;\n"
                       "        *) ((npos++)) ;;\n"
                       "        esac\n"
                       "    done\n"
-                      "    case $prev in\n");
+                      "    case $prev in\n", out);
     /* A flag's value: its choices, job names, or nothing to offer. */
     for (int i = 0; i < all.n; i++)
         if (all.v[i].choices[0])
-            rt__buf_printf(out,
+            fprintf(out,
                            "    %s) COMPREPLY=($(compgen -W '%s' -- \"$cur\")); "
                            "return 0 ;;\n",
                            all.v[i].name, all.v[i].choices);
     for (int i = 0; i < all.n; i++)
         if (all.v[i].jobs && !all.v[i].choices[0])
-            rt__buf_printf(out,
+            fprintf(out,
                            "    %s) COMPREPLY=($(compgen -W \"$jobs\" -- \"$cur\")); "
                            "return 0 ;;\n",
                            all.v[i].name);
     any = false;
     for (int i = 0; i < all.n; i++) {
         if (!all.v[i].value || all.v[i].jobs || all.v[i].choices[0]) continue;
-        rt__buf_printf(out, "%s%s", any ? "|" : "    ", all.v[i].name);
+        fprintf(out, "%s%s", any ? "|" : "    ", all.v[i].name);
         any = true;
     }
-    if (any) rt__buf_puts(out, ") COMPREPLY=(); return 0 ;;\n");
-    rt__buf_puts(out, "    esac\n"
+    if (any) fputs(") COMPREPLY=(); return 0 ;;\n", out);
+    fputs("    esac\n"
                       "    case $cmd in\n"
                       "    '')\n"
-                      "        words='");
+                      "        words='", out);
     cmp_names(out, &global);
-    rt__buf_puts(out, "'\n        [[ $cur == -* ]] || words='");
-    for (const rt__cli_cmd *d = cmds; d->name; d++) rt__buf_printf(out, "%s ", d->name);
-    rt__buf_puts(out, "help' ;;\n    help)\n        ((npos > 0)) && words= || words='");
+    fputs("'\n        [[ $cur == -* ]] || words='", out);
+    for (const rt__cli_cmd *d = cmds; d->name; d++) fprintf(out, "%s ", d->name);
+    fputs("help' ;;\n    help)\n        ((npos > 0)) && words= || words='", out);
     for (const rt__cli_cmd *d = cmds; d->name; d++)
-        rt__buf_printf(out, "%s%s", d == cmds ? "" : " ", d->name);
-    rt__buf_puts(out, "' ;;\n");
+        fprintf(out, "%s%s", d == cmds ? "" : " ", d->name);
+    fputs("' ;;\n", out);
     for (const rt__cli_cmd *d = cmds; d->name; d++) {
         cmp_flags fs = {0};
         for (int i = 0; d->db && i < global.n; i++)
@@ -219,19 +219,19 @@ void rt__completion_bash(rt__buf *out, const char *prog,
         cmp_merge(&fs, &help);
         char lit[96];
         const char *pos = cmp_positional(d, lit, sizeof lit);
-        rt__buf_printf(out, "    %s)\n        words='", d->name);
+        fprintf(out, "    %s)\n        words='", d->name);
         cmp_names(out, &fs);
-        rt__buf_puts(out, "'\n");
+        fputs("'\n", out);
         if (pos && !strcmp(pos, "jobs"))
-            rt__buf_puts(out, "        [[ $cur == -* ]] || { ((npos > 0)) && words= || "
-                              "words=$jobs; } ;;\n");
+            fputs("        [[ $cur == -* ]] || { ((npos > 0)) && words= || "
+                              "words=$jobs; } ;;\n", out);
         else if (pos)
-            rt__buf_printf(out, "        [[ $cur == -* ]] || { ((npos > 0)) && words= || "
+            fprintf(out, "        [[ $cur == -* ]] || { ((npos > 0)) && words= || "
                                 "words='%s'; } ;;\n", lit);
         else
-            rt__buf_puts(out, "        [[ $cur == -* ]] || words= ;;\n");
+            fputs("        [[ $cur == -* ]] || words= ;;\n", out);
     }
-    rt__buf_printf(out,
+    fprintf(out,
                    "    *) words= ;;\n"
                    "    esac\n"
                    "    COMPREPLY=($(compgen -W \"$words\" -- \"$cur\"))\n"

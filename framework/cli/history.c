@@ -5,7 +5,7 @@
  */
 #include <stdlib.h>
 
-#include "cli/cli.h"
+#include "cli/below.h"
 
 static void history_row(rt__buf *out, rt_stmt *st, bool json) {
     int64_t id = rt__store_column_int64(st, 0);

@@ -4,12 +4,13 @@
  * age). A table for people, one JSON document for programs. Ages are on the
  * database's clock. The list itself (a header line or {"runs":[...]}, one
  * row per result) and the column and JSON helpers serve `history` too
- * (history.c).
+ * (history.c). Also the printing of `status` and `history`: open the
+ * database, render, write stdout.
  */
 #include <stdlib.h>
 #include <string.h>
 
-#include "cli/cli.h"
+#include "cli/below.h"
 
 typedef struct status_row {
     int64_t id;
@@ -196,3 +197,42 @@ int rt__status_render(rt_store *s, const char *job, int64_t limit, bool json,
         "ORDER BY r.id DESC LIMIT $2",
         2, args, json, header, status_row_out, out);
 }
+
+/* ---------------------------------------------- status, history, metrics */
+
+/* rt__status_render, rt__ops_history */
+typedef int (*status_render_fn)(rt_store *s, const char *job, int64_t limit,
+                                bool json, rt__buf *out);
+
+/* Open url, render, print: the exit code. A database error while reading
+ * is 1 as it always was (the table, rt__exit_code, says 75 for a lost
+ * connection or a lock not had in time). */
+static int status_print(const char *url, status_render_fn render,
+                        const char *job, int64_t limit, bool json) {
+    rt_store *s = NULL;
+    int code;
+    rt__db_open(url, &s, NULL, NULL, &code, NULL, 0);
+    if (code != RT_EXIT_OK) return code;
+    rt__buf out = {0};
+    int rc = render(s, job, limit, json, &out);
+    if (rc == RT_OK) {
+        fwrite(out.p ? out.p : "", 1, out.len, stdout);
+    } else {
+        rt__log(RT_LOG_ERROR, "db_error", NULL, "%s", s->errmsg);
+        code = rt__exit_code(rc, s);
+        if (code == RT_EXIT_INTERRUPTED) code = RT_EXIT_FAILED;
+    }
+    rt__buf_free(&out);
+    rt__store_close(s);
+    return code;
+}
+
+int rt__cli_status(const char *url, const char *job, int64_t limit, bool json) {
+    return status_print(url, rt__status_render, job, limit, json);
+}
+
+int rt__cli_history(const char *url, const char *job, int64_t limit,
+                    bool json) {
+    return status_print(url, rt__ops_history, job, limit, json);
+}
+

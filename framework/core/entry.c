@@ -4,7 +4,7 @@
  *     first thing of every command (cli.c, daemon.c, worker.c) and of
  *     rt_run, so each meets a bad URL, a newer schema or a full disk alike;
  *   - rt__exit_code: the one table from return codes (RT_*) to the CLI's
- *     exit codes (RT_EXIT_*);
+ *     exit codes (RT_EXIT_*), public as rt_exit_code (admin.c);
  *   - rt__run_job: open, migrate and run or resume a job (rt__runner_run),
  *     the path `ratchet run` and rt_run share;
  *   - rt_run, rt_request_stop and rt_clear_stop: that path for programs

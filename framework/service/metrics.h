@@ -19,12 +19,12 @@
 int rt__metrics_render(rt_store *s, rt__buf *out);
 
 /*
- * A `--metrics-listen` value of command cmd, as cli_opt matched it (m < 0:
- * the value is missing): checked before anything starts. Returns
- * RT_EXIT_OK with *out = v, or RT_EXIT_USAGE after one usage line.
+ * A `--metrics-listen` value of command cmd (NULL: it is missing), checked
+ * before anything starts (the CLI's option table calls it through
+ * service/cli_entry.h). Returns RT_EXIT_OK, or RT_EXIT_USAGE after one
+ * usage line.
  */
-int rt__metrics_listen_option(const char *cmd, int m, const char *v,
-                              const char **out);
+int rt__metrics_listen_check(const char *cmd, const char *v);
 
 typedef struct rt__metrics_server rt__metrics_server;
 

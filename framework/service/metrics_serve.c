@@ -82,9 +82,8 @@ static int ms_scrape(void *arg, rt__buf *body) {
     return 503;
 }
 
-int rt__metrics_listen_option(const char *cmd, int m, const char *v,
-                              const char **out) {
-    if (m < 0)
+int rt__metrics_listen_check(const char *cmd, const char *v) {
+    if (!v)
         return rt__usage_error("%s: --metrics-listen needs [ADDR:]PORT, e.g. "
                                "9100 or 127.0.0.1:9100", cmd);
     struct sockaddr_storage ss;
@@ -92,7 +91,6 @@ int rt__metrics_listen_option(const char *cmd, int m, const char *v,
     char why[256];
     if (rt__http_parse_listen(v, &ss, &len, why, sizeof why) != RT_OK)
         return rt__usage_error("%s: --metrics-listen '%s': %s", cmd, v, why);
-    *out = v;
     return RT_EXIT_OK;
 }
 

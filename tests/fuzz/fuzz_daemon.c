@@ -10,7 +10,7 @@
  * P param, O overlap, M misfire, L max-lateness, Y only.
  */
 #include "fuzz.h"
-#include "cli/cli.h"
+#include "service/service.h"
 
 #define FUZZ_MAX_OPTS 24
 

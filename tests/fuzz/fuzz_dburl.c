@@ -20,7 +20,7 @@
 #include <strings.h>
 
 #include "fuzz.h"
-#include "cli/cli.h"
+#include "service/service.h"
 
 static const char *const fuzz_secret_keys[] = {"password", "sslpassword", NULL};
 

@@ -18,7 +18,7 @@
 #include <strings.h>
 
 #include "fuzz.h"
-#include "cli/cli.h"
+#include "service/service.h"
 
 #define FUZZ_MAX_PARAMS 16
 

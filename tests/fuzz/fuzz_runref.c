@@ -7,7 +7,7 @@
  * Input: the text.
  */
 #include "fuzz.h"
-#include "cli/cli.h"
+#include "service/service.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
     if (size > 4096) return 0;

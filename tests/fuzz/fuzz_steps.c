@@ -10,7 +10,7 @@
  */
 #define _POSIX_C_SOURCE 200809L
 #include "fuzz.h"
-#include "cli/cli.h"
+#include "service/service.h"
 
 static void fuzz_describe(const char *was, const char *now, rt__buf *out) {
     out->len = 0;

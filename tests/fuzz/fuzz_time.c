@@ -13,7 +13,7 @@
 #include <stdbool.h>
 
 #include "fuzz.h"
-#include "cli/cli.h"
+#include "service/service.h"
 
 #define FUZZ_NOW INT64_C(1790000000000) /* 2026-09-21 */
 #define FUZZ_YEAR_MS INT64_C(31556952000)
