@@ -492,6 +492,38 @@ RT_API int rt_reset_run(rt_db *db, const char *job, const char *key,
 RT_API int rt_metrics_text(rt_db *db, char **text);
 /* Free what a call of this header returned malloc'd; NULL is a no-op. */
 RT_API void rt_free(void *p);
+/* A run as rt_list_runs lists it. Times are ms since the epoch; -1 means
+ * not yet (or, for the ages, not known). */
+typedef struct rt_run_row {
+    int64_t id;
+    const char *job, *key;
+    const char *status;   /* pending running interrupted done failed ... */
+    const char *step;     /* the current step's name; NULL when none */
+    int step_index;       /* 0-based index of that step */
+    int steps;            /* how many steps the run has */
+    int64_t items, step_items;
+    int64_t step_total;   /* the step's rt_set_total, -1 when unknown */
+    int64_t epoch, attempt;
+    const char *error;    /* NULL when none */
+    int64_t created_ms, started_ms, updated_ms, finished_ms;
+    const char *holder;   /* the live lease's owner, NULL when none */
+    int64_t heartbeat_age_ms;  /* since the holder's last heartbeat */
+    int64_t since_progress_ms; /* since the run last changed */
+} rt_run_row;
+
+/*
+ * The runs of job (all jobs when NULL), at most limit of them (<= 0: no
+ * limit): with finished false every run, newest first, with its holder
+ * and ages on the database's clock (as `ratchet status`); with finished
+ * true only finished runs (done, failed, skipped, cancelled), newest
+ * finish first, holder and ages unset (as `ratchet history`). RT_OK with
+ * *rows malloc'd (*n of them; free them with rt_free_runs), or an error
+ * with *rows NULL and the message in rt_db_errmsg.
+ */
+RT_API int rt_list_runs(rt_db *db, const char *job, int64_t limit,
+                        bool finished, rt_run_row **rows, size_t *n);
+/* Free what rt_list_runs returned; NULL is a no-op. */
+RT_API void rt_free_runs(rt_run_row *rows, size_t n);
 /* Delete the finished runs (and their params) that finished more than
  * older_than_ms ago by the database's clock; *deleted (may be NULL) says
  * how many. Unfinished runs are never deleted. */

@@ -6,7 +6,7 @@
  * run in the wrong state) that exit 2 with one line and leave the database
  * as it was; `history` as a table and as JSON; `prune` of old finished runs
  * only, with their params; the same through ratchet.h's calls (rt_db,
- * rt_retry_run, ...). Loop tests over both backends (_i).
+ * rt_retry_run, rt_list_runs, ...). Loop tests over both backends (_i).
  */
 #define _POSIX_C_SOURCE 200809L
 #include <check.h>
@@ -439,7 +439,24 @@ START_TEST(test_api) {
     ck_assert_int_eq(rt_cancel_run(db, api_jobs, "apijob/k1", msg, sizeof msg), RT_OK);
     ck_assert_ptr_nonnull(strstr(msg, "cancelled"));
     ops_assert_status(url, "k1", "cancelled");
+    rt_run_row *rows = NULL;
+    size_t n = 0;
+    ck_assert_int_eq(rt_list_runs(db, "apijob", 0, true, &rows, &n), RT_OK);
+    ck_assert_int_eq((int)n, 1);
+    ck_assert_str_eq(rows[0].key, "k1");
+    ck_assert_str_eq(rows[0].status, "cancelled");
+    ck_assert_int_eq(rows[0].steps, 1);
+    ck_assert_int_ge(rows[0].finished_ms, rows[0].created_ms);
+    rt_free_runs(rows, n);
+    ck_assert_int_eq(rt_list_runs(db, "otherjob", 10, false, &rows, &n), RT_OK);
+    ck_assert_int_eq((int)n, 0);
+    rt_free_runs(rows, n);
     ck_assert_int_eq(rt_retry_run(db, api_jobs, "apijob/k1", msg, sizeof msg), RT_OK);
+    ck_assert_int_eq(rt_list_runs(db, NULL, 1, false, &rows, &n), RT_OK);
+    ck_assert_int_eq((int)n, 1);
+    ck_assert_str_eq(rows[0].status, "pending");
+    ck_assert_ptr_null(rows[0].holder);
+    rt_free_runs(rows, n);
     ops_assert_status(url, "k1", "pending");
 
     ck_assert_int_eq(rt_metrics_text(db, &text), RT_OK);

@@ -7,7 +7,7 @@
  * for the public API (the log, usage errors, rt_main's signals, the
  * foreground run, worker pool and daemon under them) comes through
  * service/cli_entry.h, which this header is the only includer of; no file
- * of cli/ includes another layer's header but cli/below.h (see there).
+ * of cli/ includes another layer's header.
  */
 #ifndef RT_CLI_H
 #define RT_CLI_H
@@ -26,6 +26,23 @@
 int rt__cli_status(const char *url, const char *job, int64_t limit, bool json);
 int rt__cli_history(const char *url, const char *job, int64_t limit,
                     bool json);
+/* Writes one run: a JSON object's members, or a table line. */
+typedef void (*rt__cli_row_fn)(FILE *out, const rt_run_row *r, bool json);
+/*
+ * List the runs rt_list_runs(job, limit, finished) gives: header then one
+ * line per run (row), or one JSON document {"runs":[{...},...]}. Returns
+ * the exit code; nothing is printed when the runs cannot be read.
+ */
+int rt__cli_list(const char *url, const char *job, int64_t limit, bool json,
+                 bool finished, const char *header, rt__cli_row_fn row);
+/* ,"name":"2026-11-22T15:08:00.123Z" or ,"name":null when ms < 0. */
+void rt__cli_json_time(FILE *out, const char *name, int64_t ms);
+/* s as a JSON string, or null when NULL. */
+void rt__cli_json_text(FILE *out, const char *s);
+/* A run's first members: "id":12,"job":"...","key":"...","status":"..." */
+void rt__cli_json_run(FILE *out, const rt_run_row *r);
+/* A duration for people: "850ms", "12.3s", "5m", "3h", "2d"; "-" if < 0. */
+void rt__cli_age(char *out, size_t n, int64_t ms);
 
 /* ------------------------------------------------------------- args.c */
 

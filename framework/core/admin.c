@@ -171,3 +171,103 @@ int rt_reset_run(rt_db *db, const char *job, const char *key, bool force,
     }
     return rc;
 }
+
+/* ------------------------------------------------------------ listing */
+
+/* An integer column, -1 when NULL. */
+static int64_t admin_int(rt_stmt *st, int col) {
+    return rt__store_column_type(st, col) == RT_TNULL
+               ? -1
+               : rt__store_column_int64(st, col);
+}
+
+static char *admin_text(rt_stmt *st, int col) {
+    const char *t = rt__store_column_text(st, col);
+    return t ? rt__xstrdup(t) : NULL;
+}
+
+/* The columns both listings read, in rt_run_row's order. */
+#define ADMIN_RUN_COLUMNS                                                    \
+    "r.id, r.job, r.run_key, r.status, r.step_index, r.step_name, r.items, " \
+    "r.step_items, r.step_total, r.epoch, r.attempt, r.error, "             \
+    "r.created_ms, r.started_ms, r.updated_ms, "
+
+int rt_list_runs(rt_db *db, const char *job, int64_t limit, bool finished,
+                 rt_run_row **rows, size_t *n) {
+    if (!rows || !n) return RT_MISUSE;
+    *rows = NULL;
+    *n = 0;
+    ADMIN_OPEN(db);
+    rt_store *s = db->s;
+    rt_value args[] = {job ? rt_text(job) : rt_null(),
+                       rt_int(limit > 0 ? limit : INT64_MAX)};
+    /* status: every run, newest first, with its lease's holder and ages
+     * on the database's clock; history: the finished runs, newest finish
+     * first (updated_ms stands in for a row written without one). */
+    const char *sql =
+        finished
+            ? "SELECT " ADMIN_RUN_COLUMNS "coalesce(r.finished_ms, "
+              "r.updated_ms), r.steps, NULL, NULL, NULL FROM rt_run r "
+              "WHERE " RT__FINISHED_SQL " AND (CAST($1 AS TEXT) IS NULL OR "
+              "job = $1) ORDER BY coalesce(finished_ms, updated_ms) DESC, "
+              "id DESC LIMIT $2"
+            : "SELECT " ADMIN_RUN_COLUMNS "r.finished_ms, r.steps, l.owner, "
+              "rt_now_ms() - l.heartbeat_ms, rt_now_ms() - r.updated_ms "
+              "FROM rt_run r LEFT JOIN rt_lease l ON l.job = r.job AND "
+              "l.run_key = r.run_key "
+              "WHERE CAST($1 AS TEXT) IS NULL OR r.job = $1 "
+              "ORDER BY r.id DESC LIMIT $2";
+    rt_stmt *st;
+    int rc = rt__store_query(s, sql, 2, args, &st);
+    size_t cap = 0;
+    while (rc == RT_ROW) {
+        if (*n == cap) {
+            cap = cap ? 2 * cap : 16;
+            *rows = rt__xrealloc(*rows, cap * sizeof **rows);
+        }
+        rt_run_row *r = &(*rows)[(*n)++];
+        memset(r, 0, sizeof *r);
+        r->id = rt__store_column_int64(st, 0);
+        r->job = admin_text(st, 1);
+        r->key = admin_text(st, 2);
+        r->status = admin_text(st, 3);
+        r->step_index = rt__count_clamp(rt__store_column_int64(st, 4));
+        r->step = admin_text(st, 5);
+        r->items = rt__store_column_int64(st, 6);
+        r->step_items = rt__store_column_int64(st, 7);
+        r->step_total = admin_int(st, 8);
+        r->epoch = rt__store_column_int64(st, 9);
+        r->attempt = rt__store_column_int64(st, 10);
+        r->error = admin_text(st, 11);
+        r->created_ms = admin_int(st, 12);
+        r->started_ms = admin_int(st, 13);
+        r->updated_ms = admin_int(st, 14);
+        r->finished_ms = admin_int(st, 15);
+        const char *steps = rt__store_column_text(st, 16);
+        r->steps = 1;
+        for (const char *p = steps ? steps : ""; *p; p++) r->steps += *p == '\n';
+        r->holder = admin_text(st, 17);
+        r->heartbeat_age_ms = admin_int(st, 18);
+        r->since_progress_ms = admin_int(st, 19);
+        rc = rt__store_step(st);
+    }
+    if (rc != RT_DONE) {
+        rt_free_runs(*rows, *n);
+        *rows = NULL;
+        *n = 0;
+        return rc;
+    }
+    return RT_OK;
+}
+
+void rt_free_runs(rt_run_row *rows, size_t n) {
+    for (size_t i = 0; rows && i < n; i++) {
+        free((void *)rows[i].job);
+        free((void *)rows[i].key);
+        free((void *)rows[i].status);
+        free((void *)rows[i].step);
+        free((void *)rows[i].error);
+        free((void *)rows[i].holder);
+    }
+    free(rows);
+}

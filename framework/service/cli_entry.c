@@ -36,6 +36,19 @@ int rt__cli_usage(const char *fmt, ...) {
     return rt__usage_error("%s", msg);
 }
 
+void rt__cli_json(FILE *out, const char *s) {
+    rt__buf b = {0};
+    rt__buf_json(&b, s);
+    fwrite(b.p, 1, b.len, out);
+    rt__buf_free(&b);
+}
+
+char *rt__cli_text_safe(const char *s) { return rt__text_safe(s); }
+
+void rt__cli_iso8601(int64_t ms, char *out, size_t n) {
+    rt__iso8601_ms(ms, out, n);
+}
+
 void rt__cli_signals_hold(void) { rt__signals_hold(); }
 void rt__cli_signals_release(void) { rt__signals_release(); }
 

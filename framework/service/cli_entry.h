@@ -18,6 +18,7 @@
 
 #include <stdbool.h>
 #include <stdint.h>
+#include <stdio.h>
 
 #include "ratchet.h"
 
@@ -31,6 +32,15 @@ void rt__cli_log(int level, const char *event, const char *job,
                  const char *key, const char *fmt, ...) RT_PRINTF(5, 6);
 /* One usage line (event usage) on stderr; returns RT_EXIT_USAGE. */
 int rt__cli_usage(const char *fmt, ...) RT_PRINTF(1, 2);
+
+/* The escaping of what status and history print, shared with the log:
+ * s (NULL: "") as a JSON string literal on out; a malloc'd copy of s
+ * (NULL: "") that stays on its terminal line (control characters and
+ * bytes that are not UTF-8 escaped); ms since the epoch as
+ * 2026-11-22T15:08:00.123Z (n >= 32). */
+void rt__cli_json(FILE *out, const char *s);
+char *rt__cli_text_safe(const char *s);
+void rt__cli_iso8601(int64_t ms, char *out, size_t n);
 
 /* -------------------------------------------------------- signals */
 
