@@ -246,7 +246,6 @@ static int cli_run(const cli *c) {
     for (int i = 0; i < c->argc && code == RT_EXIT_OK; i++) {
         const char *v = NULL;
         int m;
-        int64_t n;
         if ((m = cli_opt(c->argc, c->argv, &i, "--key", &v))) {
             code = cli_key("run", m, v, &o.key);
         } else if (cli_run_option(c, &i, "run", &ro, &code)) {
@@ -272,15 +271,6 @@ static int cli_run(const cli *c) {
                 code = rt__usage_error("run: --restart-step needs a step name "
                                        "(see 'ratchet jobs')");
             else o.restart_step = v;
-        } else if ((m = cli_opt(c->argc, c->argv, &i, "--start-at", &v))) {
-            /* Internal (the daemon's children): connect, then wait until
-             * this wall-clock time in ms before taking the lease. */
-            if (m < 0 || !rt__parse_int64(v, &n) || n < 0)
-                code = rt__usage_error("run: --start-at takes epoch milliseconds, "
-                                 "got '%s'", m > 0 ? v : "");
-            else o.start_at_ms = n;
-        } else if (cli_opt(c->argc, c->argv, &i, "--record-skip", NULL)) {
-            o.record_skip = true; /* internal: a cron slot's run */
         } else if (c->argv[i][0] != '-' && !job_name) {
             job_name = c->argv[i];
         } else {

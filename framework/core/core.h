@@ -427,9 +427,6 @@ typedef struct rt__run_opts {
     /* --restart-step: an existing unfinished run takes the current
      * definition and continues at this step, its cursor cleared; NULL: no */
     const char *restart_step;
-    /* Set by the daemon for the runs it starts (see daemon.c): */
-    int64_t start_at_ms;  /* wall clock; connect first, then wait for it */
-    bool record_skip;     /* held by another run: record this one skipped */
     bool quiet_skip;      /* a worker that lost a race: no info line */
     rt_store *lease_store; /* the lease's connection, kept by the caller */
     /* Or the lease readied on a thread of its own (PostgreSQL, `run`;

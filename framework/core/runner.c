@@ -1259,38 +1259,6 @@ static int runner_refuse(runner *r, int rc) {
 
 /* ------------------------------------------------------------ the lease */
 
-/* Sleep until the wall clock reaches at_ms; false when a stop came first. */
-static bool runner_sleep_until(int64_t at_ms) {
-    struct timespec at = {(time_t)(at_ms / 1000), (long)(at_ms % 1000) * 1000000L};
-    while (!rt__stop_flag &&
-           clock_nanosleep(CLOCK_REALTIME, TIMER_ABSTIME, &at, NULL) == EINTR) {
-    }
-    return !rt__stop_flag;
-}
-
-/*
- * A cron slot came due while another run of the job holds it: the daemon's
- * overlap policy is skip, so the slot is recorded as skipped.
- */
-static int runner_skip_slot(runner *r, rt__lease *l, const rt__run_opts *o) {
-    char reason[512];
-    snprintf(reason, sizeof reason,
-             "slot skipped: run '%s' of %s was still going (held by %s)",
-             l->holder_key, r->job->name, l->holder);
-    bool skipped = false;
-    rt__log_fields f = RT_LOG_FIELDS_NONE;
-    f.job = r->job->name;
-    f.key = o->key;
-    if (rt__run_skip(r->s, r->job->name, o->key, reason, &skipped) != RT_OK) {
-        rt__log(RT_LOG_ERROR, "db_error", &f, "recording the skipped slot: %s",
-                r->s->errmsg);
-        runner_why(r, RT_DBERR, r->s->errmsg);
-        return RT_EXIT_FAILED;
-    }
-    if (skipped) rt__log(RT_LOG_INFO, "slot_skipped", &f, "%s", reason);
-    return RT_EXIT_OK;
-}
-
 static int runner_lease_take(runner *r, rt__lease *l, const char *scope,
                              rt__run_opts *o, int rc, bool took_over);
 
@@ -1321,21 +1289,6 @@ static int runner_lease(runner *r, rt__lease *l, const char *scope,
         return rc == RT_INVALID ? RT_EXIT_USAGE
                : rc == RT_CONN  ? RT_EXIT_INTERRUPTED
                                 : RT_EXIT_FAILED;
-    }
-    if (o->start_at_ms > rt__wall_ms()) {
-        /* Early: do now the first-use work of the statements the start
-         * needs (a server plans each on a new session), then wait. */
-        rt__lease_warm(l);
-        rt__run warm;
-        if (o->key && rt__run_load(r->s, r->job->name, o->key, &warm) == RT_OK)
-            rt__run_free(&warm);
-    }
-    if (o->start_at_ms && !runner_sleep_until(o->start_at_ms)) {
-        rt__log(RT_LOG_INFO, "interrupted", &f, "%s",
-                "stopped before the run's start time; nothing was done");
-        runner_why(r, RT_STOPPED, "stopped before the run's start time; "
-                   "nothing was done");
-        return RT_EXIT_INTERRUPTED;
     }
     bool took_over = false;
     rc = rt__lease_acquire(l, o->key, &took_over);
@@ -1384,8 +1337,6 @@ static int runner_lease_take(runner *r, rt__lease *l, const char *scope,
             return RT_EXIT_HELD;
         }
         if (rc == RT_HELD && o->if_running == RT_IF_RUNNING_SKIP) {
-            if (o->record_skip && o->key && strcmp(l->holder_key, o->key))
-                return runner_skip_slot(r, l, o);
             rt__log(o->quiet_skip ? RT_LOG_DEBUG : RT_LOG_INFO, "skipped",
                     &f, "%s is held by %s (run '%s'); skipped", scope,
                     l->holder, l->holder_key);
@@ -1607,7 +1558,7 @@ int rt__runner_run(rt_store *s, const rt_job *job, const rt__run_opts *given) {
              o.key ? o.key : "");
     /* The lease first, then the run: a run read in the meantime is kept
      * only when runner_lease_early says so. */
-    bool early = o.url && o.key && !o.start_at_ms && o.lease_bg &&
+    bool early = o.url && o.key && o.lease_bg &&
                  rt__lease_bg_take(o.lease_bg, job->name, scope, o.key);
     bool read = false;
     if (early) code = runner_lease_early(&r, o.lease_bg, scope, &o, &read);
