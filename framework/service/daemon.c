@@ -17,9 +17,11 @@
  *
  *   overlap  decided and carried out here. The job's previous run still
  *            holds the lease at slot time:
- *            skip - the child (--if-running skip) leaves the slot's run
- *            pending and exits 0; the daemon, reaping it, records the slot
- *            as a 'skipped' run (daemon_record_skip);
+ *            skip - the daemon records the slot as a 'skipped' run
+ *            (daemon_record_skip) instead of starting it; a child that
+ *            finds the lease taken meanwhile (--if-running skip) leaves
+ *            the run pending and exits 0, and the daemon, reaping it,
+ *            records the slot skipped then;
  *            queue - the child waits for the lease (--if-running wait); a
  *            later slot that finds an older one queued is left pending for
  *            the work loop, which starts pending runs oldest first.
@@ -346,38 +348,42 @@ static int daemon_spawn(scheduler *d, const sched *sc, const char *key,
 }
 
 /*
- * A slot's child (overlap skip) exited 0: when it left the slot's run
- * pending, it found the job's lease held by another run and did nothing
- * (--if-running skip); the slot is recorded as skipped, naming that run
- * when its lease still says which.
+ * Overlap skip: the slot's run is recorded as skipped, naming the run that
+ * holds the job's lease when its lease still says which (*held: it is held
+ * by another run; false: free, or the slot's own). At the slot's start
+ * (daemon_slot), or when the slot's child found the lease taken meanwhile
+ * (--if-running skip) and left the run pending (daemon_reap, after: the
+ * holder may be gone by then, and the reason says less).
  */
-static void daemon_record_skip(scheduler *d, const child *k) {
-    const rt_job *job = k->sc->job;
+static int daemon_record_skip(scheduler *d, const sched *sc, const char *key,
+                              bool after, bool *held) {
+    const rt_job *job = sc->job;
     char holder_key[256] = "", owner[160] = "";
     bool free_now = true;
-    if (rt__lease_peek(d->s, job->name, &free_now, holder_key,
-                       sizeof holder_key, owner, sizeof owner, NULL,
-                       NULL) != RT_OK)
-        free_now = true; /* who held it is not known: said so below */
+    int rc = rt__lease_peek(d->s, job->name, &free_now, holder_key,
+                            sizeof holder_key, owner, sizeof owner, NULL,
+                            NULL);
+    if (rc != RT_OK) return rc;
+    *held = !free_now && holder_key[0] && strcmp(holder_key, key) != 0;
+    if (!*held && !after) return RT_OK;
     char reason[800];
-    if (!free_now && holder_key[0] && strcmp(holder_key, k->key))
+    if (*held)
         snprintf(reason, sizeof reason,
                  "slot skipped: run '%s' of %s was still going (held by %s)",
                  holder_key, job->name, owner);
     else
         snprintf(reason, sizeof reason,
                  "slot skipped: run of %s was still going (its lease was "
-                 "held at the slot's start)", job->name);
+                 "taken at the slot's start)", job->name);
     bool skipped = false;
     rt__log_fields f = RT_LOG_FIELDS_NONE;
     f.job = job->name;
-    f.key = k->key;
-    if (rt__run_skip(d->s, job->name, k->key, reason, &skipped) != RT_OK) {
-        rt__store_trouble(d->s, &d->trouble_logged_ns,
-                          "recording a skipped slot");
-        return;
-    }
-    if (skipped) rt__log(RT_LOG_INFO, "slot_skipped", &f, "%s", reason);
+    f.key = key;
+    rc = rt__run_skip(d->s, job->name, key, reason, &skipped);
+    if (rc == RT_OK && skipped)
+        rt__log(RT_LOG_INFO, "slot_skipped", &f, "%s", reason);
+    *held = true;
+    return rc;
 }
 
 /* Collect children that exited; say so when one did not end cleanly. */
@@ -399,7 +405,11 @@ static void daemon_reap(scheduler *d) {
             d->kids[i] = d->kids[--d->nkids];
             int code = WIFEXITED(status) ? WEXITSTATUS(status)
                                          : 128 + WTERMSIG(status);
-            if (code == RT_EXIT_OK && k.record_skip) daemon_record_skip(d, &k);
+            bool held;
+            if (code == RT_EXIT_OK && k.record_skip &&
+                daemon_record_skip(d, k.sc, k.key, true, &held) != RT_OK)
+                rt__store_trouble(d->s, &d->trouble_logged_ns,
+                                  "recording a skipped slot");
             if (code == RT_EXIT_OK || code == RT_EXIT_INTERRUPTED) break;
             rt__log_fields f = RT_LOG_FIELDS_NONE;
             f.job = k.sc->job->name;
@@ -469,6 +479,13 @@ static int daemon_slot(scheduler *d, const sched *sc, int64_t slot) {
             return RT_OK;
         }
     }
+    /* Overlap skip: the job held by another run now skips the slot, as
+     * its child would find it. */
+    bool held = false;
+    if (per_job && !queue &&
+        (rc = daemon_record_skip(d, sc, key, false, &held)) != RT_OK)
+        return rc;
+    if (held) return RT_OK;
     rc = daemon_spawn(d, sc, key, queue ? "wait" : "skip", per_job && !queue);
     if (rc != RT_OK)
         rt__log(RT_LOG_ERROR, "spawn", NULL, "cannot start a process for %s "
