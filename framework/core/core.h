@@ -433,8 +433,11 @@ typedef struct rt__run_opts {
      * lease_bg.c): the runner takes it there, or uses it; the caller ends
      * it after the run */
     struct rt__lease_bg *lease_bg;
-    struct rt__chain *chain; /* a worker's: claim the next run with the
-                                run's last commit (NULL: none) */
+    /* A worker's: the run's last commit (the one that finishes it) also
+     * claims the next queued run this claimer takes (claim.c,
+     * rt__claim_with), in the same transaction; rt__claim_chained then
+     * says which run it took. NULL: none. */
+    struct rt__claim *claim_next;
     /* Filled at the end when set (rt_run, `ratchet run`; entry.c): what
      * happened, its RT_* code, and one line saying why when not RT_OK. */
     rt_run_result *result;
@@ -442,22 +445,6 @@ typedef struct rt__run_opts {
     char *err;
     size_t errlen;
 } rt__run_opts;
-
-/*
- * A worker claims its next run in the transaction that finishes the one
- * before: one commit per run instead of two. claim() runs inside that
- * transaction, after its progress and before its COMMIT, on the work
- * connection; it returns RT_OK whether or not it found a run, or an error,
- * after which the runner redoes the last chunk without it (nothing of it
- * was committed). The runner sets committed when that COMMIT succeeded:
- * only then is what claim() took real.
- */
-typedef struct rt__chain {
-    int (*claim)(struct rt__chain *c, rt_store *s);
-    void *arg;
-    bool claimed;   /* set by claim(): a run was taken */
-    bool committed; /* set by the runner */
-} rt__chain;
 
 /* Run or resume; returns an exit code (RT_EXIT_*) and logs what happened. */
 int rt__runner_run(rt_store *s, const rt_job *job, const rt__run_opts *o);
@@ -476,6 +463,79 @@ int rt__runner_run_claimed(rt_store *s, const rt_job *job,
  */
 void rt__runner_describe_change(const char *was_text, const char *now_text,
                                 rt__buf *out);
+
+/* ------------------------------------------------------------- claim.c */
+
+/* A run named by job and key (and id once known). */
+typedef struct rt__claim_pick {
+    char job[128], key[256];
+    int64_t priority;
+    int64_t id;
+} rt__claim_pick;
+
+/*
+ * A claimer of queued runs (a worker process): which runs it takes, the
+ * lease it takes them with, and the run its last commit claimed.
+ */
+typedef struct rt__claim {
+    const rt_job *const *jobs; /* the jobs it runs ... */
+    const char *only;          /* ... of these (comma list; NULL: all) */
+    rt__lease *lease;          /* its lease, on its own connection (l->s) */
+    rt__claim_pick *refused;   /* runs it will not claim again */
+    int nrefused;
+    rt__buf wanted;            /* list parameters of the batched claim: */
+    rt__buf job_scoped;        /* the jobs, the job-scoped ones, and */
+    rt__buf fingerprints;      /* each one's fingerprint */
+    /* The claim made inside a run's last commit (rt__claim_with): */
+    rt_store *on;              /* the connection it was made on */
+    bool claimed;              /* a run was taken, if the commit holds */
+    bool committed;            /* set by the runner: the commit held */
+    rt_stmt *next_st;          /* batched, pipelined: its answer, unread */
+    rt__run next;              /* else: the run taken */
+    const rt_job *next_job;
+    int64_t trouble_logged_ns;
+} rt__claim;
+
+/* Claim runs of jobs (those in only) with lease (opened by the caller). */
+void rt__claim_init(rt__claim *c, const rt_job *const *jobs, const char *only,
+                    rt__lease *lease);
+void rt__claim_free(rt__claim *c);
+/* Does c run job? Has it set JOB/KEY aside? */
+bool rt__claim_wants(const rt__claim *c, const char *job);
+bool rt__claim_refused(const rt__claim *c, const char *job, const char *key);
+/* Claim run no more. */
+void rt__claim_set_aside(rt__claim *c, const rt__run *run);
+/* Up to max - *n rows (job, run_key, priority) of st (rc: its first step)
+ * that c wants and has not set aside, into out. */
+int rt__claim_rows(const rt__claim *c, rt_stmt *st, int rc,
+                   rt__claim_pick *out, int max, int *n);
+/* The lease scope of a run: "JOB" for a job-scoped job, else "JOB/KEY". */
+void rt__claim_scope(const rt_job *job, const char *key, char *out, size_t n);
+/*
+ * The claim, a transaction of its own on the lease's connection. RT_OK:
+ * *run is claimed (its epoch bumped, its lease c->lease's), *fresh when it
+ * never ran; RT_NOTFOUND: nothing due; RT_HELD: a race lost; RT_CHANGED:
+ * the run's steps differ from its job's (*run and *job say which: the
+ * ordinary start decides); else an error. With a batched claim
+ * (PostgreSQL) one statement claims a run whose steps are its job's; only
+ * when it finds none does the pick look at the others.
+ */
+int rt__claim_run(rt__claim *c, rt__run *run, bool *fresh,
+                  const rt_job **job);
+/*
+ * The same inside the caller's open transaction on s (the runner's last
+ * commit: rt__run_opts.claim_next), before its COMMIT. RT_OK whether or not
+ * it found a run, or an error, after which nothing of the transaction may
+ * commit. The caller sets c->committed once the COMMIT held.
+ */
+int rt__claim_with(rt__claim *c, rt_store *s);
+/* The run rt__claim_with took, now the commit held: RT_OK (*run, *job;
+ * rt__claim_taken next), or RT_NOTFOUND when it took none or the commit
+ * failed. */
+int rt__claim_chained(rt__claim *c, rt__run *run, const rt_job **job);
+/* A claimed run: c->lease points at it; memory follows the database. */
+void rt__claim_taken(rt__claim *c, const rt_job *job, rt__run *run,
+                     bool *fresh);
 
 /* ---------------------------------------------------------- lease_bg.c */
 

@@ -41,7 +41,7 @@ typedef struct runner {
     int64_t step_start_ns;   /* this process's start on the current step */
     int64_t step_start_items;
     rt__lease *lease;        /* ours while the run goes */
-    rt__chain *chain;        /* a worker's next claim, with the last commit */
+    rt__claim *claim_next;   /* a worker's next claim, with the last commit */
     bool redo;               /* the chained claim failed: redo the chunk */
     bool prepared_ahead;     /* the commit's statements were sent to parse */
     bool read_early;         /* run read before its lease was ours */
@@ -664,16 +664,17 @@ static int runner_commit(runner *r, bool step_done) {
     if (rc == RT_OK && ending && r->lease && !r->lease->lost) {
         rc = runner_release_later(r);
     }
-    /* A worker's next run is claimed by this very commit. Should that
-     * fail, nothing of this transaction stays: the chunk is redone, alone. */
-    bool chained = last && !stopping && r->chain && rc == RT_OK;
-    if (chained && (rc = r->chain->claim(r->chain, r->s)) != RT_OK) {
-        r->chain->claimed = false;
+    /* A worker's next run is claimed by this very commit (claim.c). Should
+     * that fail, nothing of this transaction stays: the chunk is redone,
+     * alone. */
+    bool chained = last && !stopping && r->claim_next && rc == RT_OK;
+    if (chained && (rc = rt__claim_with(r->claim_next, r->s)) != RT_OK) {
+        r->claim_next->claimed = false;
         if (rc != RT_FENCED && !rt__store_broken(r->s)) {
             runner_log(r, RT_LOG_WARN, "chain", -1,
                        "claiming the next run with this commit failed (%s); "
                        "redoing the last chunk without it", r->s->errmsg);
-            r->chain = NULL;
+            r->claim_next = NULL;
             r->redo = true;
         }
     }
@@ -693,7 +694,7 @@ static int runner_commit(runner *r, bool step_done) {
     if (cancel && r->lease) r->lease->released = true; /* with the commit */
 
     /* Committed: the run in memory follows the database. */
-    if (chained) r->chain->committed = true;
+    if (chained) r->claim_next->committed = true;
     if (ending && r->lease) r->lease->released = true;
     r->run.items = rt__add_sat(r->run.items, c->chunk_items);
     if (step_done) {
@@ -1212,7 +1213,7 @@ static int runner_loop(runner *r) {
                        "transient error, retrying the chunk: %s", msg);
             /* A next run claimed with the failed COMMIT was not claimed:
              * the chunk is redone without it (see runner_commit). */
-            if (!by_step) r->chain = NULL;
+            if (!by_step) r->claim_next = NULL;
             struct timespec ts = {0, 10000000L * busy_retries};
             nanosleep(&ts, NULL);
             continue;
@@ -1618,7 +1619,7 @@ int rt__runner_run_claimed(rt_store *s, const rt_job *job,
     r.run = *run;
     memset(run, 0, sizeof *run);
     r.lease = lease;
-    r.chain = o->chain;
+    r.claim_next = o->claim_next;
     /* A cursor of the wrong type (rt__run_from_row): a failed attempt
      * saying so, not a step started over from cursor 0. */
     int code = r.run.invalid[0] ? runner_attempt_failed(&r, r.run.invalid, true)
