@@ -255,12 +255,20 @@ static int worker_run(worker *w, const rt_job *job, const char *key) {
     ro.url = w->o->url;
     ro.if_running = RT_IF_RUNNING_SKIP;
     ro.lease_ttl_ms = w->o->lease_ttl_ms;
-    ro.quiet_skip = true;
-    ro.lease_store = w->lease;
+    ro.lease = &w->claim; /* its lease, on its own connection */
+    rt__run_out out;
     rt__signals_store(w->s);
-    int code = rt__runner_run(w->s, job, &ro);
+    rt__runner_run(w->s, job, &ro, &out);
     rt__signals_store(NULL);
-    return code;
+    if (out.result.skipped) { /* a race lost: nothing to say aloud */
+        rt__log_fields f = RT_LOG_FIELDS_NONE;
+        f.job = job->name;
+        f.key = key;
+        rt__log(RT_LOG_DEBUG, "skipped", &f,
+                "%s is held by %s (run '%s'); skipped", out.held_scope,
+                out.holder, out.holder_key);
+    }
+    return out.exit_code;
 }
 
 /* Drive a claimed run in this process. */
@@ -275,7 +283,7 @@ static void worker_run_claimed(worker *w, const rt_job *job, rt__run *run,
     ro.lease_ttl_ms = w->o->lease_ttl_ms;
     ro.claim_next = &w->claimer;
     rt__signals_store(w->s);
-    rt__runner_run_claimed(w->s, job, &ro, run, fresh, &w->claim);
+    rt__runner_run_claimed(w->s, job, &ro, run, fresh, &w->claim, NULL);
     rt__signals_store(NULL);
 }
 
