@@ -1603,15 +1603,15 @@ int rt__runner_run(rt_store *s, const rt_job *job, const rt__run_opts *given,
         rt__lease *readied = rt__lease_bg_stop(o.lease_bg);
         if (readied && !o.lease) lease = readied;
     }
-    if (!early && !per_key && o.url) took = runner_lease(&r, lease, job->name, &o);
+    if (!early && !per_key && o.url)
+        took = runner_lease(&r, lease, job->name, &o);
     bool go = took == RUNNER_LEASE_OURS;
     int code = go ? RT_EXIT_OK : r.code;
-    if (go && read) {
-        int rc = runner_check_params(&r, &o.params);
-        if (rc != RT_OK) code = runner_refuse(&r, rc), go = false;
-    } else if (go) {
-        int rc = runner_find(&r, &o);
-        if (rc != RT_OK) code = runner_refuse(&r, rc), go = false;
+    if (go) {
+        int rc = read ? runner_check_params(&r, &o.params)
+                      : runner_find(&r, &o);
+        go = rc == RT_OK;
+        if (!go) code = runner_refuse(&r, rc);
     }
     if (go && per_key && o.url && !early) {
         snprintf(scope, sizeof scope, "%s/%s", job->name, r.run.key);
@@ -1623,7 +1623,8 @@ int rt__runner_run(rt_store *s, const rt_job *job, const rt__run_opts *given,
         if (go) {
             rt__run_free(&r.run);
             int rc = runner_find(&r, &o);
-            if (rc != RT_OK) code = runner_refuse(&r, rc), go = false;
+            go = rc == RT_OK;
+            if (!go) code = runner_refuse(&r, rc);
         }
     }
     /* Without a key the lease was taken before the run was known. */
