@@ -128,7 +128,6 @@ static void worker_count_crash(worker *w, const rt_job *job, const char *key,
     rt__run_free(&run);
 }
 
-
 /*
  * Leases no live holder keeps: expired ones, and those of finished runs
  * (taken more than 3 s ago: a take over a dead holder names the holder's
