@@ -22,6 +22,13 @@
 #include "service/service.h"
 #include "suites.h"
 
+/* What rt__runner_run came to: its exit code. */
+static int runner_exit(rt_store *s, const rt_job *job, const rt__run_opts *o) {
+    rt__run_out out;
+    rt__runner_run(s, job, o, &out);
+    return out.exit_code;
+}
+
 static rt_store *unit_open(const char *url) {
     char err[RT_ERRMSG_MAX];
     rt_store *s = NULL;
@@ -66,7 +73,7 @@ START_TEST(test_commit_protocol_work_and_progress_together) {
     rt_store *s = unit_migrated(url);
     rt__run_opts o = {.key = "k1"};
     unit_calls = 0;
-    int code = rt__runner_run(s, &unit_chunk_job, &o);
+    int code = runner_exit(s, &unit_chunk_job, &o);
     rt__store_close(s);
     ck_assert_int_eq(code, RT_EXIT_FAILED);
     ck_assert_int_eq(unit_calls, 4);
@@ -101,7 +108,7 @@ START_TEST(test_fenced_commit_writes_nothing) {
     const char *url = h_db_new(_i);
     rt_store *s = unit_migrated(url);
     rt__run_opts o = {.key = "k1"};
-    int code = rt__runner_run(s, &unit_stolen_job, &o);
+    int code = runner_exit(s, &unit_stolen_job, &o);
     rt__store_close(s);
     ck_assert_int_eq(code, RT_EXIT_HELD);
     /* The fenced transaction rolled back: no table, no rows, epoch as claimed. */
@@ -136,7 +143,7 @@ START_TEST(test_raw_connection_in_step_transaction) {
     const char *url = h_db_new(_i);
     rt_store *s = unit_migrated(url);
     rt__run_opts o = {.key = "k1"};
-    int code = rt__runner_run(s, &unit_raw_job, &o);
+    int code = runner_exit(s, &unit_raw_job, &o);
     rt__store_close(s);
     ck_assert_int_eq(code, RT_EXIT_FAILED);
     char *err = h_query_text(url, "SELECT error FROM rt_run");
@@ -192,11 +199,11 @@ START_TEST(test_params_and_resume_mismatch) {
     rt__run_opts o = {.key = "k1"};
     rt__params_set(&o.params, "n", "41");
     rt__params_set(&o.params, "s", "hello");
-    ck_assert_int_eq(rt__runner_run(s, &unit_params_job, &o), RT_EXIT_OK);
+    ck_assert_int_eq(runner_exit(s, &unit_params_job, &o), RT_EXIT_OK);
     /* The same key with other params is refused, and nothing changes. */
     int64_t updated = h_query_int(url, "SELECT updated_ms FROM rt_run");
     rt__params_set(&o.params, "n", "42");
-    ck_assert_int_eq(rt__runner_run(s, &unit_params_job, &o), RT_EXIT_USAGE);
+    ck_assert_int_eq(runner_exit(s, &unit_params_job, &o), RT_EXIT_USAGE);
     ck_assert_int_eq(h_query_int(url, "SELECT updated_ms FROM rt_run"), updated);
     ck_assert_int_eq(h_query_int(url, "SELECT count(*) FROM rt_param"), 2);
     rt__params_free(&o.params);

@@ -28,6 +28,13 @@
 #include "suites.h"
 #include "store/failpoint.h"
 
+/* What rt__runner_run came to: its exit code. */
+static int runner_exit(rt_store *s, const rt_job *job, const rt__run_opts *o) {
+    rt__run_out out;
+    rt__runner_run(s, job, o, &out);
+    return out.exit_code;
+}
+
 /* ---- the job: a table, FK_ROWS items two per chunk, a closing marker */
 
 #define FK_ROWS 5
@@ -241,7 +248,7 @@ START_TEST(test_fault_nth) {
         const char *bad = rt__failpoint_reset(real); /* this run's store only */
         ck_assert_msg(bad == NULL, "%s", bad);
         rt__run_opts o = {.key = key, .chunk_items = 2};
-        int code = rt__runner_run(real, &fk_job, &o);
+        int code = runner_exit(real, &fk_job, &o);
         int64_t injected = rt__failpoint_fired();
         ck_assert_int_eq(unsetenv("RATCHET_FAILPOINT"), 0);
         ck_assert_ptr_null(rt__failpoint_reset(NULL));
@@ -260,7 +267,7 @@ START_TEST(test_fault_nth) {
                       "%s: exit %d", what, code);
         /* A new start without faults resumes from the last commit. */
         rt__run_opts again = {.key = key, .chunk_items = 2};
-        code = rt__runner_run(real, &fk_job, &again);
+        code = runner_exit(real, &fk_job, &again);
         ck_assert_msg(code == RT_EXIT_OK, "%s: the resumed run exits %d", what, code);
         fk_assert_no_transaction(real, backend, what);
         fk_progress done = {3, false, 0, FK_ROWS, 0};

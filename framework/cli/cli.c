@@ -141,7 +141,7 @@ static const char cli_migrate_usage[] =
  */
 enum {
     O_GRACE, O_TTL, O_ITEMS, O_CHUNK_MS, /* run, daemon, worker */
-    O_KEY, O_PARAM, O_IF_RUNNING, O_RESTART, O_START_AT, O_RECORD_SKIP,
+    O_KEY, O_PARAM, O_IF_RUNNING, O_RESTART,
     O_ONLY, O_WORKERS, O_METRICS, O_SCHEDULE, O_OVERLAP, O_MISFIRE,
     O_LATENESS, O_RUN_AT, O_PRIORITY, O_MAX_ATTEMPTS, O_JSON, O_LIMIT,
     O_FORCE, O_TIMEOUT, O_OLDER_THAN,
@@ -263,13 +263,6 @@ static const rt__cli_opt cli_run_opts_table[] = {
     CLI_ROW_TTL,
     {"--restart-step", RT_CLI_WORD, O_RESTART,
      "needs a step name (see 'ratchet jobs')", 0, 0, "NAME", 0, NULL},
-    /* Internal (the daemon's children): connect, then wait until this
-     * wall-clock time in ms before taking the lease; and a cron slot's
-     * run, recorded skipped when held. */
-    {"--start-at", RT_CLI_INT, O_START_AT, "takes epoch milliseconds", 0,
-     CLI_INT_MAX, "MS", RT_CLI_HIDDEN, NULL},
-    {"--record-skip", RT_CLI_FLAG, O_RECORD_SKIP, NULL, 0, 0, NULL,
-     RT_CLI_HIDDEN, NULL},
     CLI_ROW_END,
 };
 
@@ -318,8 +311,6 @@ static int cli_run(const cli *c, const rt__cli_args *a) {
     /* the choices' order is RT_IF_RUNNING_FAIL, _SKIP, _WAIT */
     o.if_running = (int)a->v[O_IF_RUNNING].i;
     o.restart_step = restart;
-    o.start_at_ms = a->v[O_START_AT].i;
-    o.record_skip = a->v[O_RECORD_SKIP].set;
     o.lease_ttl_ms = (int64_t)llround(ro.ttl * 1000);
     o.chunk_items = ro.chunk_items;
     o.chunk_ms = ro.chunk_ms;

@@ -416,62 +416,75 @@ int rt__lease_refresh_sql(rt__lease *l, rt_store *work);
 
 /* ----------------------------------------------------------- runner.c */
 
+/*
+ * How to run or resume a run: the same for every caller (`ratchet run` and
+ * rt_run through rt__run_job, the worker through rt__runner_run or
+ * rt__runner_run_claimed).
+ */
 typedef struct rt__run_opts {
-    const char *key;      /* NULL: resume the latest unfinished or start new */
-    rt__params params;    /* from --param */
-    int64_t chunk_items;  /* 0 = unbounded */
-    int64_t chunk_ms;     /* 0 = unbounded */
-    const char *url;      /* the database URL (the lease opens its own) */
-    int if_running;       /* RT_IF_RUNNING_* */
-    int64_t lease_ttl_ms;
+    const char *url;      /* the database URL: a lease of the runner's own
+                             opens its connection there */
+    const char *key;      /* the run; NULL: resume the job's latest
+                             unfinished run, or start a new one */
+    rt__params params;    /* a new run's params; a run found must have
+                             these (params are fixed when a run starts) */
+    int64_t chunk_items;  /* a chunk's budget in items (0: unbounded) */
+    int64_t chunk_ms;     /* and in milliseconds (0: unbounded) */
+    int if_running;       /* RT_IF_RUNNING_*: what a start does when a live
+                             process holds the run's lease */
+    int64_t lease_ttl_ms; /* the lease's time to live */
     /* --restart-step: an existing unfinished run takes the current
      * definition and continues at this step, its cursor cleared; NULL: no */
     const char *restart_step;
-    /* Set by the daemon for the runs it starts (see daemon.c): */
-    int64_t start_at_ms;  /* wall clock; connect first, then wait for it */
-    bool record_skip;     /* held by another run: record this one skipped */
-    bool quiet_skip;      /* a worker that lost a race: no info line */
-    rt_store *lease_store; /* the lease's connection, kept by the caller */
-    /* Or the lease readied on a thread of its own (PostgreSQL, `run`;
-     * lease_bg.c): the runner takes it there, or uses it; the caller ends
-     * it after the run */
+    /* Work done already, as inputs (each may be NULL): */
+    rt__lease *lease;     /* a lease readied by the caller (its connection
+                             open, its owner set: a worker's): pointed at
+                             the run's scope, taken, and given up at the
+                             end; the caller keeps it (not closed) */
+    /* A lease being readied on a thread of its own (PostgreSQL, lease_bg.c;
+     * rt__run_job's): the runner orders the take there while it reads the
+     * run, or uses the readied lease; the caller ends it after the run. */
     struct rt__lease_bg *lease_bg;
-    struct rt__chain *chain; /* a worker's: claim the next run with the
-                                run's last commit (NULL: none) */
-    /* Filled at the end when set (rt_run, `ratchet run`; entry.c): what
-     * happened, its RT_* code, and one line saying why when not RT_OK. */
+    /* A worker's: the run's last commit (the one that finishes it) also
+     * claims the next queued run this claimer takes (claim.c,
+     * rt__claim_with), in the same transaction; rt__claim_chained then
+     * says which run it took. */
+    struct rt__claim *claim_next;
+    /* Where rt__run_job (entry.c) puts its answer (each may be NULL):
+     * what happened, and one line saying why when not RT_OK. The runner
+     * itself answers in an rt__run_out. */
     rt_run_result *result;
-    int *rc;
     char *err;
     size_t errlen;
 } rt__run_opts;
 
-/*
- * A worker claims its next run in the transaction that finishes the one
- * before: one commit per run instead of two. claim() runs inside that
- * transaction, after its progress and before its COMMIT, on the work
- * connection; it returns RT_OK whether or not it found a run, or an error,
- * after which the runner redoes the last chunk without it (nothing of it
- * was committed). The runner sets committed when that COMMIT succeeded:
- * only then is what claim() took real.
- */
-typedef struct rt__chain {
-    int (*claim)(struct rt__chain *c, rt_store *s);
-    void *arg;
-    bool claimed;   /* set by claim(): a run was taken */
-    bool committed; /* set by the runner */
-} rt__chain;
+/* What a run or resume came to (rt__runner_run). */
+typedef struct rt__run_out {
+    int exit_code;           /* the CLI's (RT_EXIT_*) */
+    rt_run_result result;    /* the run, as far as it is known */
+    char err[RT_ERRMSG_MAX]; /* one line saying why, when not RT_OK */
+    /* result.skipped (held, --if-running skip): the scope, who held it
+     * and for which run; logging it is the caller's. */
+    char held_scope[512], holder[160], holder_key[256];
+} rt__run_out;
 
-/* Run or resume; returns an exit code (RT_EXIT_*) and logs what happened. */
-int rt__runner_run(rt_store *s, const rt_job *job, const rt__run_opts *o);
+/*
+ * Run or resume: find or create the run, take its lease (o->lease, or
+ * o->lease_bg's, or one of its own), claim it and drive its steps; logs
+ * what happened. Returns the RT_* code (RT_OK: done, skipped, or nothing
+ * to do); out (may be NULL) says what the run came to.
+ */
+int rt__runner_run(rt_store *s, const rt_job *job, const rt__run_opts *o,
+                   rt__run_out *out);
 /*
  * Drive a run a worker claimed already: its epoch was bumped and its lease
  * taken (lease, kept by the caller) in the claim's transaction, and its step
- * list is the job's. Takes *run over; gives the lease up at the end.
+ * list is the job's. Takes *run over; gives the lease up at the end. As
+ * rt__runner_run.
  */
 int rt__runner_run_claimed(rt_store *s, const rt_job *job,
                            const rt__run_opts *o, rt__run *run, bool fresh,
-                           rt__lease *lease);
+                           rt__lease *lease, rt__run_out *out);
 /*
  * What changed from a stored step list (names joined by '\n', as read from
  * the database) to the job's, in words appended to out: "step 'b' was
@@ -479,6 +492,79 @@ int rt__runner_run_claimed(rt_store *s, const rt_job *job,
  */
 void rt__runner_describe_change(const char *was_text, const char *now_text,
                                 rt__buf *out);
+
+/* ------------------------------------------------------------- claim.c */
+
+/* A run named by job and key (and id once known). */
+typedef struct rt__claim_pick {
+    char job[128], key[256];
+    int64_t priority;
+    int64_t id;
+} rt__claim_pick;
+
+/*
+ * A claimer of queued runs (a worker process): which runs it takes, the
+ * lease it takes them with, and the run its last commit claimed.
+ */
+typedef struct rt__claim {
+    const rt_job *const *jobs; /* the jobs it runs ... */
+    const char *only;          /* ... of these (comma list; NULL: all) */
+    rt__lease *lease;          /* its lease, on its own connection (l->s) */
+    rt__claim_pick *refused;   /* runs it will not claim again */
+    int nrefused;
+    rt__buf wanted;            /* list parameters of the batched claim: */
+    rt__buf job_scoped;        /* the jobs, the job-scoped ones, and */
+    rt__buf fingerprints;      /* each one's fingerprint */
+    /* The claim made inside a run's last commit (rt__claim_with): */
+    rt_store *on;              /* the connection it was made on */
+    bool claimed;              /* a run was taken, if the commit holds */
+    bool committed;            /* set by the runner: the commit held */
+    rt_stmt *next_st;          /* batched, pipelined: its answer, unread */
+    rt__run next;              /* else: the run taken */
+    const rt_job *next_job;
+    int64_t trouble_logged_ns;
+} rt__claim;
+
+/* Claim runs of jobs (those in only) with lease (opened by the caller). */
+void rt__claim_init(rt__claim *c, const rt_job *const *jobs, const char *only,
+                    rt__lease *lease);
+void rt__claim_free(rt__claim *c);
+/* Does c run job? Has it set JOB/KEY aside? */
+bool rt__claim_wants(const rt__claim *c, const char *job);
+bool rt__claim_refused(const rt__claim *c, const char *job, const char *key);
+/* Claim run no more. */
+void rt__claim_set_aside(rt__claim *c, const rt__run *run);
+/* Up to max - *n rows (job, run_key, priority) of st (rc: its first step)
+ * that c wants and has not set aside, into out. */
+int rt__claim_rows(const rt__claim *c, rt_stmt *st, int rc,
+                   rt__claim_pick *out, int max, int *n);
+/* The lease scope of a run: "JOB" for a job-scoped job, else "JOB/KEY". */
+void rt__claim_scope(const rt_job *job, const char *key, char *out, size_t n);
+/*
+ * The claim, a transaction of its own on the lease's connection. RT_OK:
+ * *run is claimed (its epoch bumped, its lease c->lease's), *fresh when it
+ * never ran; RT_NOTFOUND: nothing due; RT_HELD: a race lost; RT_CHANGED:
+ * the run's steps differ from its job's (*run and *job say which: the
+ * ordinary start decides); else an error. With a batched claim
+ * (PostgreSQL) one statement claims a run whose steps are its job's; only
+ * when it finds none does the pick look at the others.
+ */
+int rt__claim_run(rt__claim *c, rt__run *run, bool *fresh,
+                  const rt_job **job);
+/*
+ * The same inside the caller's open transaction on s (the runner's last
+ * commit: rt__run_opts.claim_next), before its COMMIT. RT_OK whether or not
+ * it found a run, or an error, after which nothing of the transaction may
+ * commit. The caller sets c->committed once the COMMIT held.
+ */
+int rt__claim_with(rt__claim *c, rt_store *s);
+/* The run rt__claim_with took, now the commit held: RT_OK (*run, *job;
+ * rt__claim_taken next), or RT_NOTFOUND when it took none or the commit
+ * failed. */
+int rt__claim_chained(rt__claim *c, rt__run *run, const rt_job **job);
+/* A claimed run: c->lease points at it; memory follows the database. */
+void rt__claim_taken(rt__claim *c, const rt_job *job, rt__run *run,
+                     bool *fresh);
 
 /* ---------------------------------------------------------- lease_bg.c */
 
@@ -650,8 +736,9 @@ int rt__db_open(const char *url, rt_store **s, int *from, int *to, int *code,
  * the stop handlers (signals.c) may interrupt the work connection's
  * statement in flight, and their deadline ends the process (the CLI's);
  * else grace_ms (< 0: none) after a stop request a thread interrupts it
- * (rt_run's). Returns the RT_* code; o->result (may be NULL) gets what
- * happened and the exit code, o->err one line when not RT_OK.
+ * (rt_run's). A run skipped (held, --if-running skip) is logged here.
+ * Returns the RT_* code; o->result (may be NULL) gets what happened and the
+ * exit code, o->err one line when not RT_OK.
  */
 int rt__run_job(const rt_job *job, rt__run_opts *o, bool signals,
                 int64_t grace_ms);

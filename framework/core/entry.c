@@ -198,12 +198,8 @@ static void entry_watch_end(entry_watch *w) {
 
 int rt__run_job(const rt_job *job, rt__run_opts *o, bool signals,
                 int64_t grace_ms) {
-    rt_run_result scratch;
-    if (!o->result) o->result = &scratch;
-    memset(o->result, 0, sizeof *o->result);
-    int rc = RT_OK;
-    int *given_rc = o->rc;
-    o->rc = &rc;
+    rt__run_out out;
+    memset(&out, 0, sizeof out);
     /* The lease's connection (PostgreSQL) opens and its lease gets ready
      * while the work one opens and migrates: each costs a server backend's
      * start. The runner may take the lease there while it reads the run. */
@@ -212,7 +208,8 @@ int rt__run_job(const rt_job *job, rt__run_opts *o, bool signals,
     o->lease_bg = &lease_bg;
     rt_store *s = NULL;
     int code = RT_EXIT_OK;
-    rc = rt__db_open(o->url, &s, NULL, NULL, &code, o->err, o->errlen);
+    int rc = rt__db_open(o->url, &s, NULL, NULL, &code, out.err,
+                         sizeof out.err);
     /* A stop ends a wait for a busy database: interrupted, not failed. */
     if (rc != RT_OK && rt__stop_flag && code == RT_EXIT_FAILED) {
         code = RT_EXIT_INTERRUPTED;
@@ -222,18 +219,25 @@ int rt__run_job(const rt_job *job, rt__run_opts *o, bool signals,
         entry_watch watch;
         if (signals) rt__signals_store(s);
         else entry_watch_start(&watch, s, grace_ms);
-        code = rt__runner_run(s, job, o);
+        rc = rt__runner_run(s, job, o, &out);
         if (signals) rt__signals_store(NULL);
         else entry_watch_end(&watch);
+        if (out.result.skipped) {
+            rt__log_fields f = RT_LOG_FIELDS_NONE;
+            f.job = job->name;
+            f.key = o->key;
+            rt__log(RT_LOG_INFO, "skipped", &f,
+                    "%s is held by %s (run '%s'); skipped", out.held_scope,
+                    out.holder, out.holder_key);
+        }
     } else {
-        o->result->exit_code = code;
+        out.result.exit_code = code;
     }
     rt__lease_bg_end(&lease_bg);
     o->lease_bg = NULL;
     rt__store_close(s);
-    o->rc = given_rc;
-    if (given_rc) *given_rc = rc;
-    if (o->result == &scratch) o->result = NULL;
+    if (o->result) *o->result = out.result;
+    if (o->err && o->errlen) snprintf(o->err, o->errlen, "%s", out.err);
     return rc;
 }
 

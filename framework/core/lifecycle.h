@@ -46,6 +46,23 @@
     "queued = 1 AND status IN ('pending', 'interrupted') AND "                \
     "cancel_requested = 0 AND " RT__LC_EPOCH_LEFT
 
+/*
+ * CLAIM's pick where the store has no batched claim (claim.c; SQLite): the
+ * next due runs, best first. The inner query walks rt_run_claim in claim
+ * order and skips jobs whose job-wide lease is held; the outer one skips
+ * keys held. Either way a claim reads a few rows. Answers job, run_key,
+ * priority.
+ */
+#define RT__LC_CLAIM_PICK_SQL                                                  \
+    "SELECT r.job, r.run_key, r.priority FROM (SELECT job, run_key, "        \
+    "priority, run_at_ms, created_ms, id FROM rt_run WHERE "                  \
+    RT__LC_CLAIMABLE " AND (run_at_ms IS NULL OR run_at_ms <= rt_now_ms()) "  \
+    "AND job NOT IN (SELECT scope FROM rt_lease) ORDER BY priority DESC, "    \
+    "coalesce(run_at_ms, created_ms), id LIMIT 64) r WHERE NOT EXISTS "       \
+    "(SELECT 1 FROM rt_lease l WHERE l.scope = r.job || '/' || "             \
+    "r.run_key) ORDER BY r.priority DESC, coalesce(r.run_at_ms, "            \
+    "r.created_ms), r.id LIMIT 8"
+
 /* CLAIM: pending or interrupted -> running, fenced on the epoch read ($1
  * id, $2 epoch). */
 #define RT__LC_CLAIM_SQL                                                       \

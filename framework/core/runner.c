@@ -18,9 +18,12 @@
  * never commit again. Resuming costs one row read: there is no history to
  * replay.
  *
- * It answers with the CLI's exit code, and tells rt_run (entry.c) the
- * RT_* code and the one line behind it (runner_why) and what the run came
- * to (runner_result).
+ * It answers with an RT_* code, and in an rt__run_out with the CLI's exit
+ * code, the one line behind the code (runner_why) and what the run came to
+ * (runner_result). What it is told (rt__run_opts) means the same for every
+ * caller: a lease readied already is an input (the worker's, or one readied
+ * on a thread: lease_bg.c), and so is a worker's next claim, made with the
+ * run's last commit (claim.c). A cron slot's bookkeeping is the daemon's.
  */
 #define _POSIX_C_SOURCE 200809L
 #include <errno.h>
@@ -41,7 +44,7 @@ typedef struct runner {
     int64_t step_start_ns;   /* this process's start on the current step */
     int64_t step_start_items;
     rt__lease *lease;        /* ours while the run goes */
-    rt__chain *chain;        /* a worker's next claim, with the last commit */
+    rt__claim *claim_next;   /* a worker's next claim, with the last commit */
     bool redo;               /* the chained claim failed: redo the chunk */
     bool prepared_ahead;     /* the commit's statements were sent to parse */
     bool read_early;         /* run read before its lease was ours */
@@ -49,7 +52,12 @@ typedef struct runner {
     bool created;            /* this start inserted the run */
     bool touched;            /* a commit of this process was attempted */
     bool forgotten;          /* the run was deleted (runner_forget) */
-    bool skipped;            /* held, and --if-running skip */
+    bool skipped;            /* held, and --if-running skip: */
+    char held_scope[512];    /* the scope, */
+    char holder[160];        /* who held it, */
+    char holder_key[256];    /* and for which run */
+    int code;                /* the exit code, once the start ended while
+                                taking the lease (RUNNER_LEASE_ENDED) */
     int why;                 /* the RT_* code behind the exit code, for
                                 rt_run (0: the exit code's own, see
                                 runner_result) */
@@ -75,7 +83,7 @@ static void runner_log(const runner *r, int level, const char *event,
     rt__log(level, event, &f, fmt, arg ? arg : "");
 }
 
-/* Why the run ends as it does, in the words of rt_run (o->rc, o->err):
+/* Why the run ends as it does, in the words of rt_run (rt__run_out):
  * the first reason given stays. */
 static void runner_why(runner *r, int rc, const char *msg) {
     if (r->why) return;
@@ -664,16 +672,17 @@ static int runner_commit(runner *r, bool step_done) {
     if (rc == RT_OK && ending && r->lease && !r->lease->lost) {
         rc = runner_release_later(r);
     }
-    /* A worker's next run is claimed by this very commit. Should that
-     * fail, nothing of this transaction stays: the chunk is redone, alone. */
-    bool chained = last && !stopping && r->chain && rc == RT_OK;
-    if (chained && (rc = r->chain->claim(r->chain, r->s)) != RT_OK) {
-        r->chain->claimed = false;
+    /* A worker's next run is claimed by this very commit (claim.c). Should
+     * that fail, nothing of this transaction stays: the chunk is redone,
+     * alone. */
+    bool chained = last && !stopping && r->claim_next && rc == RT_OK;
+    if (chained && (rc = rt__claim_with(r->claim_next, r->s)) != RT_OK) {
+        r->claim_next->claimed = false;
         if (rc != RT_FENCED && !rt__store_broken(r->s)) {
             runner_log(r, RT_LOG_WARN, "chain", -1,
                        "claiming the next run with this commit failed (%s); "
                        "redoing the last chunk without it", r->s->errmsg);
-            r->chain = NULL;
+            r->claim_next = NULL;
             r->redo = true;
         }
     }
@@ -693,7 +702,7 @@ static int runner_commit(runner *r, bool step_done) {
     if (cancel && r->lease) r->lease->released = true; /* with the commit */
 
     /* Committed: the run in memory follows the database. */
-    if (chained) r->chain->committed = true;
+    if (chained) r->claim_next->committed = true;
     if (ending && r->lease) r->lease->released = true;
     r->run.items = rt__add_sat(r->run.items, c->chunk_items);
     if (step_done) {
@@ -1212,7 +1221,7 @@ static int runner_loop(runner *r) {
                        "transient error, retrying the chunk: %s", msg);
             /* A next run claimed with the failed COMMIT was not claimed:
              * the chunk is redone without it (see runner_commit). */
-            if (!by_step) r->chain = NULL;
+            if (!by_step) r->claim_next = NULL;
             struct timespec ts = {0, 10000000L * busy_retries};
             nanosleep(&ts, NULL);
             continue;
@@ -1259,93 +1268,59 @@ static int runner_refuse(runner *r, int rc) {
 
 /* ------------------------------------------------------------ the lease */
 
-/* Sleep until the wall clock reaches at_ms; false when a stop came first. */
-static bool runner_sleep_until(int64_t at_ms) {
-    struct timespec at = {(time_t)(at_ms / 1000), (long)(at_ms % 1000) * 1000000L};
-    while (!rt__stop_flag &&
-           clock_nanosleep(CLOCK_REALTIME, TIMER_ABSTIME, &at, NULL) == EINTR) {
-    }
-    return !rt__stop_flag;
+/* How taking the lease went: ours (the start goes on); or the start ended
+ * (held and --if-running said so, a stop, an error), its exit code in
+ * r->code; or (runner_lease_early) no lease was readied on the thread. */
+typedef enum runner_took {
+    RUNNER_LEASE_OURS,
+    RUNNER_LEASE_ENDED,
+    RUNNER_LEASE_UNREADY
+} runner_took;
+
+static runner_took runner_ended(runner *r, int code) {
+    r->code = code;
+    return RUNNER_LEASE_ENDED;
 }
 
-/*
- * A cron slot came due while another run of the job holds it: the daemon's
- * overlap policy is skip, so the slot is recorded as skipped.
- */
-static int runner_skip_slot(runner *r, rt__lease *l, const rt__run_opts *o) {
-    char reason[512];
-    snprintf(reason, sizeof reason,
-             "slot skipped: run '%s' of %s was still going (held by %s)",
-             l->holder_key, r->job->name, l->holder);
-    bool skipped = false;
-    rt__log_fields f = RT_LOG_FIELDS_NONE;
-    f.job = r->job->name;
-    f.key = o->key;
-    if (rt__run_skip(r->s, r->job->name, o->key, reason, &skipped) != RT_OK) {
-        rt__log(RT_LOG_ERROR, "db_error", &f, "recording the skipped slot: %s",
-                r->s->errmsg);
-        runner_why(r, RT_DBERR, r->s->errmsg);
-        return RT_EXIT_FAILED;
-    }
-    if (skipped) rt__log(RT_LOG_INFO, "slot_skipped", &f, "%s", reason);
-    return RT_EXIT_OK;
-}
-
-static int runner_lease_take(runner *r, rt__lease *l, const char *scope,
-                             rt__run_opts *o, int rc, bool took_over);
+static runner_took runner_lease_take(runner *r, rt__lease *l,
+                                     const char *scope, rt__run_opts *o,
+                                     int rc, bool took_over);
 
 /*
  * Take the scope's lease, or do what --if-running says when a live process
- * holds it. Returns -1 when the lease is ours, else the exit code. A lease
- * readied already (l->s set: lease_bg.c) is pointed at scope; else l opens
- * on o->lease_store or a connection of its own.
+ * holds it. A lease readied already (l->s set: the caller's, or lease_bg.c's)
+ * is pointed at scope; else l opens a connection of its own on o->url.
  */
-static int runner_lease(runner *r, rt__lease *l, const char *scope,
-                        rt__run_opts *o) {
+static runner_took runner_lease(runner *r, rt__lease *l, const char *scope,
+                                rt__run_opts *o) {
     char err[RT_ERRMSG_MAX];
     rt__log_fields f = RT_LOG_FIELDS_NONE;
     f.job = r->job->name;
     f.key = o->key;
     int rc = RT_OK;
-    if (l->s) {
+    if (l->s)
         rt__lease_target(l, r->job->name, scope);
-    } else {
-        l->s = o->lease_store;
+    else
         rc = rt__lease_open(l, o->url, r->job->name, scope, o->lease_ttl_ms,
                             err, sizeof err);
-    }
     if (rc != RT_OK) {
         rt__log(RT_LOG_ERROR, "db_open", &f, "%s", err);
         runner_why(r, rc, err);
         /* RT_CONN: the server answered the work connection a moment ago. */
-        return rc == RT_INVALID ? RT_EXIT_USAGE
-               : rc == RT_CONN  ? RT_EXIT_INTERRUPTED
-                                : RT_EXIT_FAILED;
-    }
-    if (o->start_at_ms > rt__wall_ms()) {
-        /* Early: do now the first-use work of the statements the start
-         * needs (a server plans each on a new session), then wait. */
-        rt__lease_warm(l);
-        rt__run warm;
-        if (o->key && rt__run_load(r->s, r->job->name, o->key, &warm) == RT_OK)
-            rt__run_free(&warm);
-    }
-    if (o->start_at_ms && !runner_sleep_until(o->start_at_ms)) {
-        rt__log(RT_LOG_INFO, "interrupted", &f, "%s",
-                "stopped before the run's start time; nothing was done");
-        runner_why(r, RT_STOPPED, "stopped before the run's start time; "
-                   "nothing was done");
-        return RT_EXIT_INTERRUPTED;
+        return runner_ended(r, rc == RT_INVALID ? RT_EXIT_USAGE
+                               : rc == RT_CONN  ? RT_EXIT_INTERRUPTED
+                                                : RT_EXIT_FAILED);
     }
     bool took_over = false;
     rc = rt__lease_acquire(l, o->key, &took_over);
     return runner_lease_take(r, l, scope, o, rc, took_over);
 }
 
-/* The lease's first attempt gave rc: ours (-1), or --if-running decides,
- * waiting as long as it says; else the exit code. */
-static int runner_lease_take(runner *r, rt__lease *l, const char *scope,
-                             rt__run_opts *o, int rc, bool took_over) {
+/* The lease's first attempt gave rc: ours, or --if-running decides,
+ * waiting as long as it says. */
+static runner_took runner_lease_take(runner *r, rt__lease *l,
+                                     const char *scope, rt__run_opts *o,
+                                     int rc, bool took_over) {
     rt__log_fields f = RT_LOG_FIELDS_NONE;
     f.job = r->job->name;
     f.key = o->key;
@@ -1362,15 +1337,15 @@ static int runner_lease_take(runner *r, rt__lease *l, const char *scope,
                         "%s is ours after waiting %lld ms", scope,
                         (long long)((rt__mono_ns() - waited_since) / 1000000));
             r->lease = l;
-            return -1;
+            return RUNNER_LEASE_OURS;
         }
         if (rc != RT_HELD && rc != RT_BUSY) {
             rt__log(RT_LOG_ERROR, "db_error", &f, "lease of %s: %s", scope,
                     l->s->errmsg);
             runner_why(r, rt__store_broken(l->s) ? RT_CONN : rc, l->s->errmsg);
-            return rt__store_broken(l->s) || l->s->disk_full
-                       ? RT_EXIT_INTERRUPTED
-                       : RT_EXIT_FAILED;
+            return runner_ended(r, rt__store_broken(l->s) || l->s->disk_full
+                                       ? RT_EXIT_INTERRUPTED
+                                       : RT_EXIT_FAILED);
         }
         if (rc == RT_HELD && o->if_running == RT_IF_RUNNING_FAIL) {
             char msg[RT_ERRMSG_MAX];
@@ -1381,16 +1356,16 @@ static int runner_lease_take(runner *r, rt__lease *l, const char *scope,
                      (double)l->holder_age_ms / 1000.0);
             rt__log(RT_LOG_ERROR, "held", &f, "%s", msg);
             runner_why(r, RT_HELD, msg);
-            return RT_EXIT_HELD;
+            return runner_ended(r, RT_EXIT_HELD);
         }
         if (rc == RT_HELD && o->if_running == RT_IF_RUNNING_SKIP) {
-            if (o->record_skip && o->key && strcmp(l->holder_key, o->key))
-                return runner_skip_slot(r, l, o);
-            rt__log(o->quiet_skip ? RT_LOG_DEBUG : RT_LOG_INFO, "skipped",
-                    &f, "%s is held by %s (run '%s'); skipped", scope,
-                    l->holder, l->holder_key);
+            /* Its caller says so (rt__run_out), as loud as it likes. */
             r->skipped = true;
-            return RT_EXIT_OK;
+            snprintf(r->held_scope, sizeof r->held_scope, "%s", scope);
+            snprintf(r->holder, sizeof r->holder, "%s", l->holder);
+            snprintf(r->holder_key, sizeof r->holder_key, "%s",
+                     l->holder_key);
+            return runner_ended(r, RT_EXIT_OK);
         }
         if (!waited_since) waited_since = rt__mono_ns();
         if (rc == RT_HELD && !said_waiting) {
@@ -1407,15 +1382,12 @@ static int runner_lease_take(runner *r, rt__lease *l, const char *scope,
                     "stopped while waiting; nothing was done");
             runner_why(r, RT_STOPPED, "stopped while waiting for the run's "
                        "holder; nothing was done");
-            return RT_EXIT_INTERRUPTED;
+            return runner_ended(r, RT_EXIT_INTERRUPTED);
         }
         rt__sleep_ms(100 + rand_r(&seed) % 50);
         took_over = false;
     }
 }
-
-/* runner_lease_early: no lease connection opened there. */
-#define RUNNER_NOT_READIED (-2)
 
 /*
  * runner_lease for a run named by its key, the lease readied on a thread of
@@ -1426,15 +1398,16 @@ static int runner_lease_take(runner *r, rt__lease *l, const char *scope,
  * on the epoch read, and read again should anything have moved meanwhile
  * (runner_go).
  */
-static int runner_lease_early(runner *r, rt__lease_bg *b, const char *scope,
-                              rt__run_opts *o, bool *read) {
+static runner_took runner_lease_early(runner *r, rt__lease_bg *b,
+                                      const char *scope, rt__run_opts *o,
+                                      bool *read) {
     int rc = rt__run_load(r->s, r->job->name, o->key, &r->run);
     bool took_over = false;
     int taken = rt__lease_bg_taken(b, &took_over);
     *read = rc == RT_OK && taken == RT_OK;
     if (rc == RT_OK && !*read) rt__run_free(&r->run);
     r->read_early = *read;
-    if (!b->lease.s) return RUNNER_NOT_READIED;
+    if (!b->lease.s) return RUNNER_LEASE_UNREADY;
     return runner_lease_take(r, &b->lease, scope, o, taken, took_over);
 }
 
@@ -1552,10 +1525,10 @@ static int runner_drive(runner *r, const rt__run_opts *o, bool fresh,
 }
 
 /*
- * What the run came to, for rt_run (o->result, o->rc, o->err): the code
- * given with the reason (runner_why), else the one the exit code means.
+ * What the run came to (out): the code given with the reason (runner_why),
+ * else the one the exit code means; returned.
  */
-static void runner_result(const runner *r, const rt__run_opts *o, int code) {
+static int runner_result(const runner *r, int code, rt__run_out *out) {
     int rc = r->why;
     if (!rc && code != RT_EXIT_OK)
         rc = code == RT_EXIT_FAILED  ? RT_ERROR
@@ -1563,16 +1536,15 @@ static void runner_result(const runner *r, const rt__run_opts *o, int code) {
              : code == RT_EXIT_HELD  ? RT_HELD
              : rt__stop_flag         ? RT_STOPPED
                                      : RT_DBERR;
-    if (o->rc) *o->rc = rc;
-    if (o->err && o->errlen)
-        snprintf(o->err, o->errlen, "%s",
-                 rc == RT_OK ? ""
-                 : r->why_msg[0] ? r->why_msg
-                 : r->s->errmsg[0] ? r->s->errmsg
-                                   : rt_strerror(rc));
-    rt_run_result *res = o->result;
-    if (!res) return;
-    memset(res, 0, sizeof *res);
+    if (!out) return rc;
+    memset(out, 0, sizeof *out);
+    out->exit_code = code;
+    snprintf(out->err, sizeof out->err, "%s",
+             rc == RT_OK ? ""
+             : r->why_msg[0] ? r->why_msg
+             : r->s->errmsg[0] ? r->s->errmsg
+                               : rt_strerror(rc));
+    rt_run_result *res = &out->result;
     bool known = r->run.id > 0 && !r->forgotten;
     if (known) {
         res->run_id = r->run.id;
@@ -1583,6 +1555,14 @@ static void runner_result(const runner *r, const rt__run_opts *o, int code) {
     }
     res->skipped = r->skipped;
     res->exit_code = code;
+    if (r->skipped) {
+        snprintf(out->held_scope, sizeof out->held_scope, "%s",
+                 r->held_scope);
+        snprintf(out->holder, sizeof out->holder, "%s", r->holder);
+        snprintf(out->holder_key, sizeof out->holder_key, "%s",
+                 r->holder_key);
+    }
+    return rc;
 }
 
 static void runner_init(runner *r, rt_store *s, const rt_job *job) {
@@ -1593,87 +1573,96 @@ static void runner_init(runner *r, rt_store *s, const rt_job *job) {
     r->started_ns = rt__mono_ns();
 }
 
-int rt__runner_run(rt_store *s, const rt_job *job, const rt__run_opts *given) {
+int rt__runner_run(rt_store *s, const rt_job *job, const rt__run_opts *given,
+                   rt__run_out *out) {
     runner r;
     runner_init(&r, s, job);
     rt__run_opts o = *given;
     const char *given_key = o.key;
-    rt__lease own, *lease = &own;
+    /* The lease: the caller's (readied: its connection open, its owner
+     * set; kept by the caller), the one readied on lease_bg's thread, or
+     * one of this start's own. */
+    rt__lease own, *lease = o.lease ? o.lease : &own;
     memset(&own, 0, sizeof own);
     bool per_key = job->exclusive == RT_EXCLUSIVE_KEY;
-    int code = -1;
+    runner_took took = RUNNER_LEASE_OURS;
     char scope[512];
     snprintf(scope, sizeof scope, per_key ? "%s/%s" : "%s", job->name,
              o.key ? o.key : "");
     /* The lease first, then the run: a run read in the meantime is kept
      * only when runner_lease_early says so. */
-    bool early = o.url && o.key && !o.start_at_ms && o.lease_bg &&
+    bool early = o.url && o.key && !o.lease && o.lease_bg &&
                  rt__lease_bg_take(o.lease_bg, job->name, scope, o.key);
     bool read = false;
-    if (early) code = runner_lease_early(&r, o.lease_bg, scope, &o, &read);
-    if (early && code != RUNNER_NOT_READIED) {
+    if (early) took = runner_lease_early(&r, o.lease_bg, scope, &o, &read);
+    if (early && took != RUNNER_LEASE_UNREADY) {
         lease = &o.lease_bg->lease;
     } else if (o.lease_bg) {
         early = false;
-        code = -1;
+        took = RUNNER_LEASE_OURS;
         rt__lease *readied = rt__lease_bg_stop(o.lease_bg);
-        if (readied) lease = readied;
+        if (readied && !o.lease) lease = readied;
     }
     if (!early && !per_key && o.url)
-        code = runner_lease(&r, lease, job->name, &o);
-    if (code < 0 && read) {
-        int rc = runner_check_params(&r, &o.params);
-        if (rc != RT_OK) code = runner_refuse(&r, rc);
-    } else if (code < 0) {
-        int rc = runner_find(&r, &o);
-        if (rc != RT_OK) code = runner_refuse(&r, rc);
+        took = runner_lease(&r, lease, job->name, &o);
+    bool go = took == RUNNER_LEASE_OURS;
+    int code = go ? RT_EXIT_OK : r.code;
+    if (go) {
+        int rc = read ? runner_check_params(&r, &o.params)
+                      : runner_find(&r, &o);
+        go = rc == RT_OK;
+        if (!go) code = runner_refuse(&r, rc);
     }
-    if (code < 0 && per_key && o.url && !early) {
+    if (go && per_key && o.url && !early) {
         snprintf(scope, sizeof scope, "%s/%s", job->name, r.run.key);
         if (!o.key) o.key = rt__xstrdup(r.run.key);
-        code = runner_lease(&r, lease, scope, &o);
+        took = runner_lease(&r, lease, scope, &o);
+        go = took == RUNNER_LEASE_OURS;
+        if (!go) code = r.code;
         /* Waited: the holder may have moved the run on; read it again. */
-        if (code < 0) {
+        if (go) {
             rt__run_free(&r.run);
             int rc = runner_find(&r, &o);
-            if (rc != RT_OK) code = runner_refuse(&r, rc);
+            go = rc == RT_OK;
+            if (!go) code = runner_refuse(&r, rc);
         }
     }
     /* Without a key the lease was taken before the run was known. */
-    if (code < 0 && r.lease && !given_key &&
+    if (go && r.lease && !given_key &&
         rt__lease_set_key(r.lease, r.run.key) != RT_OK)
         rt__log(RT_LOG_WARN, "lease", NULL, "could not record the run key "
                 "in the lease: %s", lease->s->errmsg);
-    if (code < 0) code = runner_go(&r, &o);
+    if (go) code = runner_go(&r, &o);
     /* A run left 'running' by a holder this process took the lease from,
      * and did not claim after all (a stop, a busy database): its lease
      * stays with it, to be taken over again, rather than a 'running' run
      * without one. */
     if (r.run.status == RT__ST_RUNNING && !r.claimed) lease->keep = true;
     rt__lease_release(lease);
-    rt__lease_close(lease);
-    runner_result(&r, &o, code);
+    if (lease != o.lease) rt__lease_close(lease); /* the caller keeps its own */
+    int rc = runner_result(&r, code, out);
     if (o.key != given_key) free((char *)o.key);
     free(r.ctx.cursor_bytes);
     rt__run_free(&r.run);
-    return code;
+    return rc;
 }
 
 int rt__runner_run_claimed(rt_store *s, const rt_job *job,
                            const rt__run_opts *o, rt__run *run, bool fresh,
-                           rt__lease *lease) {
+                           rt__lease *lease, rt__run_out *out) {
     runner r;
     runner_init(&r, s, job);
     r.run = *run;
     memset(run, 0, sizeof *run);
     r.lease = lease;
-    r.chain = o->chain;
+    r.claim_next = o->claim_next;
     /* A cursor of the wrong type (rt__run_from_row): a failed attempt
      * saying so, not a step started over from cursor 0. */
     int code = r.run.invalid[0] ? runner_attempt_failed(&r, r.run.invalid, true)
                                 : runner_drive(&r, o, fresh, false, -1);
     rt__lease_release(lease);
+    int rc = runner_result(&r, code, out);
     free(r.ctx.cursor_bytes);
     rt__run_free(&r.run);
-    return code;
+    return rc;
 }

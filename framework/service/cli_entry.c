@@ -95,8 +95,6 @@ int rt__cli_run(const rt_job *job, const rt__cli_run_opts *c) {
     }
     o.if_running = c->if_running;
     o.restart_step = c->restart_step;
-    o.start_at_ms = c->start_at_ms;
-    o.record_skip = c->record_skip;
     o.lease_ttl_ms = c->lease_ttl_ms;
     o.chunk_items = c->chunk_items;
     o.chunk_ms = c->chunk_ms;

@@ -91,8 +91,6 @@ typedef struct rt__cli_run_opts {
     int nparams;
     int if_running;              /* RT_IF_RUNNING_* */
     const char *restart_step;    /* NULL: none */
-    int64_t start_at_ms;         /* the daemon's children: start at (ms) */
-    bool record_skip;            /* the daemon's children: a slot's run */
     int64_t lease_ttl_ms, chunk_items, chunk_ms;
 } rt__cli_run_opts;
 

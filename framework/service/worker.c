@@ -11,9 +11,11 @@
  * whose steps differ from its job's takes the ordinary start (runner.c),
  * which adopts appended steps or refuses the run.
  *
- * On a busy queue the claim rides on the transaction that finishes the run
- * before (rt__chain, runner.c): one commit per run, and on PostgreSQL one
- * round trip, for the claim is a single statement sent with that COMMIT.
+ * The claim itself is the core's (core/claim.c). On a busy queue it rides on
+ * the transaction that finishes the run before (rt__run_opts.claim_next:
+ * the runner asks for it in that commit): one commit per run, and on
+ * PostgreSQL one round trip, for the claim is a single statement sent with
+ * that COMMIT.
  *
  * A queued run whose holder died (its lease's liveness lock is free, or the
  * lease expired) is taken over; that start counts as a failed attempt, so a
@@ -48,54 +50,15 @@ typedef struct worker {
     rt_store *s;
     rt_store *lease;      /* the leases' connection, kept across runs */
     int64_t trouble_logged_ns;
-    struct pick *refused;  /* runs this process will not pick again */
-    int nrefused;
     rt__lease claim;       /* the lease of the claimed run, on w->lease */
-    rt__buf wanted;        /* batched claim: the jobs it runs, a list */
-    rt__chain chain;       /* the next run, claimed with the last's commit */
-    rt_stmt *next_st;      /* batched (PostgreSQL): that claim, its row kept */
-    rt__run next;          /* else (SQLite): that run */
-    const rt_job *next_job;
-    rt__buf job_scoped;    /* batched claim: the job-scoped jobs, a list */
-    rt__buf fingerprints;  /* and each wanted job's fingerprint */
+    rt__claim claimer;     /* the claims (core/claim.c), with that lease */
 } worker;
 
 static bool worker_wants(const worker *w, const char *job) {
-    return rt__job_find(w->jobs, job) && rt__job_listed(w->o->only, job);
+    return rt__claim_wants(&w->claimer, job);
 }
 
-
-typedef struct pick {
-    char job[128], key[256];
-    int64_t priority;
-    int64_t id;
-} pick;
-
-static bool worker_refused(const worker *w, const char *job, const char *key) {
-    for (int i = 0; i < w->nrefused; i++)
-        if (!strcmp(w->refused[i].job, job) && !strcmp(w->refused[i].key, key))
-            return true;
-    return false;
-}
-
-/* Up to WORKER_PICK - *n of the rows of st (rc: its first step) into out. */
-static int worker_pick_rows(worker *w, rt_stmt *st, int rc, pick *out,
-                            int *n) {
-    while (rc == RT_ROW) {
-        const char *job = rt__store_column_text(st, 0);
-        const char *key = rt__store_column_text(st, 1);
-        if (*n < WORKER_PICK && job && key && worker_wants(w, job) &&
-            !worker_refused(w, job, key)) {
-            pick *p = &out[(*n)++];
-            snprintf(p->job, sizeof p->job, "%s", job);
-            snprintf(p->key, sizeof p->key, "%s", key);
-            p->priority = rt__store_column_int64(st, 2);
-            p->id = 0;
-        }
-        rc = rt__store_step(st);
-    }
-    return rc == RT_DONE ? RT_OK : rc;
-}
+typedef rt__claim_pick pick;
 
 /* Queued runs of job found 'running' (heal looks at their holders). The
  * claim index holds only claimable runs; these are read by job. */
@@ -108,36 +71,18 @@ static int worker_candidates_of(worker *w, rt_store *s, const char *job,
                              "job = $1 AND status = 'running' AND queued = 1 "
                              "ORDER BY id LIMIT 32",
                              1, &arg, &st);
-    return worker_pick_rows(w, st, rc, out, n);
+    return rt__claim_rows(&w->claimer, st, rc, out, WORKER_PICK, n);
 }
 
-/* The next runs to try, best first; *n of them. */
-static int worker_candidates(worker *w, rt_store *s, pick *out, int *n,
-                             bool heal) {
-    rt_stmt *st;
+/* Queued runs found 'running', job by job (through rt_run_job_status);
+ * *n of them. */
+static int worker_candidates(worker *w, rt_store *s, pick *out, int *n) {
     *n = 0;
-    if (heal) { /* job by job, through rt_run_job_status */
-        int rc = RT_OK;
-        for (int i = 0; rc == RT_OK && w->jobs[i] && *n < WORKER_PICK; i++)
-            if (worker_wants(w, w->jobs[i]->name))
-                rc = worker_candidates_of(w, s, w->jobs[i]->name, out, n);
-        return rc;
-    }
-    /* The inner query walks rt_run_claim in claim order and skips jobs
-     * whose job-wide lease is held; the outer one skips keys held. Either
-     * way a claim reads a few rows. */
-    int rc = rt__store_query(
-        s,
-        "SELECT r.job, r.run_key, r.priority FROM (SELECT job, run_key, "
-        "priority, run_at_ms, created_ms, id FROM rt_run WHERE "
-        RT__LC_CLAIMABLE " AND (run_at_ms IS NULL OR run_at_ms <= rt_now_ms()) AND job NOT IN "
-        "(SELECT scope FROM rt_lease) ORDER BY priority DESC, "
-        "coalesce(run_at_ms, created_ms), id LIMIT 64) r WHERE NOT EXISTS "
-        "(SELECT 1 FROM rt_lease l WHERE l.scope = r.job || '/' || "
-        "r.run_key) ORDER BY r.priority DESC, coalesce(r.run_at_ms, "
-        "r.created_ms), r.id LIMIT 8",
-        0, NULL, &st);
-    return worker_pick_rows(w, st, rc, out, n);
+    int rc = RT_OK;
+    for (int i = 0; rc == RT_OK && w->jobs[i] && *n < WORKER_PICK; i++)
+        if (worker_wants(w, w->jobs[i]->name))
+            rc = worker_candidates_of(w, s, w->jobs[i]->name, out, n);
+    return rc;
 }
 
 /*
@@ -181,15 +126,6 @@ static void worker_count_crash(worker *w, const rt_job *job, const char *key,
         rt__store_trouble(w->s, &w->trouble_logged_ns,
                           "recording a dead holder's verdict");
     rt__run_free(&run);
-}
-
-/* The lease scope of a run: "JOB" for a job-scoped job, else "JOB/KEY". */
-static void worker_scope(const rt_job *job, const char *key, char *out,
-                         size_t n) {
-    if (job->exclusive == RT_EXCLUSIVE_JOB)
-        snprintf(out, n, "%s", job->name);
-    else
-        snprintf(out, n, "%.300s/%.255s", job->name, key);
 }
 
 /*
@@ -278,14 +214,14 @@ static void worker_sweep(worker *w) {
 static void worker_heal(worker *w) {
     pick picks[WORKER_PICK];
     int n = 0;
-    if (worker_candidates(w, w->s, picks, &n, true) != RT_OK) {
+    if (worker_candidates(w, w->s, picks, &n) != RT_OK) {
         rt__store_trouble(w->s, &w->trouble_logged_ns, "looking for runs whose holder died");
         return;
     }
     for (int i = 0; i < n && !rt__stop_flag; i++) {
         const rt_job *job = rt__job_find(w->jobs, picks[i].job);
         char scope[600], holder_key[256];
-        worker_scope(job, picks[i].key, scope, sizeof scope);
+        rt__claim_scope(job, picks[i].key, scope, sizeof scope);
         char owner[160];
         bool free_now = false;
         const char *why = NULL;
@@ -308,241 +244,6 @@ static void worker_heal(worker *w) {
     worker_sweep(w);
 }
 
-/*
- * The claim, one transaction on the lease's connection: pick the next due
- * run, take its lease (the row; this process's liveness lock is taken
- * once, with its first lease) and bump its epoch. On a backend with a
- * batched claim (store.h, rt__store_claim_sql: PostgreSQL) the pick is a
- * row lock taken with SKIP LOCKED, so concurrent claims pass each other
- * instead of queueing on the same row; elsewhere (SQLite) the transaction
- * is the single writer's. The lease row is the arbiter: two claims of one
- * scope cannot both insert it.
- */
-static const rt_store_claim_parts worker_claim_parts = {
-    .columns = RT__RUN_COLUMNS,
-    .claimable = RT__LC_CLAIMABLE,
-    .claim_cte = RT__LC_CLAIM_CTE,
-};
-
-/* The refused runs' ids, a list parameter (rt__store_list), into *ids. */
-static void worker_refused_ids(const worker *w, rt__buf *ids) {
-    for (int i = 0; i < w->nrefused; i++)
-        rt__store_list_int(ids, i, w->refused[i].id);
-    rt__store_list_end(ids, w->nrefused);
-}
-
-/* Send (later: with the COMMIT, its row kept) or run the batched claim
- * sql (RT_STORE_CLAIM_ONE). */
-static int worker_claim_one(worker *w, rt_store *s, const char *sql,
-                            bool later, rt_stmt **st) {
-    rt__buf ids = {0};
-    worker_refused_ids(w, &ids);
-    rt__lease *l = &w->claim;
-    rt_value args[] = {rt_text(w->wanted.p),
-                       rt_text(ids.p),
-                       rt_text(w->job_scoped.p),
-                       rt_text(l->owner),
-                       rt_int(l->have_lock),
-                       l->have_lock ? rt_int((int64_t)l->key) : rt_null(),
-                       rt_int(l->ttl_ms),
-                       rt_text(w->fingerprints.p)};
-    int rc = later ? rt__store_send_kept(s, sql, 8, args, false, st)
-                   : rt__store_query(s, sql, 8, args, st);
-    rt__buf_free(&ids);
-    return rc;
-}
-
-/*
- * Its answer (rc: of stepping st onto its row): RT_OK, *run and *job are
- * taken; RT_NOTFOUND: nothing due; RT_HELD: its scope has a lease. st is
- * reset.
- */
-static int worker_claim_one_row(worker *w, rt_store *s, rt_stmt *st, int rc,
-                                rt__run *run, const rt_job **job) {
-    memset(run, 0, sizeof *run);
-    if (rc != RT_ROW) {
-        if (rc == RT_DONE) rc = RT_NOTFOUND;
-        rt__store_reset(st);
-        return rc;
-    }
-    rt__run_from_row(st, run);
-    bool params = rt__store_column_int64(st, RT__RUN_NCOLUMNS) != 0;
-    bool taken = rt__store_column_int64(st, RT__RUN_NCOLUMNS + 2) != 0;
-    rt__store_reset(st);
-    *job = rt__job_find(w->jobs, run->job);
-    rc = taken && *job ? RT_OK : RT_HELD;
-    if (rc == RT_OK && params) rc = rt__run_load_params(s, run);
-    if (rc != RT_OK && taken && *job && !s->in_tx) {
-        /* Claimed, committed, but not to be run: give its lease up, so
-         * that a worker's heal takes it up again (as a crashed attempt). */
-        char scope[600];
-        worker_scope(*job, run->key, scope, sizeof scope);
-        rt__lease_target(&w->claim, (*job)->name, scope);
-        rt__lease_release(&w->claim);
-    }
-    if (rc != RT_OK) rt__run_free(run);
-    return rc;
-}
-
-/* The pick, on s: the run's row into *run, params included. */
-static int worker_pick(worker *w, rt_store *s, rt__run *run) {
-    const char *sql =
-        rt__store_claim_sql(s, RT_STORE_CLAIM_PICK, &worker_claim_parts);
-    if (sql) {
-        rt__buf ids = {0};
-        worker_refused_ids(w, &ids);
-        rt_value args[] = {rt_text(w->wanted.p), rt_text(ids.p),
-                           rt_text(w->job_scoped.p)};
-        rt_stmt *st;
-        int rc = rt__store_query(s, sql, 3, args, &st);
-        rt__buf_free(&ids);
-        if (rc == RT_DONE) return RT_NOTFOUND;
-        if (rc != RT_ROW) return rc;
-        rt__run_from_row(st, run);
-        bool params = rt__store_column_int64(st, RT__RUN_NCOLUMNS) != 0;
-        rc = rt__store_step(st);
-        if (rc == RT_DONE) rc = params ? rt__run_load_params(s, run) : RT_OK;
-        return rc;
-    }
-    pick picks[WORKER_PICK];
-    int n = 0;
-    int rc = worker_candidates(w, s, picks, &n, false);
-    if (rc != RT_OK) return rc;
-    return n ? rt__run_load(s, picks[0].job, picks[0].key, run) : RT_NOTFOUND;
-}
-
-/* Are the run's steps still its job's? Else the ordinary start decides. */
-static bool worker_same_steps(const rt_job *job, const rt__run *run) {
-    char fp[17];
-    rt__job_fingerprint(job, fp);
-    return !strcmp(fp, run->fingerprint) &&
-           run->step_index < rt__job_step_count(job) &&
-           (!run->step_name ||
-            !strcmp(run->step_name, job->steps[run->step_index].name));
-}
-
-/*
- * Inside a transaction on s: pick the next due run, take its lease and bump
- * its epoch (sent without waiting: it goes out with the COMMIT). RT_OK:
- * *run is taken once the transaction commits; RT_NOTFOUND: nothing due;
- * RT_HELD: its scope has a lease (a race lost); RT_CHANGED: the run's steps
- * differ from its job's (*run and *job say which); nothing is taken then.
- */
-static int worker_take(worker *w, rt_store *s, rt__run *run,
-                       const rt_job **job) {
-    memset(run, 0, sizeof *run);
-    int rc = worker_pick(w, s, run);
-    *job = rc == RT_OK ? rt__job_find(w->jobs, run->job) : NULL;
-    if (rc == RT_OK && !*job) rc = RT_NOTFOUND; /* not ours (SQL filtered) */
-    if (rc == RT_OK && !worker_same_steps(*job, run)) rc = RT_CHANGED;
-    if (rc == RT_OK) {
-        char scope[600];
-        worker_scope(*job, run->key, scope, sizeof scope);
-        rc = rt__lease_insert(&w->claim, s, (*job)->name, scope, run->key);
-    }
-    if (rc == RT_OK) {
-        rt_value args[] = {rt_int(run->id), rt_int(run->epoch)};
-        rc = rt__store_exec_later(s, RT__LC_CLAIM_SQL, 2, args);
-    }
-    if (rc != RT_OK && rc != RT_CHANGED) rt__run_free(run);
-    return rc;
-}
-
-/* The claim committed: w->claim points at the run, memory follows the
- * database. */
-static void worker_taken(worker *w, const rt_job *job, rt__run *run,
-                         bool *fresh) {
-    char scope[600];
-    worker_scope(job, run->key, scope, sizeof scope);
-    rt__lease_target(&w->claim, job->name, scope);
-    *fresh = run->status == RT__ST_PENDING && run->items == 0 &&
-             run->step_index == 0 && !run->has_cursor;
-    run->epoch++;
-    if (run->attempt < INT32_MAX) run->attempt++;
-    run->status = RT__ST_RUNNING;
-}
-
-/*
- * The claim, a transaction of its own on the lease's connection. RT_OK:
- * *run is claimed, the lease w->claim is ours; else as worker_take, or an
- * error. With a batched claim (PostgreSQL) one statement claims a run
- * whose steps are its job's; only when it finds none does the pick look
- * at the others.
- */
-static int worker_claim(worker *w, rt__run *run, bool *fresh,
-                        const rt_job **job) {
-    rt_store *s = w->lease;
-    memset(run, 0, sizeof *run);
-    *job = NULL;
-    const char *one =
-        rt__store_claim_sql(s, RT_STORE_CLAIM_ONE, &worker_claim_parts);
-    int rc = rt__store_begin(s);
-    if (rc == RT_OK && one) {
-        rt_stmt *st;
-        rc = worker_claim_one(w, s, one, false, &st);
-        rc = worker_claim_one_row(w, s, st, rc, run, job);
-        if (rc == RT_NOTFOUND) rc = worker_take(w, s, run, job);
-    } else if (rc == RT_OK) {
-        rc = worker_take(w, s, run, job);
-    }
-    if (rc == RT_OK) {
-        rc = rt__store_commit(s);
-        if (rc != RT_OK) rt__run_free(run);
-    }
-    if (s->in_tx) rt__store_rollback(s);
-    if (rc == RT_OK) worker_taken(w, *job, run, fresh);
-    return rc;
-}
-
-/*
- * The chained claim (rt__chain): inside the last transaction of the run
- * before, on the work connection. With a batched claim on a pipelined
- * store (PostgreSQL) its one statement goes out with that COMMIT and its
- * answer is read after it (w->next_st); else (SQLite) the next run waits
- * in w->next.
- */
-static int worker_chain_claim(rt__chain *c, rt_store *s) {
-    worker *w = c->arg;
-    const char *one =
-        rt__store_claim_sql(s, RT_STORE_CLAIM_ONE, &worker_claim_parts);
-    if (one && rt__store_pipelined(s)) {
-        int rc = worker_claim_one(w, s, one, true, &w->next_st);
-        if (rc == RT_OK) c->claimed = true;
-        else w->next_st = NULL;
-        return rc;
-    }
-    int rc = worker_take(w, s, &w->next, &w->next_job);
-    if (rc == RT_OK) c->claimed = true;
-    if (rc == RT_CHANGED) rt__run_free(&w->next); /* the ordinary claim's */
-    return rc == RT_NOTFOUND || rc == RT_HELD || rc == RT_CHANGED ? RT_OK : rc;
-}
-
-/* The run the last one's commit claimed: RT_OK (*run, *job), or
- * RT_NOTFOUND when it claimed none (or did not commit). */
-static int worker_chained(worker *w, rt__run *run, const rt_job **job) {
-    int rc = RT_NOTFOUND;
-    bool ours = w->chain.claimed && w->chain.committed;
-    if (w->next_st) {
-        rt_stmt *st = w->next_st;
-        rc = ours ? worker_claim_one_row(w, w->s, st, rt__store_step(st), run,
-                                         job)
-                  : (rt__store_reset(st), RT_NOTFOUND);
-        if (rc != RT_OK && rc != RT_NOTFOUND && rc != RT_HELD)
-            rt__store_trouble(w->s, &w->trouble_logged_ns,
-                              "reading the run claimed with the last commit");
-    } else if (ours) {
-        *run = w->next;
-        *job = w->next_job;
-        rc = RT_OK;
-    } else if (w->chain.claimed) {
-        rt__run_free(&w->next); /* rolled back */
-    }
-    w->next_st = NULL;
-    w->chain.claimed = w->chain.committed = false;
-    memset(&w->next, 0, sizeof w->next);
-    return rc == RT_OK ? RT_OK : RT_NOTFOUND;
-}
-
 /* Run one queued run in this process. */
 static int worker_run(worker *w, const rt_job *job, const char *key) {
     rt__run_opts ro;
@@ -553,12 +254,20 @@ static int worker_run(worker *w, const rt_job *job, const char *key) {
     ro.url = w->o->url;
     ro.if_running = RT_IF_RUNNING_SKIP;
     ro.lease_ttl_ms = w->o->lease_ttl_ms;
-    ro.quiet_skip = true;
-    ro.lease_store = w->lease;
+    ro.lease = &w->claim; /* its lease, on its own connection */
+    rt__run_out out;
     rt__signals_store(w->s);
-    int code = rt__runner_run(w->s, job, &ro);
+    rt__runner_run(w->s, job, &ro, &out);
     rt__signals_store(NULL);
-    return code;
+    if (out.result.skipped) { /* a race lost: nothing to say aloud */
+        rt__log_fields f = RT_LOG_FIELDS_NONE;
+        f.job = job->name;
+        f.key = key;
+        rt__log(RT_LOG_DEBUG, "skipped", &f,
+                "%s is held by %s (run '%s'); skipped", out.held_scope,
+                out.holder, out.holder_key);
+    }
+    return out.exit_code;
 }
 
 /* Drive a claimed run in this process. */
@@ -571,10 +280,9 @@ static void worker_run_claimed(worker *w, const rt_job *job, rt__run *run,
     ro.chunk_ms = w->o->chunk_ms;
     ro.url = w->o->url;
     ro.lease_ttl_ms = w->o->lease_ttl_ms;
-    ro.chain = &w->chain;
-    w->chain.claimed = w->chain.committed = false;
+    ro.claim_next = &w->claimer;
     rt__signals_store(w->s);
-    rt__runner_run_claimed(w->s, job, &ro, run, fresh, &w->claim);
+    rt__runner_run_claimed(w->s, job, &ro, run, fresh, &w->claim, NULL);
     rt__signals_store(NULL);
 }
 
@@ -586,12 +294,7 @@ static void worker_set_aside(worker *w, const rt__run *run) {
     rt__log(RT_LOG_ERROR, "set_aside", &f, "%s",
             "this worker leaves the run alone from now on (see the line "
             "above for what to do)");
-    w->refused = rt__xrealloc(w->refused,
-                              sizeof *w->refused * (size_t)(w->nrefused + 1));
-    pick *p = &w->refused[w->nrefused++];
-    snprintf(p->job, sizeof p->job, "%s", run->job);
-    snprintf(p->key, sizeof p->key, "%s", run->key);
-    p->id = run->id;
+    rt__claim_set_aside(&w->claimer, run);
 }
 
 static void worker_sleep_ms(int64_t ms) {
@@ -604,7 +307,7 @@ static int worker_loop(worker *w) {
     int64_t next_heal_ns = 0;
     /* A run claimed with the last one's commit is ours: it runs even after
      * a stop request (its start records it interrupted, lease given up). */
-    while (!rt__stop_flag || w->chain.claimed) {
+    while (!rt__stop_flag || w->claimer.claimed) {
         if (rt__mono_ns() >= next_heal_ns && !rt__stop_flag) {
             worker_heal(w);
             next_heal_ns = rt__mono_ns() + WORKER_HEAL_MS * 1000000LL;
@@ -612,10 +315,10 @@ static int worker_loop(worker *w) {
         rt__run run;
         bool fresh = false;
         const rt_job *job = NULL;
-        int rc = worker_chained(w, &run, &job);
-        if (rc == RT_OK) worker_taken(w, job, &run, &fresh);
+        int rc = rt__claim_chained(&w->claimer, &run, &job);
+        if (rc == RT_OK) rt__claim_taken(&w->claimer, job, &run, &fresh);
         else if (rt__stop_flag) break;
-        else rc = worker_claim(w, &run, &fresh, &job);
+        else rc = rt__claim_run(&w->claimer, &run, &fresh, &job);
         if (rc == RT_OK) {
             worker_run_claimed(w, job, &run, fresh);
         } else if (rc == RT_CHANGED) {
@@ -664,8 +367,6 @@ static int worker_process(const rt__worker_opts *o, const rt_job *const *jobs) {
         return RT_EXIT_FAILED;
     }
     w.claim.s = w.lease;
-    w.chain.claim = worker_chain_claim;
-    w.chain.arg = &w;
     rt__lease_open(&w.claim, o->url, "", "", o->lease_ttl_ms, err, sizeof err);
     /* Its liveness lock, for every lease it will take. */
     if (rt__lease_lock(&w.claim) != RT_OK)
@@ -673,31 +374,13 @@ static int worker_process(const rt__worker_opts *o, const rt_job *const *jobs) {
                 "lock (%s); a crash of this worker is noticed after the "
                 "lease TTL", w.lease->errmsg);
     /* The jobs it runs, their fingerprints and which of them are
-     * job-scoped, as list parameters of the batched claim. */
-    int n = 0, scoped = 0;
-    for (int i = 0; jobs[i]; i++) {
-        if (!worker_wants(&w, jobs[i]->name)) continue;
-        char fp[17];
-        rt__job_fingerprint(jobs[i], fp);
-        rt__store_list_text(&w.fingerprints, n, fp);
-        rt__store_list_text(&w.wanted, n++, jobs[i]->name);
-        if (jobs[i]->exclusive == RT_EXCLUSIVE_JOB)
-            rt__store_list_text(&w.job_scoped, scoped++, jobs[i]->name);
-    }
-    rt__store_list_end(&w.wanted, n);
-    rt__store_list_end(&w.fingerprints, n);
-    rt__store_list_end(&w.job_scoped, scoped);
+     * job-scoped: the batched claim's list parameters. */
+    rt__claim_init(&w.claimer, jobs, o->only, &w.claim);
     int code = worker_loop(&w);
-    rt__run run;
-    const rt_job *job;
-    if (worker_chained(&w, &run, &job) == RT_OK) rt__run_free(&run);
+    rt__claim_free(&w.claimer); /* and a run claimed last, unrun */
     rt__lease_close(&w.claim);
-    rt__buf_free(&w.wanted);
-    rt__buf_free(&w.fingerprints);
-    rt__buf_free(&w.job_scoped);
     rt__store_close(w.lease);
     rt__store_close(w.s);
-    free(w.refused);
     return code;
 }
 
