@@ -176,6 +176,35 @@ START_TEST(test_cancel_mid_chunk) {
 }
 END_TEST
 
+/*
+ * A cancel asked of a run whose atomic step is in one long statement, then
+ * a stop: the step rolls back with nothing to commit, and the stop ends
+ * the run 'cancelled' — the request answered — not 'interrupted' with the
+ * request left standing, where no worker would ever claim it again (a
+ * queued run) and it read as resumable. PostgreSQL only: on SQLite the
+ * step's transaction holds the write lock the cancel's write waits for.
+ */
+START_TEST(test_cancel_then_stop) {
+    const char *url = h_db_new(_i);
+    h_migrate(url);
+    pid_t run = h_spawn(h_test_bin(), url, ARGS("run", "longsql", "--key", "s", "--grace", "10"),
+                        NULL);
+    ck_assert_msg(h_await_stderr(run, "long statement starts", 30000), "%s", h_stderr(run));
+    ops_ok(url, ARGS("cancel", "longsql/s"), "cancel requested: run 1 (longsql/s)");
+    kill(run, SIGTERM);
+    EXPECT_EXIT(run, h_wait(run, 30000), 0);
+    ck_assert_msg(strstr(h_stderr(run), EVENT("cancelled")), "%s", h_stderr(run));
+    ops_assert_status(url, "s", "cancelled");
+    char *error = h_query_text(url, "SELECT error FROM rt_run");
+    ck_assert_str_eq(error, "cancelled by operator");
+    free(error);
+    ck_assert_int_gt(ops_int(url, "finished_ms", "s"), 0);
+    /* The long step rolled back: only the setup step's work is there. */
+    ck_assert_int_eq(h_query_int(url, "SELECT count(*) FROM longsql_rows"), 0);
+    ck_assert_int_eq(h_query_int(url, "SELECT count(*) FROM rt_lease"), 0);
+}
+END_TEST
+
 /* ------------------------- cancel pending, interrupted, orphaned runs */
 
 START_TEST(test_cancel_not_running) {
@@ -493,6 +522,7 @@ Suite *ops_suite(void) {
     int n = h_backends();
     tcase_add_loop_test(tc, test_cancel_running_then_retry, 0, n);
     tcase_add_loop_test(tc, test_cancel_mid_chunk, H_PG, n);
+    tcase_add_loop_test(tc, test_cancel_then_stop, H_PG, n);
     tcase_add_loop_test(tc, test_cancel_not_running, 0, n);
     tcase_add_loop_test(tc, test_refusals, 0, n);
     tcase_add_loop_test(tc, test_history, 0, n);

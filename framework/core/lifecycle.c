@@ -87,7 +87,10 @@ const char *rt__event_name(rt__event ev) {
  *                with --force)                                   (other)
  *   prune        old finished runs are deleted                   (other)
  * A running run asked to cancel keeps working until its next commit
- * (cancel_seen): the request is a flag, not a move.
+ * (cancel_seen): the request is a flag, not a move. A stop of such a run
+ * is refused (its fence holds only while no cancel is asked): its holder
+ * ends it cancel_seen instead, so no run rests resumable with a cancel
+ * pending.
  */
 static const rt__move lc_table[RT__ST_COUNT][RT__EV_COUNT] = {
     [RT__ST_PENDING] = {[RT__EV_START] = O(RUNNING),
@@ -231,7 +234,15 @@ static int lc_act(rt_store *s, const rt__verdict *v, rt__move m,
         rt_int(counts && queued_again ? v->delay_ms : -1),
         rt_int(rt__status_terminal(m.to) ? 1 : 0),
         rt_text(from)};
-    return rt__store_exec(s, LC_MOVE_SQL, 9, args, changes);
+    /* A stop does not leave a cancel asked standing: a stopped run is
+     * resumable, and one with its cancel pending would be claimed by no
+     * worker (RT__LC_CLAIMABLE). The fence fails; the holder ends the run
+     * cancel_seen instead (runner.c). */
+    return rt__store_exec(s,
+                          v->event == RT__EV_STOP
+                              ? LC_MOVE_SQL " AND cancel_requested = 0"
+                              : LC_MOVE_SQL,
+                          9, args, changes);
 }
 
 static void lc_log(const rt__verdict *v, rt__move m) {

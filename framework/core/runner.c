@@ -890,8 +890,14 @@ static int runner_interrupted(runner *r) {
     /* Usually the last chunk's commit recorded it; else one more write. */
     if (r->run.status != RT__ST_INTERRUPTED) {
         r->s->finishing = true; /* wait for the lock despite the stop */
-        runner_set_status(r, RT__EV_STOP, NULL);
+        int rc = runner_set_status(r, RT__EV_STOP, NULL);
+        /* Refused while a cancel is asked (lifecycle.c): answer it, under
+         * the same fence, rather than leave it pending on a stopped run. */
+        bool cancelled = rc == RT_FENCED &&
+                         runner_set_status(r, RT__EV_CANCEL_SEEN,
+                                           RT_CANCELLED_ERROR) == RT_OK;
         r->s->finishing = false;
+        if (cancelled) return runner_cancelled(r);
     }
     runner_log(r, RT_LOG_INFO, "interrupted", runner_elapsed_ms(r->started_ns),
                "stopped by %s; progress saved, run again to resume",
