@@ -10,35 +10,11 @@
  * completion.c writes the bash completion from the same tables.
  */
 #define _POSIX_C_SOURCE 200809L
-#include <ctype.h>
-#include <errno.h>
-#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "cli/cli.h"
-
-bool rt__cli_int(const char *s, int64_t *out) {
-    /* strtoll would skip any white space (\v, \r, \n too) */
-    if (!s || !*s || isspace((unsigned char)s[0])) return false;
-    char *end;
-    errno = 0;
-    long long v = strtoll(s, &end, 10);
-    if (errno || *end || end == s) return false;
-    *out = v;
-    return true;
-}
-
-bool rt__cli_real(const char *s, double *out) {
-    if (!s || !*s || isspace((unsigned char)s[0])) return false;
-    char *end;
-    errno = 0;
-    double v = strtod(s, &end);
-    if (errno || *end || end == s || !isfinite(v)) return false;
-    *out = v;
-    return true;
-}
 
 /* The option of table opts that arg names, *value pointing after its '='
  * (NULL when none). A flag that takes no value matches only as itself. */

@@ -109,9 +109,6 @@ int rt__cli_parse(const char *cmd, const rt__cli_opt *opts, int maxpos,
                   int argc, char **argv, rt__cli_args *out, char **rest,
                   int *nrest);
 void rt__cli_args_free(rt__cli_args *a);
-/* A whole decimal integer, or a finite number, without leading space. */
-bool rt__cli_int(const char *s, int64_t *out);
-bool rt__cli_real(const char *s, double *out);
 
 /* ------------------------------------------------------- completion.c */
 

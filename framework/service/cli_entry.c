@@ -12,6 +12,10 @@
 #include "service/metrics.h"
 #include "store/failpoint.h"
 
+bool rt__cli_int(const char *s, int64_t *out) { return rt__parse_int64(s, out); }
+
+bool rt__cli_real(const char *s, double *out) { return rt__parse_double(s, out); }
+
 void rt__cli_log_init(void) { rt__log_init(); }
 
 void rt__cli_log(int level, const char *event, const char *job,

@@ -22,6 +22,13 @@
 
 #include "ratchet.h"
 
+/* --------------------------------------------------------- numbers */
+
+/* A whole decimal integer, or a finite number, without leading space
+ * (base/util.c's strict parsers, the same for every input of ratchet). */
+bool rt__cli_int(const char *s, int64_t *out);
+bool rt__cli_real(const char *s, double *out);
+
 /* ------------------------------------------------------ log, usage */
 
 /* Read RATCHET_LOG and RATCHET_LOG_LEVEL; before any line is logged. */
