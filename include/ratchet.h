@@ -257,6 +257,16 @@ typedef struct rt_run_opts {
      * waited for: rt_run never exits or kills anything.
      */
     double grace_s;
+    /*
+     * Wall-clock milliseconds since the epoch before which the run does
+     * not start: rt_run connects and gets ready now (the schema, the
+     * lease's connection, the statements a start needs), then waits until
+     * then to take the run — for a scheduler that starts a process ahead
+     * of its slot, so the run begins within milliseconds of the slot time.
+     * A stop request during the wait returns RT_STOPPED, nothing done.
+     * 0, or a time already past: at once.
+     */
+    int64_t start_at_ms;
 } rt_run_opts;
 
 #define RT_RUN_OPTS_INIT {sizeof(rt_run_opts)}

@@ -457,6 +457,49 @@ START_TEST(test_no_key) {
 }
 END_TEST
 
+/*
+ * --start-at: the process connects and gets ready, then takes the run at
+ * that wall-clock time, not before; a stop during the wait exits 75 with
+ * nothing done (no run stored).
+ */
+static int64_t cli_wall_ms(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+START_TEST(test_start_at) {
+    const char *url = h_db_new(_i);
+    h_migrate(url);
+    char at[32];
+    int64_t t = cli_wall_ms() + 1500;
+    snprintf(at, sizeof at, "%lld", (long long)t);
+    pid_t pid;
+    int code = cli_run(h_bin(), url, ARGS("run", "tick", "--key", "a", "--start-at", at),
+                       NULL, 60000, &pid);
+    EXPECT_EXIT(pid, code, 0);
+    int64_t started = h_query_int(url, "SELECT min(start_ms) FROM tick_log WHERE run_key = 'a'");
+    ck_assert_msg(started >= t, "the step started %lld ms before --start-at",
+                  (long long)(t - started));
+    ck_assert_msg(started - t < 1000, "the step started %lld ms after --start-at",
+                  (long long)(started - t));
+
+    snprintf(at, sizeof at, "%lld", (long long)(cli_wall_ms() + 60000));
+    pid = h_spawn(h_bin(), url, ARGS("run", "tick", "--key", "b", "--start-at", at),
+                  ARGS("RATCHET_LOG_LEVEL=debug"));
+    ck_assert_msg(h_await_stderr(pid, "\"event\":\"start_wait\"", 30000), "%s", h_stderr(pid));
+    code = cli_stop(pid, SIGTERM, false);
+    EXPECT_EXIT(pid, code, 75);
+    cli_assert_contains(h_stderr(pid), "nothing was done");
+    ck_assert_int_eq(h_query_int(url, "SELECT count(*) FROM rt_run WHERE run_key = 'b'"), 0);
+
+    code = cli_run(h_bin(), url, ARGS("run", "tick", "--key", "c", "--start-at", "soon"), NULL,
+                   60000, &pid);
+    EXPECT_EXIT(pid, code, 2);
+    cli_assert_contains(h_stderr(pid), "--start-at takes epoch milliseconds");
+}
+END_TEST
+
 /* A job without declared params: its typed getters refuse bad values at run time. */
 START_TEST(test_loose_params) {
     const char *url = h_db_new(_i);
@@ -1411,6 +1454,7 @@ Suite *cli_suite(void) {
     cli_add(s, "sigterm_twice", test_sigterm_twice, 60, true);
     cli_add(s, "sigint", test_sigint, 60, true);
     cli_add(s, "no_key", test_no_key, 60, true);
+    cli_add(s, "start_at", test_start_at, 60, true);
     cli_add(s, "loose_params", test_loose_params, 60, true);
     cli_add(s, "deadline", test_deadline, 60, true);
     cli_add(s, "bad_input", test_bad_input, 120, true);

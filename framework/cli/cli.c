@@ -71,7 +71,7 @@ static const char cli_run_usage[] =
     "usage: ratchet [--db URL] run JOB [--key K] [--param NAME=VALUE]...\n"
     "                              [--grace S] [--chunk-items N] [--chunk-ms MS]\n"
     "                              [--if-running fail|skip|wait] [--lease-ttl S]\n"
-    "                              [--restart-step NAME]\n"
+    "                              [--restart-step NAME] [--start-at MS]\n"
     "\n"
     "Run or resume the run (JOB, K) in the foreground. Without --key, resume\n"
     "JOB's latest unfinished run or start a new one keyed by the current time.\n"
@@ -98,6 +98,9 @@ static const char cli_run_usage[] =
     "                       current definition, from the step's start (its\n"
     "                       cursor and item count cleared; the run's total\n"
     "                       items kept); also after the steps changed\n"
+    "  --start-at MS        connect and get ready now, take the run at this\n"
+    "                       wall-clock time (ms since the epoch): for a\n"
+    "                       scheduler that starts the process ahead of its slot\n"
     "\n"
     "On SIGTERM/SIGINT a chunked step commits the items it finished and an\n"
     "atomic step rolls back; the process exits 75. Run again to resume.\n";
@@ -141,7 +144,7 @@ static const char cli_migrate_usage[] =
  */
 enum {
     O_GRACE, O_TTL, O_ITEMS, O_CHUNK_MS, /* run, daemon, worker */
-    O_KEY, O_PARAM, O_IF_RUNNING, O_RESTART,
+    O_KEY, O_PARAM, O_IF_RUNNING, O_RESTART, O_START_AT,
     O_ONLY, O_WORKERS, O_METRICS, O_SCHEDULE, O_OVERLAP, O_MISFIRE,
     O_LATENESS, O_RUN_AT, O_PRIORITY, O_MAX_ATTEMPTS, O_JSON, O_LIMIT,
     O_FORCE, O_TIMEOUT, O_OLDER_THAN,
@@ -263,6 +266,8 @@ static const rt__cli_opt cli_run_opts_table[] = {
     CLI_ROW_TTL,
     {"--restart-step", RT_CLI_WORD, O_RESTART,
      "needs a step name (see 'ratchet jobs')", 0, 0, "NAME", 0, NULL},
+    {"--start-at", RT_CLI_INT, O_START_AT, "takes epoch milliseconds", 0,
+     CLI_INT_MAX, "MS", 0, NULL},
     CLI_ROW_END,
 };
 
@@ -314,6 +319,7 @@ static int cli_run(const cli *c, const rt__cli_args *a) {
     o.lease_ttl_ms = (int64_t)llround(ro.ttl * 1000);
     o.chunk_items = ro.chunk_items;
     o.chunk_ms = ro.chunk_ms;
+    o.start_at_ms = a->v[O_START_AT].i;
     /* The handlers are in since rt_main began (a SIGTERM while it parsed,
      * connects or migrates also ends in exit 75): --grace sets the
      * deadline, also of a stop that came already. */

@@ -433,6 +433,8 @@ typedef struct rt__run_opts {
     int if_running;       /* RT_IF_RUNNING_*: what a start does when a live
                              process holds the run's lease */
     int64_t lease_ttl_ms; /* the lease's time to live */
+    int64_t start_at_ms;  /* wall-clock ms: ready by then, the run taken
+                             then (rt_run_opts.start_at_ms); 0: at once */
     /* --restart-step: an existing unfinished run takes the current
      * definition and continues at this step, its cursor cleared; NULL: no */
     const char *restart_step;

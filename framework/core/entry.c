@@ -287,6 +287,7 @@ static int entry_check(const rt_job *job, const char *key,
     o->chunk_items = ro->chunk_items == 0 ? 1000
                      : ro->chunk_items < 0 ? 0 : ro->chunk_items;
     o->chunk_ms = ro->chunk_ms == 0 ? 1000 : ro->chunk_ms < 0 ? 0 : ro->chunk_ms;
+    o->start_at_ms = ro->start_at_ms > 0 ? ro->start_at_ms : 0;
     if (isnan(ro->grace_s)) {
         snprintf(err, errlen, "rt_run: grace_s is not a number");
         return RT_INVALID;

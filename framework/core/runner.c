@@ -1292,6 +1292,15 @@ static runner_took runner_lease_take(runner *r, rt__lease *l,
                                      const char *scope, rt__run_opts *o,
                                      int rc, bool took_over);
 
+/* Sleep until the wall clock reaches at_ms, in steps short enough to see
+ * a stop request from another thread (rt_request_stop) as well as a
+ * signal's; false when a stop came first. */
+static bool runner_sleep_until(int64_t at_ms) {
+    for (int64_t left; !rt__stop_flag && (left = at_ms - rt__wall_ms()) > 0;)
+        rt__sleep_ms(left < 50 ? left : 50);
+    return !rt__stop_flag;
+}
+
 /*
  * Take the scope's lease, or do what --if-running says when a live process
  * holds it. A lease readied already (l->s set: the caller's, or lease_bg.c's)
@@ -1316,6 +1325,25 @@ static runner_took runner_lease(runner *r, rt__lease *l, const char *scope,
         return runner_ended(r, rc == RT_INVALID ? RT_EXIT_USAGE
                                : rc == RT_CONN  ? RT_EXIT_INTERRUPTED
                                                 : RT_EXIT_FAILED);
+    }
+    if (o->start_at_ms > rt__wall_ms()) {
+        /* Early: do now the first-use work of the statements the start
+         * needs (a server plans each on a new session), then wait. */
+        rt__lease_warm(l);
+        rt__run warm;
+        if (o->key && rt__run_load(r->s, r->job->name, o->key, &warm) == RT_OK)
+            rt__run_free(&warm);
+        char at[40];
+        rt__iso8601_ms(o->start_at_ms, at, sizeof at);
+        rt__log(RT_LOG_DEBUG, "start_wait", &f, "ready; the run is taken at %s",
+                at);
+        if (!runner_sleep_until(o->start_at_ms)) {
+            rt__log(RT_LOG_INFO, "interrupted", &f, "%s",
+                    "stopped before the run's start time; nothing was done");
+            runner_why(r, RT_STOPPED, "stopped before the run's start time; "
+                       "nothing was done");
+            return runner_ended(r, RT_EXIT_INTERRUPTED);
+        }
     }
     bool took_over = false;
     rc = rt__lease_acquire(l, o->key, &took_over);
@@ -1597,7 +1625,7 @@ int rt__runner_run(rt_store *s, const rt_job *job, const rt__run_opts *given,
              o.key ? o.key : "");
     /* The lease first, then the run: a run read in the meantime is kept
      * only when runner_lease_early says so. */
-    bool early = o.url && o.key && !o.lease && o.lease_bg &&
+    bool early = o.url && o.key && !o.lease && !o.start_at_ms && o.lease_bg &&
                  rt__lease_bg_take(o.lease_bg, job->name, scope, o.key);
     bool read = false;
     if (early) took = runner_lease_early(&r, o.lease_bg, scope, &o, &read);

@@ -102,6 +102,7 @@ int rt__cli_run(const rt_job *job, const rt__cli_run_opts *c) {
     o.lease_ttl_ms = c->lease_ttl_ms;
     o.chunk_items = c->chunk_items;
     o.chunk_ms = c->chunk_ms;
+    o.start_at_ms = c->start_at_ms;
     rt__store_set_label(job->name);
     /* The way rt_run goes too (core/entry.c): open, migrate, run; the
      * stop handlers may interrupt its SQL, and their deadline is --grace. */

@@ -13,10 +13,13 @@
  * child is exec'd rather than forked alone: the daemon holds a database
  * connection (and may serve metrics from a thread), and a child must not
  * inherit an open SQLite connection or a libpq call half done. A slot's
- * child is started at the slot time.
+ * child is started DAEMON_LOOKAHEAD_MS before its slot with `--start-at`
+ * the slot time (a public flag of `run`): it connects meanwhile, so the
+ * run begins within milliseconds of the slot.
  *
  *   overlap  decided and carried out here. The job's previous run still
- *            holds the lease at slot time:
+ *            holds the lease as the slot's child is started (up to
+ *            DAEMON_LOOKAHEAD_MS before the slot):
  *            skip - the daemon records the slot as a 'skipped' run
  *            (daemon_record_skip) instead of starting it; a child that
  *            finds the lease taken meanwhile (--if-running skip) leaves
@@ -61,6 +64,10 @@
 #include "service/metrics.h"
 
 #define DAEMON_MISFIRE_MS 1000
+/* A slot's process starts this long before its slot (`run --start-at`):
+ * it connects and readies its lease meanwhile, so the run begins within
+ * milliseconds of the slot time. */
+#define DAEMON_LOOKAHEAD_MS 300
 #define DAEMON_WORK_MS 250
 #define DAEMON_ORPHAN_MS 2000
 #define DAEMON_MAX_CHILDREN_PER_JOB 8
@@ -317,8 +324,10 @@ static void daemon_spawn_worker(scheduler *d) {
 
 /* Start `run JOB --key KEY ...` as a child (public flags only). */
 static int daemon_spawn(scheduler *d, const sched *sc, const char *key,
-                        const char *if_running, bool record_skip) {
+                        const char *if_running, bool record_skip,
+                        int64_t start_at_ms) {
     const char *argv[24];
+    char start_at[32];
     int n = 0;
     argv[n++] = d->exe;
     argv[n++] = "run";
@@ -335,6 +344,11 @@ static int daemon_spawn(scheduler *d, const sched *sc, const char *key,
     argv[n++] = d->items;
     argv[n++] = "--chunk-ms";
     argv[n++] = d->chunk_ms;
+    if (start_at_ms > 0) {
+        snprintf(start_at, sizeof start_at, "%lld", (long long)start_at_ms);
+        argv[n++] = "--start-at";
+        argv[n++] = start_at;
+    }
     argv[n] = NULL;
     pid_t pid = daemon_exec(d, argv);
     if (pid < 0) return RT_NOMEM;
@@ -486,7 +500,8 @@ static int daemon_slot(scheduler *d, const sched *sc, int64_t slot) {
         (rc = daemon_record_skip(d, sc, key, false, &held)) != RT_OK)
         return rc;
     if (held) return RT_OK;
-    rc = daemon_spawn(d, sc, key, queue ? "wait" : "skip", per_job && !queue);
+    rc = daemon_spawn(d, sc, key, queue ? "wait" : "skip", per_job && !queue,
+                      slot > rt__wall_ms() ? slot : 0);
     if (rc != RT_OK)
         rt__log(RT_LOG_ERROR, "spawn", NULL, "cannot start a process for %s "
                 "slot %s: %s", sc->job->name, key, strerror(errno));
@@ -545,13 +560,15 @@ static int daemon_misfire(scheduler *d, sched *sc, int64_t first, int64_t now) {
     return rc;
 }
 
-/* Deal with every slot due by now; *wake_ms: when to look next. */
+/* Deal with every slot due by now + DAEMON_LOOKAHEAD_MS; *wake_ms: when to
+ * look next. */
 static void daemon_fire(scheduler *d, sched *sc, int64_t now, int64_t *wake_ms) {
     for (;;) {
         int64_t slot = rt__cron_next(sc->cron, sc->cursor_ms);
         if (slot < 0) return;
-        if (slot > now) {
-            if (slot < *wake_ms) *wake_ms = slot;
+        if (slot - now > DAEMON_LOOKAHEAD_MS) {
+            if (slot - DAEMON_LOOKAHEAD_MS < *wake_ms)
+                *wake_ms = slot - DAEMON_LOOKAHEAD_MS;
             return;
         }
         bool late = now - slot > DAEMON_MISFIRE_MS;
@@ -624,7 +641,7 @@ static void daemon_work(scheduler *d, sched *sc) {
         f.key = keys[i];
         rt__log(RT_LOG_INFO, "pick_up", &f, "%s",
                 "starting a scheduled run that nobody works on");
-        daemon_spawn(d, sc, keys[i], "skip", false);
+        daemon_spawn(d, sc, keys[i], "skip", false, 0);
         if (per_job) return;
     }
 }
