@@ -1397,12 +1397,12 @@ START_TEST(test_completion_bash) {
     static const char *const run_flags[] = {
         " --db ",       " --key ",        " --param ",     " --grace ",
         " --chunk-items ", " --chunk-ms ", " --if-running ", " --lease-ttl ",
-        " --restart-step ", " --help "};
+        " --restart-step ", " --start-at ", " --help "};
     for (size_t i = 0; i < sizeof run_flags / sizeof run_flags[0]; i++)
         cli_assert_contains(flags, run_flags[i]);
     cli_assert_lacks(flags, " --concurrency ");
     cli_assert_lacks(flags, " --json ");
-    cli_assert_lacks(flags, " --start-at "); /* internal */
+    cli_assert_lacks(flags, " --record-skip "); /* the daemon's, hidden */
     free(flags);
     flags = cli_complete(file, "_ratchet", ARGS("ratchet", "worker", "--"));
     cli_assert_contains(flags, " --concurrency ");

@@ -144,7 +144,7 @@ static const char cli_migrate_usage[] =
  */
 enum {
     O_GRACE, O_TTL, O_ITEMS, O_CHUNK_MS, /* run, daemon, worker */
-    O_KEY, O_PARAM, O_IF_RUNNING, O_RESTART, O_START_AT,
+    O_KEY, O_PARAM, O_IF_RUNNING, O_RESTART, O_START_AT, O_RECORD_SKIP,
     O_ONLY, O_WORKERS, O_METRICS, O_SCHEDULE, O_OVERLAP, O_MISFIRE,
     O_LATENESS, O_RUN_AT, O_PRIORITY, O_MAX_ATTEMPTS, O_JSON, O_LIMIT,
     O_FORCE, O_TIMEOUT, O_OLDER_THAN,
@@ -268,6 +268,10 @@ static const rt__cli_opt cli_run_opts_table[] = {
      "needs a step name (see 'ratchet jobs')", 0, 0, "NAME", 0, NULL},
     {"--start-at", RT_CLI_INT, O_START_AT, "takes epoch milliseconds", 0,
      CLI_INT_MAX, "MS", 0, NULL},
+    /* Internal (the daemon's children): a cron slot's run, recorded
+     * skipped when its job is held by another run. */
+    {"--record-skip", RT_CLI_FLAG, O_RECORD_SKIP, NULL, 0, 0, NULL,
+     RT_CLI_HIDDEN, NULL},
     CLI_ROW_END,
 };
 
@@ -320,6 +324,7 @@ static int cli_run(const cli *c, const rt__cli_args *a) {
     o.chunk_items = ro.chunk_items;
     o.chunk_ms = ro.chunk_ms;
     o.start_at_ms = a->v[O_START_AT].i;
+    o.record_skip = a->v[O_RECORD_SKIP].set;
     /* The handlers are in since rt_main began (a SIGTERM while it parsed,
      * connects or migrates also ends in exit 75): --grace sets the
      * deadline, also of a stop that came already. */

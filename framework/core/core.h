@@ -435,6 +435,9 @@ typedef struct rt__run_opts {
     int64_t lease_ttl_ms; /* the lease's time to live */
     int64_t start_at_ms;  /* wall-clock ms: ready by then, the run taken
                              then (rt_run_opts.start_at_ms); 0: at once */
+    bool record_skip;     /* the daemon's slot run (--record-skip): held
+                             by another run under if_running skip, it is
+                             recorded 'skipped' there and then */
     /* --restart-step: an existing unfinished run takes the current
      * definition and continues at this step, its cursor cleared; NULL: no */
     const char *restart_step;

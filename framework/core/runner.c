@@ -1292,6 +1292,30 @@ static runner_took runner_lease_take(runner *r, rt__lease *l,
                                      const char *scope, rt__run_opts *o,
                                      int rc, bool took_over);
 
+/*
+ * A cron slot came due while another run of the job holds it: the daemon's
+ * overlap policy is skip, so the slot's run is recorded as skipped, at the
+ * instant its process found the lease held (the daemon's --record-skip).
+ */
+static int runner_skip_slot(runner *r, rt__lease *l, const rt__run_opts *o) {
+    char reason[512];
+    snprintf(reason, sizeof reason,
+             "slot skipped: run '%s' of %s was still going (held by %s)",
+             l->holder_key, r->job->name, l->holder);
+    bool skipped = false;
+    rt__log_fields f = RT_LOG_FIELDS_NONE;
+    f.job = r->job->name;
+    f.key = o->key;
+    if (rt__run_skip(r->s, r->job->name, o->key, reason, &skipped) != RT_OK) {
+        rt__log(RT_LOG_ERROR, "db_error", &f, "recording the skipped slot: %s",
+                r->s->errmsg);
+        runner_why(r, RT_DBERR, r->s->errmsg);
+        return RT_EXIT_FAILED;
+    }
+    if (skipped) rt__log(RT_LOG_INFO, "slot_skipped", &f, "%s", reason);
+    return RT_EXIT_OK;
+}
+
 /* Sleep until the wall clock reaches at_ms, in steps short enough to see
  * a stop request from another thread (rt_request_stop) as well as a
  * signal's; false when a stop came first. */
@@ -1392,6 +1416,9 @@ static runner_took runner_lease_take(runner *r, rt__lease *l,
             runner_why(r, RT_HELD, msg);
             return runner_ended(r, RT_EXIT_HELD);
         }
+        if (rc == RT_HELD && o->if_running == RT_IF_RUNNING_SKIP &&
+            o->record_skip && o->key && strcmp(l->holder_key, o->key))
+            return runner_ended(r, runner_skip_slot(r, l, o));
         if (rc == RT_HELD && o->if_running == RT_IF_RUNNING_SKIP) {
             /* Its caller says so (rt__run_out), as loud as it likes. */
             r->skipped = true;

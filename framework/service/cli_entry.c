@@ -103,6 +103,7 @@ int rt__cli_run(const rt_job *job, const rt__cli_run_opts *c) {
     o.chunk_items = c->chunk_items;
     o.chunk_ms = c->chunk_ms;
     o.start_at_ms = c->start_at_ms;
+    o.record_skip = c->record_skip;
     rt__store_set_label(job->name);
     /* The way rt_run goes too (core/entry.c): open, migrate, run; the
      * stop handlers may interrupt its SQL, and their deadline is --grace. */

@@ -100,6 +100,7 @@ typedef struct rt__cli_run_opts {
     const char *restart_step;    /* NULL: none */
     int64_t lease_ttl_ms, chunk_items, chunk_ms;
     int64_t start_at_ms;         /* --start-at: wall-clock ms; 0: at once */
+    bool record_skip;            /* the daemon's hidden --record-skip */
 } rt__cli_run_opts;
 
 /* Run or resume job in the foreground, the stop handlers in (the way

@@ -6,28 +6,17 @@
  * whose insert created it starts it. So any number of replicas make exactly
  * one run per slot, with no leader and no comparison of their clocks.
  *
- * A run goes through `ratchet run` in a child process (this program,
- * exec'd with public flags only, the URL in its environment as RATCHET_DB,
- * never in its argv): the lease, fencing and stop handling are those of
- * `ratchet run`, and a job that crashes takes no daemon with it. The
- * child is exec'd rather than forked alone: the daemon holds a database
- * connection (and may serve metrics from a thread), and a child must not
- * inherit an open SQLite connection or a libpq call half done. A slot's
- * child is started DAEMON_LOOKAHEAD_MS before its slot with `--start-at`
- * the slot time (a public flag of `run`): it connects meanwhile, so the
- * run begins within milliseconds of the slot.
+ * A run goes through `run` in a child process (this program, exec'd): the
+ * lease, fencing and stop handling are those of `ratchet run`, and a job that
+ * crashes takes no daemon with it. A child is started DAEMON_LOOKAHEAD_MS
+ * before its slot; it connects, then waits for the slot, so a run starts
+ * within milliseconds of its slot time.
  *
- *   overlap  decided and carried out here. The job's previous run still
- *            holds the lease as the slot's child is started (up to
- *            DAEMON_LOOKAHEAD_MS before the slot):
- *            skip - the daemon records the slot as a 'skipped' run
- *            (daemon_record_skip) instead of starting it; a child that
- *            finds the lease taken meanwhile (--if-running skip) leaves
- *            the run pending and exits 0, and the daemon, reaping it,
- *            records the slot skipped then;
- *            queue - the child waits for the lease (--if-running wait); a
- *            later slot that finds an older one queued is left pending for
- *            the work loop, which starts pending runs oldest first.
+ *   overlap  the job's previous run still holds the lease at slot time:
+ *            skip - the child records the slot as a 'skipped' run;
+ *            queue - the child waits for the lease; a later slot that finds
+ *            an older one queued is left pending for the work loop, which
+ *            starts pending runs oldest first.
  *   misfire  a slot found more than DAEMON_MISFIRE_MS late (no daemon ran,
  *            or this one was stalled): catch-up makes one run, keyed by the
  *            newest missed slot, unless it is later than max lateness; skip
@@ -63,11 +52,8 @@
 #include "service/service.h"
 #include "service/metrics.h"
 
-#define DAEMON_MISFIRE_MS 1000
-/* A slot's process starts this long before its slot (`run --start-at`):
- * it connects and readies its lease meanwhile, so the run begins within
- * milliseconds of the slot time. */
 #define DAEMON_LOOKAHEAD_MS 300
+#define DAEMON_MISFIRE_MS 1000
 #define DAEMON_WORK_MS 250
 #define DAEMON_ORPHAN_MS 2000
 #define DAEMON_MAX_CHILDREN_PER_JOB 8
@@ -87,9 +73,6 @@ typedef struct child {
     pid_t pid;
     const sched *sc;
     char key[64];
-    bool record_skip; /* a slot's run under overlap skip: left pending by
-                         a child that found the job held, it is recorded
-                         skipped when the child is reaped */
 } child;
 
 typedef struct scheduler {
@@ -273,28 +256,18 @@ static int daemon_count_kids(const scheduler *d, const sched *sc) {
 /*
  * Start this program with argv as a child that dies with the daemon. The
  * child's environment lacks NOTIFY_SOCKET: only the daemon, the service's
- * main process, speaks to systemd; and it has RATCHET_DB, the daemon's
- * URL: the child finds the database there, not in its argv (ps shows
- * argv). Built before fork, as a child of a threaded process may only make
- * async-signal-safe calls before exec; the daemon's own environment is
- * left as it is (a metrics thread may read it: libpq).
+ * main process, speaks to systemd (built before fork, as a child of a
+ * threaded process may only make async-signal-safe calls before exec).
  */
 static pid_t daemon_exec(scheduler *d, const char **argv) {
     size_t n = 0;
     while (environ[n]) n++;
-    char **env = rt__xcalloc(n + 2, sizeof *env);
-    size_t j = 0;
-    for (size_t i = 0; i < n; i++)
-        if (strncmp(environ[i], "NOTIFY_SOCKET=", 14) != 0 &&
-            strncmp(environ[i], "RATCHET_DB=", 11) != 0)
-            env[j++] = environ[i];
-    rt__buf db = {0};
-    rt__buf_printf(&db, "RATCHET_DB=%s", d->o->url);
-    env[j] = db.p;
+    char **env = rt__xcalloc(n + 1, sizeof *env);
+    for (size_t i = 0, j = 0; i < n; i++)
+        if (strncmp(environ[i], "NOTIFY_SOCKET=", 14) != 0) env[j++] = environ[i];
     pid_t pid = rt__fork_tied();
     if (pid != 0) {
         free(env);
-        rt__buf_free(&db);
         return pid;
     }
     execve(d->exe, (char *const *)argv, env);
@@ -322,12 +295,13 @@ static void daemon_spawn_worker(scheduler *d) {
     d->worker_restart_ns = rt__mono_ns() + 1000000000LL;
 }
 
-/* Start `run JOB --key KEY ...` as a child (public flags only). */
+/* Start `run JOB --key KEY ...` as a child. */
 static int daemon_spawn(scheduler *d, const sched *sc, const char *key,
-                        const char *if_running, bool record_skip,
-                        int64_t start_at_ms) {
-    const char *argv[24];
+                        int64_t start_at_ms, const char *if_running,
+                        bool record_skip) {
     char start_at[32];
+    snprintf(start_at, sizeof start_at, "%lld", (long long)start_at_ms);
+    const char *argv[24];
     int n = 0;
     argv[n++] = d->exe;
     argv[n++] = "run";
@@ -345,10 +319,10 @@ static int daemon_spawn(scheduler *d, const sched *sc, const char *key,
     argv[n++] = "--chunk-ms";
     argv[n++] = d->chunk_ms;
     if (start_at_ms > 0) {
-        snprintf(start_at, sizeof start_at, "%lld", (long long)start_at_ms);
         argv[n++] = "--start-at";
         argv[n++] = start_at;
     }
+    if (record_skip) argv[n++] = "--record-skip";
     argv[n] = NULL;
     pid_t pid = daemon_exec(d, argv);
     if (pid < 0) return RT_NOMEM;
@@ -357,47 +331,7 @@ static int daemon_spawn(scheduler *d, const sched *sc, const char *key,
     k->pid = pid;
     k->sc = sc;
     snprintf(k->key, sizeof k->key, "%s", key);
-    k->record_skip = record_skip;
     return RT_OK;
-}
-
-/*
- * Overlap skip: the slot's run is recorded as skipped, naming the run that
- * holds the job's lease when its lease still says which (*held: it is held
- * by another run; false: free, or the slot's own). At the slot's start
- * (daemon_slot), or when the slot's child found the lease taken meanwhile
- * (--if-running skip) and left the run pending (daemon_reap, after: the
- * holder may be gone by then, and the reason says less).
- */
-static int daemon_record_skip(scheduler *d, const sched *sc, const char *key,
-                              bool after, bool *held) {
-    const rt_job *job = sc->job;
-    char holder_key[256] = "", owner[160] = "";
-    bool free_now = true;
-    int rc = rt__lease_peek(d->s, job->name, &free_now, holder_key,
-                            sizeof holder_key, owner, sizeof owner, NULL,
-                            NULL);
-    if (rc != RT_OK) return rc;
-    *held = !free_now && holder_key[0] && strcmp(holder_key, key) != 0;
-    if (!*held && !after) return RT_OK;
-    char reason[800];
-    if (*held)
-        snprintf(reason, sizeof reason,
-                 "slot skipped: run '%s' of %s was still going (held by %s)",
-                 holder_key, job->name, owner);
-    else
-        snprintf(reason, sizeof reason,
-                 "slot skipped: run of %s was still going (its lease was "
-                 "taken at the slot's start)", job->name);
-    bool skipped = false;
-    rt__log_fields f = RT_LOG_FIELDS_NONE;
-    f.job = job->name;
-    f.key = key;
-    rc = rt__run_skip(d->s, job->name, key, reason, &skipped);
-    if (rc == RT_OK && skipped)
-        rt__log(RT_LOG_INFO, "slot_skipped", &f, "%s", reason);
-    *held = true;
-    return rc;
 }
 
 /* Collect children that exited; say so when one did not end cleanly. */
@@ -419,11 +353,6 @@ static void daemon_reap(scheduler *d) {
             d->kids[i] = d->kids[--d->nkids];
             int code = WIFEXITED(status) ? WEXITSTATUS(status)
                                          : 128 + WTERMSIG(status);
-            bool held;
-            if (code == RT_EXIT_OK && k.record_skip &&
-                daemon_record_skip(d, k.sc, k.key, true, &held) != RT_OK)
-                rt__store_trouble(d->s, &d->trouble_logged_ns,
-                                  "recording a skipped slot");
             if (code == RT_EXIT_OK || code == RT_EXIT_INTERRUPTED) break;
             rt__log_fields f = RT_LOG_FIELDS_NONE;
             f.job = k.sc->job->name;
@@ -471,7 +400,8 @@ static int daemon_older_unfinished(scheduler *d, const sched *sc, int64_t slot,
 /* ------------------------------------------------------------ the slots */
 
 /* The run of one slot: created here, then started here. */
-static int daemon_slot(scheduler *d, const sched *sc, int64_t slot) {
+static int daemon_slot(scheduler *d, const sched *sc, int64_t slot,
+                       int64_t start_at_ms) {
     char key[64];
     daemon_slot_key(slot, key, sizeof key);
     bool created = false;
@@ -493,15 +423,8 @@ static int daemon_slot(scheduler *d, const sched *sc, int64_t slot) {
             return RT_OK;
         }
     }
-    /* Overlap skip: the job held by another run now skips the slot, as
-     * its child would find it. */
-    bool held = false;
-    if (per_job && !queue &&
-        (rc = daemon_record_skip(d, sc, key, false, &held)) != RT_OK)
-        return rc;
-    if (held) return RT_OK;
-    rc = daemon_spawn(d, sc, key, queue ? "wait" : "skip", per_job && !queue,
-                      slot > rt__wall_ms() ? slot : 0);
+    rc = daemon_spawn(d, sc, key, start_at_ms, queue ? "wait" : "skip",
+                      per_job && !queue);
     if (rc != RT_OK)
         rt__log(RT_LOG_ERROR, "spawn", NULL, "cannot start a process for %s "
                 "slot %s: %s", sc->job->name, key, strerror(errno));
@@ -541,7 +464,7 @@ static int daemon_misfire(scheduler *d, sched *sc, int64_t first, int64_t now) {
     f.key = key;
     int rc;
     if (sc->misfire == RT_MISFIRE_CATCH_UP && !too_late) {
-        rc = daemon_slot(d, sc, newest);
+        rc = daemon_slot(d, sc, newest, 0);
         if (rc == RT_OK)
             rt__log(RT_LOG_WARN, "misfire", &f,
                     "slots from %s to %s were missed; catching up with one run",
@@ -560,8 +483,7 @@ static int daemon_misfire(scheduler *d, sched *sc, int64_t first, int64_t now) {
     return rc;
 }
 
-/* Deal with every slot due by now + DAEMON_LOOKAHEAD_MS; *wake_ms: when to
- * look next. */
+/* Deal with every slot due by now + lookahead; *wake_ms: when to look next. */
 static void daemon_fire(scheduler *d, sched *sc, int64_t now, int64_t *wake_ms) {
     for (;;) {
         int64_t slot = rt__cron_next(sc->cron, sc->cursor_ms);
@@ -573,7 +495,7 @@ static void daemon_fire(scheduler *d, sched *sc, int64_t now, int64_t *wake_ms) 
         }
         bool late = now - slot > DAEMON_MISFIRE_MS;
         int rc = late ? daemon_misfire(d, sc, slot, now)
-                      : daemon_slot(d, sc, slot);
+                      : daemon_slot(d, sc, slot, slot);
         if (rc != RT_OK) {
             rt__store_trouble(d->s, &d->trouble_logged_ns, "scheduling a slot");
             return;
@@ -641,7 +563,7 @@ static void daemon_work(scheduler *d, sched *sc) {
         f.key = keys[i];
         rt__log(RT_LOG_INFO, "pick_up", &f, "%s",
                 "starting a scheduled run that nobody works on");
-        daemon_spawn(d, sc, keys[i], "skip", false, 0);
+        daemon_spawn(d, sc, keys[i], 0, "skip", false);
         if (per_job) return;
     }
 }
@@ -768,7 +690,10 @@ int rt__daemon(const rt_job *const *jobs, const rt__daemon_opts *o) {
     }
     rt__metrics_server *metrics = NULL;
     if (!code) {
-        /* The children exec at once: no fork guard. */
+        /* The children find the database here, not in their argv (ps). */
+        setenv("RATCHET_DB", o->url, 1);
+        /* After setenv: the server's thread reads the environment (libpq).
+         * The children exec at once: no fork guard. */
         if (o->metrics_listen)
             code = rt__metrics_serve_start(o->metrics_listen, o->url, false,
                                            &metrics);
