@@ -170,7 +170,7 @@ START_TEST(test_pgproxy_commit_in_doubt) {
     if (k->last)
         ck_assert_msg(pgp_dropped_type(p) == 'B' || pgp_dropped_type(p) == 'P',
                       "%s: the last COMMIT went as a simple query, not pipelined "
-                      "(store_pg.c changed?): this case no longer covers the "
+                      "(store/postgres.c changed?): this case no longer covers the "
                       "extended protocol", k->name);
     int code;
     if (k->long_ && k->refuse) {

@@ -7,7 +7,7 @@
  * own transaction together with its row in rt_schema_version: killed at any
  * instant, the database is at one version or the next, never between. A
  * database newer than the library is refused, untouched. A migration that
- * cannot have its locks in time (PostgreSQL: 500 ms, store_pg.c) gives
+ * cannot have its locks in time (PostgreSQL: 500 ms, store/postgres.c) gives
  * way and is tried again every 2 s, so the runs go on meanwhile, for 60 s
  * at most.
  */
@@ -131,7 +131,7 @@ int rt__migrate(rt_store *s, int *from, int *to) {
     while (!done) {
         int rc = migrate_one(s, latest, &version, &done);
         if (rc == RT_BUSY && !rt__stop_flag) {
-            /* A lock not had in time (store_pg.c, pg_lock_schema): others
+            /* A lock not had in time (store/postgres.c, pg_lock_schema): others
              * go on meanwhile; say so now and then, and try again. */
             if (rt__mono_ns() - started_ns > patience_ns) {
                 char why[RT_ERRMSG_MAX];

@@ -51,7 +51,7 @@
  *       INSERT it; UPDATE the run's cursor; COMMIT), print "committed" on
  *       stderr, and exit.
  *
- * The connection sets the session options ratchet sets (store_pg.c).
+ * The connection sets the session options ratchet sets (store/postgres.c).
  */
 #define _POSIX_C_SOURCE 200809L
 #include <libpq-fe.h>
@@ -107,7 +107,7 @@ static void run_clear(const char *name, int n, const char *const *vals) {
 }
 
 static void open_db(const char *conninfo) {
-    /* ratchet's session defaults (store_pg.c); the conninfo wins. */
+    /* ratchet's session defaults (store/postgres.c); the conninfo wins. */
     const char *keys[] = {"application_name", "options", "dbname", NULL};
     const char *vals[] = {"ratchet-bench-baseline",
                           "-c idle_in_transaction_session_timeout=60s "
