@@ -19,21 +19,6 @@
 #include "service/service.h"
 #include "suites.h"
 
-static rt_store *unit_open(const char *url) {
-    char err[RT_ERRMSG_MAX];
-    rt_store *s = NULL;
-    int rc = rt__store_open(url, &s, err, sizeof err);
-    ck_assert_msg(rc == RT_OK, "open %s: %s", url, err);
-    return s;
-}
-
-static rt_store *unit_migrated(const char *url) {
-    rt_store *s = unit_open(url);
-    int rc = rt__migrate(s, NULL, NULL);
-    ck_assert_msg(rc == RT_OK, "migrate: %s", s->errmsg);
-    return s;
-}
-
 /* Apply the embedded migrations 1..upto by hand, as an older binary would. */
 static void unit_migrate_by_hand(rt_store *s, int upto) {
     ck_assert_int_eq(rt__store_exec_script(s,
@@ -54,7 +39,7 @@ START_TEST(test_migrate_from_every_version) {
     int latest = rt__schema_latest(h_backend_name(_i));
     ck_assert_int_ge(latest, 1);
     for (int v = 0; v < latest; v++) {
-        rt_store *s = unit_open(h_db_new(_i));
+        rt_store *s = h_store_open(h_db_new(_i));
         if (v > 0) unit_migrate_by_hand(s, v);
         int from = -1, to = -1;
         ck_assert_msg(rt__migrate(s, &from, &to) == RT_OK, "%s", s->errmsg);
@@ -77,7 +62,7 @@ END_TEST
  */
 START_TEST(test_migrate_gives_way_to_running_steps) {
     const char *url = h_db_new(_i);
-    rt_store *step = unit_open(url);
+    rt_store *step = h_store_open(url);
     int latest = rt__schema_latest("postgres");
     unit_migrate_by_hand(step, latest - 1);
     ck_assert_int_eq(rt__store_begin(step), RT_OK);
@@ -123,12 +108,12 @@ END_TEST
 
 START_TEST(test_migrate_refuses_newer_schema) {
     const char *url = h_db_new(_i);
-    rt__store_close(unit_migrated(url));
+    rt__store_close(h_store_migrated(url));
     int latest = rt__schema_latest(h_backend_name(_i));
     char sql[128];
     snprintf(sql, sizeof sql, "INSERT INTO rt_schema_version VALUES (%d, 'future', 0)", latest + 1);
     h_exec(url, sql);
-    rt_store *s = unit_open(url);
+    rt_store *s = h_store_open(url);
     ck_assert_int_eq(rt__migrate(s, NULL, NULL), RT_SCHEMA);
     ck_assert_ptr_nonnull(strstr(s->errmsg, "newer"));
     rt__store_close(s);

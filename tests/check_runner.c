@@ -29,21 +29,6 @@ static int runner_exit(rt_store *s, const rt_job *job, const rt__run_opts *o) {
     return out.exit_code;
 }
 
-static rt_store *unit_open(const char *url) {
-    char err[RT_ERRMSG_MAX];
-    rt_store *s = NULL;
-    int rc = rt__store_open(url, &s, err, sizeof err);
-    ck_assert_msg(rc == RT_OK, "open %s: %s", url, err);
-    return s;
-}
-
-static rt_store *unit_migrated(const char *url) {
-    rt_store *s = unit_open(url);
-    int rc = rt__migrate(s, NULL, NULL);
-    ck_assert_msg(rc == RT_OK, "migrate: %s", s->errmsg);
-    return s;
-}
-
 /* ---- the commit protocol, in process */
 
 static int unit_calls;
@@ -70,7 +55,7 @@ static const rt_job unit_chunk_job = {.name = "unitchunks", .steps = unit_chunk_
 
 START_TEST(test_commit_protocol_work_and_progress_together) {
     const char *url = h_db_new(_i);
-    rt_store *s = unit_migrated(url);
+    rt_store *s = h_store_migrated(url);
     rt__run_opts o = {.key = "k1"};
     unit_calls = 0;
     int code = runner_exit(s, &unit_chunk_job, &o);
@@ -106,7 +91,7 @@ static const rt_job unit_stolen_job = {.name = "unitstolen", .steps = unit_stole
 
 START_TEST(test_fenced_commit_writes_nothing) {
     const char *url = h_db_new(_i);
-    rt_store *s = unit_migrated(url);
+    rt_store *s = h_store_migrated(url);
     rt__run_opts o = {.key = "k1"};
     int code = runner_exit(s, &unit_stolen_job, &o);
     rt__store_close(s);
@@ -141,7 +126,7 @@ static const rt_job unit_raw_job = {.name = "unitraw", .steps = unit_raw_steps};
 
 START_TEST(test_raw_connection_in_step_transaction) {
     const char *url = h_db_new(_i);
-    rt_store *s = unit_migrated(url);
+    rt_store *s = h_store_migrated(url);
     rt__run_opts o = {.key = "k1"};
     int code = runner_exit(s, &unit_raw_job, &o);
     rt__store_close(s);
@@ -195,7 +180,7 @@ static const rt_job unit_params_job = {.name = "unitparams", .steps = unit_param
 
 START_TEST(test_params_and_resume_mismatch) {
     const char *url = h_db_new(_i);
-    rt_store *s = unit_migrated(url);
+    rt_store *s = h_store_migrated(url);
     rt__run_opts o = {.key = "k1"};
     rt__params_set(&o.params, "n", "41");
     rt__params_set(&o.params, "s", "hello");

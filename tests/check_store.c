@@ -20,21 +20,6 @@
 #include "service/service.h"
 #include "suites.h"
 
-static rt_store *unit_open(const char *url) {
-    char err[RT_ERRMSG_MAX];
-    rt_store *s = NULL;
-    int rc = rt__store_open(url, &s, err, sizeof err);
-    ck_assert_msg(rc == RT_OK, "open %s: %s", url, err);
-    return s;
-}
-
-static rt_store *unit_migrated(const char *url) {
-    rt_store *s = unit_open(url);
-    int rc = rt__migrate(s, NULL, NULL);
-    ck_assert_msg(rc == RT_OK, "migrate: %s", s->errmsg);
-    return s;
-}
-
 START_TEST(test_placeholder_scan) {
     ck_assert_int_eq(rt__sql_max_placeholder("SELECT 1"), 0);
     ck_assert_int_eq(rt__sql_max_placeholder("SELECT $1, $3, $2"), 3);
@@ -48,7 +33,7 @@ END_TEST
 
 /* Every value type goes in and comes back out unchanged on both backends. */
 START_TEST(test_store_values_roundtrip) {
-    rt_store *s = unit_open(h_db_new(_i));
+    rt_store *s = h_store_open(h_db_new(_i));
     ck_assert_int_eq(rt__store_exec_script(s, "CREATE TABLE v (i BIGINT, d DOUBLE PRECISION, "
                                               "t TEXT, b BYTEA, n TEXT)"),
                      RT_OK);
@@ -85,7 +70,7 @@ START_TEST(test_store_values_roundtrip) {
 END_TEST
 
 START_TEST(test_sqlite_placeholders_any_order) {
-    rt_store *s = unit_open(h_db_new(H_SQLITE));
+    rt_store *s = h_store_open(h_db_new(H_SQLITE));
     rt_stmt *st;
     rt_value args[] = {rt_text("a"), rt_text("b")};
     int rc = rt__store_query(s, "SELECT $2 || '-' || $1 || '-' || $2", 2, args, &st);
@@ -115,7 +100,7 @@ END_TEST
  * it was bound before (rt_reset clears them too).
  */
 START_TEST(test_store_cache_text_and_bindings) {
-    rt_store *s = unit_open(h_db_new(_i));
+    rt_store *s = h_store_open(h_db_new(_i));
     char sql[64];
     rt_stmt *st;
     for (int round = 0; round < 2; round++)
@@ -162,7 +147,7 @@ END_TEST
 
 START_TEST(test_sqlite_file_mode_0600) {
     const char *url = h_db_new(H_SQLITE);
-    rt__store_close(unit_migrated(url));
+    rt__store_close(h_store_migrated(url));
     struct stat stt;
     ck_assert_int_eq(stat(url + 7, &stt), 0);
     ck_assert_int_eq(stt.st_mode & 0777, 0600);
@@ -184,7 +169,7 @@ static int unit_sync_level(rt_store *s) {
  * leaves the connection at FULL, whether it commits or rolls back: the
  * chunks after it stay durable. */
 START_TEST(test_sqlite_lax_transaction_then_durable) {
-    rt_store *s = unit_migrated(h_db_new(H_SQLITE));
+    rt_store *s = h_store_migrated(h_db_new(H_SQLITE));
     ck_assert_int_eq(unit_sync_level(s), 2);
     for (int commit = 1; commit >= 0; commit--) {
         s->ops->lax_transaction(s);

@@ -18,6 +18,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "core/core.h"
 #include "harness.h"
 #include "invariants.h"
 
@@ -428,4 +429,19 @@ void h_expect_usage(const char *bin, const char *url, const char *const *argv,
     EXPECT_EXIT(p, h_wait(p, 10000), 2);
     ck_assert_msg(strstr(h_stderr(p), says), "want '%s' in:\n%s", says, h_stderr(p));
     ck_assert_int_eq(h_count_lines(h_stderr(p)), 1);
+}
+
+rt_store *h_store_open(const char *url) {
+    char err[RT_ERRMSG_MAX];
+    rt_store *s = NULL;
+    int rc = rt__store_open(url, &s, err, sizeof err);
+    ck_assert_msg(rc == RT_OK, "open %s: %s", url, err);
+    return s;
+}
+
+rt_store *h_store_migrated(const char *url) {
+    rt_store *s = h_store_open(url);
+    int rc = rt__migrate(s, NULL, NULL);
+    ck_assert_msg(rc == RT_OK, "migrate: %s", s->errmsg);
+    return s;
 }

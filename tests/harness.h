@@ -27,6 +27,10 @@ const char *h_backend_name(int backend); /* "sqlite" / "postgres" */
  * until the test process exits; the database is removed/dropped at exit.
  */
 const char *h_db_new(int backend);
+/* An in-process store open on url (the test fails when it does not open),
+ * and the same with the schema brought up to date; rt__store_close it. */
+struct rt_store *h_store_open(const char *url);
+struct rt_store *h_store_migrated(const char *url);
 
 /* build/ratchet and build/ratchet-test (from RATCHET_BIN/RATCHET_TEST_BIN). */
 const char *h_bin(void);
